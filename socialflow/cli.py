@@ -1,0 +1,254 @@
+"""The ``socialflow`` command: up, run, validate, db, nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from socialflow.core.logging import configure_logging
+from socialflow.core.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="Socialflow: draw a flow, publish it, every matching event runs it.", no_args_is_help=True
+)
+db_app = typer.Typer(help="The application database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+EXIT_INVALID = 2
+
+
+def _echo(text: str = "", *, err: bool = False) -> None:
+    typer.echo(text, err=err)
+
+
+def _use_prefect_api(settings: Settings) -> None:
+    """Point Prefect at the configured API before Prefect is imported."""
+    if settings.prefect.api_url:
+        os.environ["PREFECT_API_URL"] = settings.prefect.api_url
+
+
+def _load_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        _echo(f"cannot read {what} {path}: {exc.strerror}", err=True)
+        raise typer.Exit(EXIT_INVALID) from exc
+    except json.JSONDecodeError as exc:
+        _echo(f"{what} {path} is not JSON: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from exc
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply database migrations (SQLite file in the data dir unless SOCIALFLOW_DATABASE_URL)."""
+    from socialflow.migrations import upgrade
+
+    settings = get_settings()
+    asyncio.run(upgrade(settings.database_url, revision))
+    _echo(f"database at {_safe_url(settings.database_url)} is at {revision}")
+
+
+@app.command()
+def nodes() -> None:
+    """List the node kinds this installation knows, with where they came from."""
+    from socialflow.nodes import default_registry
+
+    registry = default_registry()
+    for node in registry:
+        _echo(
+            f"{node.kind:<24} v{node.version:<3} {node.category:<8} {node.title:<20} "
+            f"{registry.source(node)}"
+        )
+
+
+@app.command()
+def validate(graph: Annotated[Path, typer.Argument(help="Graph JSON file.")]) -> None:
+    """Check a graph and print every problem; exit 2 when there are any."""
+    from socialflow.nodes import default_registry
+    from socialflow.orchestration._graph import validate_graph
+
+    spec = _parse_graph(graph)
+    problems = validate_graph(spec, default_registry())
+    if problems:
+        _print_problems(problems)
+        raise typer.Exit(EXIT_INVALID)
+    _echo(f"{graph}: valid ({len(spec.nodes)} nodes, {len(spec.edges)} edges)")
+
+
+def _parse_graph(path: Path) -> Any:
+    from pydantic import ValidationError
+
+    from socialflow.orchestration._graph import GraphSpec
+
+    try:
+        return GraphSpec.model_validate(_load_json(path, "graph"))
+    except ValidationError as exc:
+        _echo(f"{path} is not a graph:", err=True)
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            _echo(f"  {where}: {error['msg']}", err=True)
+        raise typer.Exit(EXIT_INVALID) from exc
+
+
+def _print_problems(problems: list[Any]) -> None:
+    _echo(f"{len(problems)} problem(s):", err=True)
+    for p in problems:
+        where = " ".join(
+            x for x in (p.node_id and f"node={p.node_id}", p.field and f"field={p.field}") if x
+        )
+        _echo(f"  [{p.code}] {where}: {p.message}", err=True)
+
+
+@app.command()
+def run(
+    graph: Annotated[Path, typer.Argument(help="Graph JSON file.")],
+    input: Annotated[
+        Path | None, typer.Option("--input", "-i", help="Trigger payload JSON file.")
+    ] = None,
+    flow_name: Annotated[
+        str | None, typer.Option(help="Name shown in Prefect (default: file name).")
+    ] = None,
+) -> None:
+    """Validate and run a graph as a Prefect flow run; print a table of its nodes."""
+    settings = get_settings()
+    _use_prefect_api(settings)
+    configure_logging(settings.logging.level, json_output=settings.logging.json_output)
+    spec = _parse_graph(graph)
+    trigger = _load_json(input, "input") if input else {}
+    if not isinstance(trigger, dict):
+        _echo("the input must be a JSON object", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    from socialflow.nodes import default_registry
+    from socialflow.orchestration._graph import validate_graph
+
+    problems = validate_graph(spec, default_registry())
+    if problems:
+        _print_problems(problems)
+        raise typer.Exit(EXIT_INVALID)
+    report = asyncio.run(_run(settings, spec, trigger, flow_name or graph.stem))
+    _print_report(report)
+    if report.status != "completed":
+        raise typer.Exit(1)
+
+
+async def _run(settings: Settings, spec: Any, trigger: dict[str, Any], name: str) -> Any:
+    from socialflow.migrations import upgrade
+    from socialflow.orchestration import (
+        EngineRuntime,
+        RunMeta,
+        get_execution,
+        set_runtime,
+        start_graph_run,
+    )
+
+    await upgrade(settings.database_url)
+    runtime = EngineRuntime.from_settings(settings)
+    set_runtime(runtime)
+    try:
+        meta = RunMeta(flow_name=name)
+        await start_graph_run(spec, trigger, meta)
+        async with runtime.db.session() as session:
+            return await get_execution(session, meta.execution_id)
+    finally:
+        await runtime.aclose()
+
+
+def _print_report(report: Any) -> None:
+    _echo(
+        f"execution {report.id}  status={report.status}  "
+        f"prefect flow run {report.prefect_flow_run_id}"
+    )
+    _echo(f"{'node':<20} {'kind':<20} {'status':<10} {'ms':>8}  output")
+    for node in report.node_runs:
+        ms = f"{node.duration_ms:.0f}" if node.duration_ms is not None else "-"
+        shown = node.error if node.error else json.dumps(node.output, default=str)
+        if len(shown) > 70:
+            shown = shown[:67] + "..."
+        _echo(f"{node.label[:20]:<20} {node.kind[:20]:<20} {node.status:<10} {ms:>8}  {shown}")
+    if report.error:
+        _echo(f"error: {report.error}")
+
+
+@app.command()
+def up(
+    prefect_port: Annotated[int | None, typer.Option(help="Prefect server port.")] = None,
+) -> None:
+    """Start the embedded stack on 127.0.0.1 and stop it all on Ctrl-C."""
+    from socialflow.stack import prefect_server
+
+    settings = get_settings()
+    configure_logging(settings.logging.level)
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = prefect_port or settings.prefect.server_port
+    host = settings.prefect.server_host
+    api_url = f"http://{host}:{port}/api"
+    os.environ["PREFECT_API_URL"] = api_url
+
+    asyncio.run(_prepare(settings))
+    _echo(f"database ready: {_safe_url(settings.database_url)}")
+    server = prefect_server(data_dir / "prefect", host=host, port=port)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    server.start()
+    try:
+        _echo(f"starting Prefect server (log: {server.log_path}) ...")
+        server.wait_healthy(timeout=120)
+        _echo("")
+        _echo("Socialflow is up:")
+        _echo(f"  Prefect UI   http://{host}:{port}")
+        _echo(f"  Prefect API  {api_url}")
+        _echo(f"  data         {data_dir}")
+        _echo(
+            f"  try          PREFECT_API_URL={api_url} "
+            "socialflow run examples/hello.json -i examples/hello.input.json"
+        )
+        _echo("Press Ctrl-C to stop.")
+        while (
+            not stopping.is_set() and server.process is not None and server.process.poll() is None
+        ):
+            stopping.wait(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _echo("stopping ...")
+        server.stop()
+
+
+async def _prepare(settings: Settings) -> None:
+    from socialflow.core.db import Database
+    from socialflow.migrations import upgrade
+    from socialflow.nodes import default_registry
+    from socialflow.orchestration import sync_node_types
+
+    await upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        async with db.session() as session:
+            await sync_node_types(session, default_registry())
+    finally:
+        await db.dispose()
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def main() -> None:
+    """Entry point of the ``socialflow`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

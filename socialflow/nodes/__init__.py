@@ -1,0 +1,31 @@
+"""Node kinds: the contract every node implements, the registry, and the built-in kinds.
+
+Nodes know neither Prefect, FastAPI nor the database; everything reaches them through
+``NodeContext``.
+"""
+
+from socialflow.nodes._base import (
+    BaseNode,
+    Category,
+    CredentialResolver,
+    NodeConfig,
+    NodeContext,
+    NodeDescription,
+    Port,
+    ports_compatible,
+)
+from socialflow.nodes._registry import ENTRY_POINT_GROUP, NodeRegistry, default_registry
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BaseNode",
+    "Category",
+    "CredentialResolver",
+    "NodeConfig",
+    "NodeContext",
+    "NodeDescription",
+    "NodeRegistry",
+    "Port",
+    "default_registry",
+    "ports_compatible",
+]

@@ -1,0 +1,168 @@
+"""Writes execution and node-run rows without slowing the run down.
+
+Node updates are queued and written in batches by one background task, so a node never waits
+for the database; the run awaits the last batch before it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, update
+
+from socialflow.core.db import Database, utcnow
+from socialflow.core.logging import get_logger
+from socialflow.orchestration._models import FlowExecution, NodeRun
+
+__all__ = ["ExecutionRecorder", "NodeRunRecord", "cap_json"]
+
+_log = get_logger(__name__)
+
+
+def cap_json(value: Any, limit: int) -> tuple[Any, bool]:
+    """``value`` made JSON-safe, replaced by a truncated preview when larger than ``limit``.
+
+    Returns:
+        The value to store, and whether it was truncated.
+    """
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    if len(text) <= limit:
+        return json.loads(text) if _needs_roundtrip(value) else value, False
+    return {
+        "truncated": True,
+        "size": len(text),
+        "limit": limit,
+        "preview": text[: limit // 2],
+    }, True
+
+
+def _needs_roundtrip(value: Any) -> bool:
+    return not isinstance(value, str | int | float | bool | type(None))
+
+
+@dataclass
+class NodeRunRecord:
+    """The latest known state of one node run."""
+
+    node_id: str
+    kind: str
+    version: int
+    label: str
+    status: str
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    attempts: int = 0
+    input: Any = None
+    output: Any = None
+    input_truncated: bool = False
+    output_truncated: bool = False
+    fired_ports: list[str] | None = None
+    error: str | None = None
+    error_code: str | None = None
+    prefect_task_run_id: uuid.UUID | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+Listener = Callable[[uuid.UUID, NodeRunRecord], None]
+
+
+class ExecutionRecorder:
+    """Records one execution.
+
+    Args:
+        db: Where to write.
+        execution_id: The execution's id (the row is created if it does not exist yet).
+        listeners: Called with every node update, in order, for live streams.
+    """
+
+    def __init__(
+        self, db: Database, execution_id: uuid.UUID, *, listeners: tuple[Listener, ...] = ()
+    ) -> None:
+        self.db = db
+        self.execution_id = execution_id
+        self.listeners = listeners
+        self._dirty: dict[str, NodeRunRecord] = {}
+        self._written: set[str] = set()
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def start(self, **fields: Any) -> None:
+        """Create or update the execution row as running, and start the background writer."""
+        fields = {"status": "running", "started_at": utcnow(), **fields}
+        async with self.db.session() as session:
+            row = await session.get(FlowExecution, self.execution_id)
+            if row is None:
+                session.add(FlowExecution(id=self.execution_id, **fields))
+            else:
+                for name, value in fields.items():
+                    setattr(row, name, value)
+        self._writer = asyncio.create_task(self._write_loop(), name=f"recorder-{self.execution_id}")
+
+    def node(self, record: NodeRunRecord) -> None:
+        """Queue the node's new state; it reaches the database shortly, in order."""
+        snapshot = replace(record)
+        self._dirty[record.node_id] = snapshot
+        self._wake.set()
+        for listener in self.listeners:
+            try:
+                listener(self.execution_id, snapshot)
+            except Exception:
+                _log.exception("execution listener failed", execution_id=str(self.execution_id))
+
+    async def finish(
+        self, status: str, *, error: str | None = None, error_node_id: str | None = None
+    ) -> None:
+        """Write every queued node update, then the execution's final status."""
+        self._closing = True
+        self._wake.set()
+        if self._writer is not None:
+            await self._writer
+        await self._flush()
+        async with self.db.session() as session:
+            await session.execute(
+                update(FlowExecution)
+                .where(FlowExecution.id == self.execution_id)
+                .values(
+                    status=status, error=error, error_node_id=error_node_id, finished_at=utcnow()
+                )
+            )
+
+    async def _write_loop(self) -> None:
+        while not self._closing:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._flush()
+            except Exception:
+                # the final flush in finish() retries; a lost intermediate update is only late
+                _log.exception("writing node runs failed", execution_id=str(self.execution_id))
+
+    async def _flush(self) -> None:
+        if not self._dirty:
+            return
+        batch, self._dirty = self._dirty, {}
+        new = [r for r in batch.values() if r.node_id not in self._written]
+        old = [r for r in batch.values() if r.node_id in self._written]
+        try:
+            async with self.db.session() as session:
+                if new:
+                    await session.execute(insert(NodeRun), [self._row(r) for r in new])
+                if old:
+                    await session.execute(update(NodeRun), [self._row(r) for r in old])
+        except BaseException:
+            for node_id, record in batch.items():  # keep what failed, unless a newer state came
+                self._dirty.setdefault(node_id, record)
+            raise
+        self._written.update(r.node_id for r in new)
+
+    def _row(self, record: NodeRunRecord) -> dict[str, Any]:
+        row = dict(record.__dict__)
+        row["execution_id"] = self.execution_id
+        return row

@@ -1,0 +1,360 @@
+"""Runs a graph as one async Prefect flow run, with one Prefect task run per node.
+
+The engine schedules nodes itself on the event loop: each node waits for its upstream nodes,
+then runs as a task run (named after its label and kind) unless no incoming edge fired, in
+which case a task run completes as ``Skipped``. Independent branches run concurrently. Only
+the flow run is tagged: a tagged task run asks the server for concurrency slots, which costs
+tens of milliseconds per node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from functools import lru_cache
+from typing import Any
+
+from prefect import Flow, Task, flow, tags, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.context import FlowRunContext, TagsContext, TaskRunContext
+from prefect.states import Completed, Failed, State
+from pydantic import BaseModel, Field
+
+from socialflow.core.db import utcnow
+from socialflow.core.errors import AppError, NodeTimeoutError, TransientError, UserError
+from socialflow.core.logging import get_logger
+from socialflow.nodes import NodeContext
+from socialflow.orchestration._graph import CompiledGraph, CompiledNode, GraphSpec, compile_graph
+from socialflow.orchestration._models import ExecutionStatus, NodeRunStatus
+from socialflow.orchestration._recorder import ExecutionRecorder, NodeRunRecord, cap_json
+from socialflow.orchestration._runtime import EngineRuntime, get_runtime
+
+__all__ = ["RunMeta", "execute_graph", "flow_for", "start_graph_run"]
+
+_log = get_logger(__name__)
+
+
+class RunMeta(BaseModel):
+    """Who and what a run belongs to; becomes the flow run's tags and the execution row."""
+
+    execution_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    flow_name: str = Field(default="adhoc", min_length=1, max_length=200)
+    workspace_id: uuid.UUID | None = None
+    flow_id: uuid.UUID | None = None
+    flow_version_id: uuid.UUID | None = None
+    version: int | None = None
+    trigger_event_id: uuid.UUID | None = None
+    sandbox: bool = False
+
+    def tags(self, trigger_kind: str) -> list[str]:
+        """Flow-run tags, so runs can be found by workspace, flow and version in Prefect."""
+        found = ["socialflow", f"trigger:{trigger_kind}"]
+        if self.workspace_id:
+            found.append(f"workspace:{self.workspace_id}")
+        if self.flow_id:
+            found.append(f"flow:{self.flow_id}")
+        if self.version is not None:
+            found.append(f"version:{self.version}")
+        if self.sandbox:
+            found.append("sandbox")
+        return found
+
+
+def _retry_on_transient(_task: Task[..., Any], _run: TaskRun, state: State[Any]) -> bool:
+    return isinstance(state.data, TransientError)
+
+
+async def _node_task(run: GraphRun, node_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return await run.execute_node(node_id, inputs)
+
+
+async def _skipped_task(reason: str) -> State[Any]:
+    return Completed(name="Skipped", message=reason)
+
+
+_NODE_TASK = task(
+    _node_task, cache_policy=NO_CACHE, persist_result=False, retry_condition_fn=_retry_on_transient
+)
+_SKIPPED_TASK = task(_skipped_task, cache_policy=NO_CACHE, persist_result=False)
+
+
+@lru_cache(maxsize=4096)
+def _task_for(name: str, retries: int, delay: float) -> Task[..., Any]:
+    delays = [delay * 2**attempt for attempt in range(retries)] or 0
+    return _NODE_TASK.with_options(
+        name=name, task_run_name=name, retries=retries, retry_delay_seconds=delays
+    )
+
+
+@lru_cache(maxsize=4096)
+def _skip_task_for(name: str) -> Task[..., Any]:
+    return _SKIPPED_TASK.with_options(name=name, task_run_name=name)
+
+
+def _task_name(node: CompiledNode) -> str:
+    return f"{node.spec.display_name} [{node.spec.kind}]"
+
+
+class GraphRun:
+    """The state of one graph run inside its flow run."""
+
+    def __init__(
+        self,
+        runtime: EngineRuntime,
+        graph: CompiledGraph,
+        trigger: dict[str, Any],
+        meta: RunMeta,
+        recorder: ExecutionRecorder,
+        flow_run_id: uuid.UUID | None,
+    ) -> None:
+        self.runtime = runtime
+        self.graph = graph
+        self.trigger = trigger
+        self.meta = meta
+        self.recorder = recorder
+        self.flow_run_id = flow_run_id
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.records = {
+            node_id: NodeRunRecord(
+                node_id=node_id,
+                kind=node.spec.kind,
+                version=node.spec.version,
+                label=node.spec.display_name,
+                status=NodeRunStatus.PENDING,
+            )
+            for node_id, node in graph.nodes.items()
+        }
+        self._jobs: dict[str, asyncio.Task[None]] = {}
+
+    async def execute(self) -> None:
+        """Run every node, each as soon as its upstream nodes are done."""
+        for node_id in self.graph.order:
+            self._jobs[node_id] = asyncio.create_task(self._when_ready(node_id))
+        await asyncio.gather(*self._jobs.values())
+
+    def failed(self) -> list[NodeRunRecord]:
+        """Node runs that failed, in graph order."""
+        return [
+            self.records[n]
+            for n in self.graph.order
+            if self.records[n].status == NodeRunStatus.FAILED
+        ]
+
+    async def _when_ready(self, node_id: str) -> None:
+        incoming = self.graph.incoming.get(node_id, [])
+        upstream = {edge.source for edge in incoming}
+        if upstream:
+            await asyncio.gather(*(self._jobs[source] for source in upstream))
+        record = self.records[node_id]
+        broken = sorted(
+            s
+            for s in upstream
+            if self.records[s].status in (NodeRunStatus.FAILED, NodeRunStatus.CANCELLED)
+        )
+        if broken:
+            record.status = NodeRunStatus.CANCELLED
+            record.error = f"not run: upstream node {broken[0]!r} did not complete"
+            record.finished_at = utcnow()
+            self.recorder.node(record)
+            return
+        inputs: dict[str, Any] = {}
+        fired = False
+        node = self.graph.nodes[node_id]
+        for edge in incoming:
+            produced = self.outputs.get(edge.source, {})
+            if edge.source_port not in produced:
+                continue
+            fired = True
+            if node.inputs[edge.target_port].many:
+                inputs.setdefault(edge.target_port, []).append(produced[edge.source_port])
+            else:
+                inputs[edge.target_port] = produced[edge.source_port]
+        if incoming and not fired:
+            await self._skip(node)
+            return
+        settings = node.spec.settings
+        node_task = _task_for(_task_name(node), settings.retries, settings.retry_delay_seconds)
+        state = await node_task(self, node_id, inputs, return_state=True)
+        if state.is_failed() or state.is_crashed() or state.is_cancelled():
+            if record.status not in (NodeRunStatus.FAILED, NodeRunStatus.CANCELLED):
+                record.status = NodeRunStatus.FAILED
+                record.error = record.error or state.message or "task run did not complete"
+                record.finished_at = utcnow()
+                self.recorder.node(record)
+
+    async def _skip(self, node: CompiledNode) -> None:
+        record = self.records[node.spec.id]
+        record.status = NodeRunStatus.SKIPPED
+        reason = "skipped: no incoming edge fired"
+        record.started_at = record.finished_at = utcnow()
+        state = await _skip_task_for(_task_name(node))(reason, return_state=True)
+        record.prefect_task_run_id = state.state_details.task_run_id
+        self.recorder.node(record)
+
+    async def execute_node(self, node_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Run one node inside its task run: record, time-limit, call ``run()``, check outputs."""
+        node = self.graph.nodes[node_id]
+        record = self.records[node_id]
+        task_run = TaskRunContext.get().task_run  # type: ignore[union-attr]
+        record.attempts = max(task_run.run_count, record.attempts + 1)
+        record.prefect_task_run_id = task_run.id
+        record.status = NodeRunStatus.RUNNING
+        record.started_at = record.started_at or utcnow()
+        record.error = record.error_code = None
+        limit = self.runtime.settings.engine.max_recorded_bytes
+        record.input, record.input_truncated = cap_json(inputs, limit)
+        self.recorder.node(record)
+        timeout = node.spec.settings.timeout_seconds or (
+            self.runtime.settings.engine.default_node_timeout_seconds
+        )
+        ctx = self._context(node, inputs, record.attempts)
+        try:
+            async with asyncio.timeout(timeout) as deadline:
+                result = await node.cls(node.config).run(ctx, **inputs)
+            _check_outputs(node, result)
+        except TimeoutError as exc:
+            if not deadline.expired():
+                self._failed(node, record, exc)
+                raise
+            error = NodeTimeoutError(
+                f"node {node.spec.display_name!r} ({node_id}, {node.spec.kind}) timed out "
+                f"after {timeout:g} s"
+            )
+            self._failed(node, record, error)
+            raise error from exc
+        except Exception as exc:
+            self._failed(node, record, exc)
+            raise
+        self.outputs[node_id] = result
+        record.status = NodeRunStatus.COMPLETED
+        record.output, record.output_truncated = cap_json(result, limit)
+        record.fired_ports = list(result)
+        record.finished_at = utcnow()
+        self.recorder.node(record)
+        return result
+
+    def _failed(self, node: CompiledNode, record: NodeRunRecord, exc: Exception) -> None:
+        retries = node.spec.settings.retries
+        retrying = isinstance(exc, TransientError) and record.attempts <= retries
+        record.status = NodeRunStatus.RETRYING if retrying else NodeRunStatus.FAILED
+        record.error = str(exc) if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+        record.error_code = exc.code if isinstance(exc, AppError) else "internal_error"
+        if not retrying:
+            record.finished_at = utcnow()
+        self.recorder.node(record)
+
+    def _context(self, node: CompiledNode, inputs: dict[str, Any], attempt: int) -> NodeContext:
+        logger = _log.bind(
+            workspace_id=str(self.meta.workspace_id) if self.meta.workspace_id else None,
+            flow_run_id=str(self.flow_run_id),
+            execution_id=str(self.meta.execution_id),
+            node_id=node.spec.id,
+        )
+        return NodeContext(
+            execution_id=self.meta.execution_id,
+            node_id=node.spec.id,
+            node_kind=node.spec.kind,
+            label=node.spec.display_name,
+            trigger=self.trigger,
+            outputs=self.outputs,
+            settings=self.runtime.settings,
+            http=self.runtime.http_client(),
+            logger=logger,
+            workspace_id=self.meta.workspace_id,
+            flow_id=self.meta.flow_id,
+            sandbox=self.meta.sandbox,
+            attempt=attempt,
+            inputs=inputs,
+        )
+
+
+def _check_outputs(node: CompiledNode, result: Any) -> None:
+    if not isinstance(result, dict):
+        msg = (
+            f"node {node.spec.id!r} ({node.spec.kind}) returned {type(result).__name__}, "
+            "expected a mapping of output port to value"
+        )
+        raise UserError(msg, code="node_contract")
+    unknown = set(result) - set(node.outputs)
+    if unknown:
+        msg = (
+            f"node {node.spec.id!r} ({node.spec.kind}) returned unknown output ports "
+            f"{sorted(unknown)}; declared: {sorted(node.outputs)}"
+        )
+        raise UserError(msg, code="node_contract")
+
+
+@flow(name="socialflow-graph", persist_result=False, flow_run_name="{meta.flow_name}")
+async def execute_graph(graph: GraphSpec, trigger: dict[str, Any], meta: RunMeta) -> Any:
+    """Run ``graph`` for one trigger payload and record every node.
+
+    Args:
+        graph: The flow version's graph.
+        trigger: The payload that started the run (an event, a webhook body, a tick).
+        meta: Ownership and ids of the run.
+
+    Returns:
+        A summary of node statuses, or a ``Failed`` state naming the first failed node.
+    """
+    runtime = get_runtime()
+    flow_ctx = FlowRunContext.get()
+    flow_run_id = flow_ctx.flow_run.id if flow_ctx and flow_ctx.flow_run else None
+    compiled = compile_graph(graph, runtime.registry)
+    recorder = ExecutionRecorder(runtime.db, meta.execution_id)
+    await recorder.start(
+        flow_name=meta.flow_name,
+        workspace_id=meta.workspace_id,
+        flow_id=meta.flow_id,
+        flow_version_id=meta.flow_version_id,
+        trigger_kind=compiled.trigger.spec.kind,
+        trigger_event_id=meta.trigger_event_id,
+        trigger_payload=cap_json(trigger, runtime.settings.engine.max_recorded_bytes)[0],
+        sandbox=meta.sandbox,
+        prefect_flow_run_id=flow_run_id,
+    )
+    run = GraphRun(runtime, compiled, trigger, meta, recorder, flow_run_id)
+    try:
+        with TagsContext(current_tags=set()):  # tag the flow run only, never its task runs
+            await run.execute()
+    except BaseException as exc:
+        await asyncio.shield(recorder.finish(ExecutionStatus.FAILED, error=f"run aborted: {exc!r}"))
+        raise
+    failed = run.failed()
+    if failed:
+        first = failed[0]
+        message = f"node {first.label!r} ({first.node_id}, {first.kind}) failed: {first.error}"
+        await recorder.finish(ExecutionStatus.FAILED, error=message, error_node_id=first.node_id)
+        return Failed(message=message)
+    await recorder.finish(ExecutionStatus.COMPLETED)
+    return {node_id: record.status for node_id, record in run.records.items()}
+
+
+_UNSAFE_NAME = re.compile(r"[/%&<>]")
+
+
+@lru_cache(maxsize=1024)
+def flow_for(flow_name: str) -> Flow[..., Any]:
+    """The Prefect flow that runs graphs under a user flow's name, so the UI groups its runs."""
+    return execute_graph.with_options(name=_UNSAFE_NAME.sub("-", flow_name)[:200])
+
+
+async def start_graph_run(
+    graph: GraphSpec, trigger: dict[str, Any], meta: RunMeta | None = None
+) -> State[Any]:
+    """Validate ``graph`` and run it in this process as a Prefect flow run.
+
+    Returns:
+        The flow run's final state; the execution is recorded under ``meta.execution_id``.
+
+    Raises:
+        ValidationError: The graph cannot run; every problem is listed.
+    """
+    meta = meta or RunMeta()
+    compiled = compile_graph(graph, get_runtime().registry)
+    with tags(*meta.tags(compiled.trigger.spec.kind)):
+        state: State[Any] = await flow_for(meta.flow_name)(
+            graph=graph, trigger=trigger, meta=meta, return_state=True
+        )
+    return state

@@ -1,0 +1,74 @@
+"""What a process needs to run graphs: settings, database, registry, outbound HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import httpx
+
+from socialflow.core.db import Database
+from socialflow.core.settings import Settings, get_settings
+from socialflow.nodes import NodeRegistry, default_registry
+
+__all__ = ["EngineRuntime", "get_runtime", "set_runtime"]
+
+
+@dataclass
+class EngineRuntime:
+    """The process-wide pieces every run shares."""
+
+    settings: Settings
+    db: Database
+    registry: NodeRegistry
+    _http: dict[int, httpx.AsyncClient] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, registry: NodeRegistry | None = None
+    ) -> EngineRuntime:
+        """A runtime for ``settings``, with the default registry unless one is given."""
+        db = Database(
+            settings.database_url,
+            echo=settings.database.echo,
+            pool_size=settings.database.pool_size,
+        )
+        return cls(settings=settings, db=db, registry=registry or default_registry())
+
+    def http_client(self) -> httpx.AsyncClient:
+        """The outbound client for the running event loop (clients cannot cross loops)."""
+        key = id(asyncio.get_running_loop())
+        client = self._http.get(key)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(
+                follow_redirects=False,
+                headers={"User-Agent": "Socialflow"},
+                timeout=httpx.Timeout(15.0),
+                trust_env=False,
+            )
+            self._http[key] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients and the database pool."""
+        for client in self._http.values():
+            await client.aclose()
+        self._http.clear()
+        await self.db.dispose()
+
+
+_runtime: EngineRuntime | None = None
+
+
+def get_runtime() -> EngineRuntime:
+    """This process's runtime, built from the environment's settings on first use."""
+    global _runtime
+    if _runtime is None:
+        _runtime = EngineRuntime.from_settings(get_settings())
+    return _runtime
+
+
+def set_runtime(runtime: EngineRuntime | None) -> None:
+    """Install the runtime this process's runs use (workers, the API, tests)."""
+    global _runtime
+    _runtime = runtime

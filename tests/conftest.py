@@ -1,0 +1,137 @@
+"""Test harness: one real Prefect server per session, databases on SQLite and PostgreSQL.
+
+Prefect reads its settings when it is first imported, so the server is started and
+``PREFECT_API_URL`` set in ``pytest_configure``, before any test module imports Prefect.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_state: dict[str, Any] = {}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    home = Path(tempfile.mkdtemp(prefix="socialflow-tests-"))
+    _state["home"] = home
+    os.environ.setdefault("SOCIALFLOW_ENVIRONMENT", "test")
+    os.environ["PREFECT_HOME"] = str(home / "prefect-client")
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    os.environ["PREFECT_LOGGING_TO_API_ENABLED"] = "false"
+    # results of in-process runs stay in memory; nothing is written under PREFECT_HOME
+    os.environ["PREFECT_RESULTS_PERSIST_BY_DEFAULT"] = "false"
+    external = os.environ.get("SOCIALFLOW_TEST_PREFECT_API_URL")
+    if external:
+        os.environ["PREFECT_API_URL"] = external
+        return
+    from socialflow.stack import prefect_server
+
+    port = _free_port()
+    server = prefect_server(home / "prefect-server", port=port, ui=False)
+    server.start()
+    _state["prefect"] = server
+    try:
+        server.wait_healthy(timeout=180)
+    except Exception:
+        server.stop()
+        raise
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    server = _state.pop("prefect", None)
+    if server is not None:
+        server.stop()
+
+
+POSTGRES_URL = os.environ.get(
+    "SOCIALFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _postgres_admin_dsn() -> str:
+    return POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session; the test fails if the server is down."""
+    import psycopg
+
+    name = f"socialflow_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(_postgres_admin_dsn(), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required for these tests: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(_postgres_admin_dsn(), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'socialflow.db'}"
+
+
+@pytest.fixture(
+    scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each database backend in turn: tests using it run on SQLite and on PostgreSQL."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[Any]:
+    """A migrated database."""
+    from socialflow.core.db import Database
+    from socialflow.migrations import upgrade
+
+    await upgrade(database_url)
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(scope="session")
+def test_registry() -> Any:
+    """Built-in kinds plus the test kinds of ``tests.fixtures.nodes``."""
+    from socialflow.nodes import NodeRegistry
+    from socialflow.nodes.builtins import BUILTIN_NODES
+    from tests.fixtures.nodes import TEST_NODES
+
+    return NodeRegistry([*BUILTIN_NODES, *TEST_NODES])
+
+
+@pytest.fixture
+async def runtime(db: Any, test_registry: Any) -> AsyncIterator[Any]:
+    """The engine runtime runs use, on the parametrized database."""
+    from socialflow.core.settings import Settings
+    from socialflow.orchestration import EngineRuntime, set_runtime
+
+    settings = Settings(database={"url": db.url}, http={"allowed_hosts": []})
+    runtime = EngineRuntime(settings=settings, db=db, registry=test_registry)
+    set_runtime(runtime)
+    yield runtime
+    set_runtime(None)
+    for client in runtime._http.values():
+        await client.aclose()
