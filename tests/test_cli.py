@@ -1,0 +1,127 @@
+"""The ``socialflow`` command, run as a user runs it: in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def socialflow(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "socialflow.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_run_prints_a_row_per_node(tmp_path: Path, database_url: str) -> None:
+    result = socialflow(
+        "run",
+        "examples/hello.json",
+        "--input",
+        "examples/hello.input.json",
+        env={"SOCIALFLOW_DATA_DIR": str(tmp_path), "SOCIALFLOW_DATABASE_URL": database_url},
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    rows = {
+        line.split()[0] + " " + line.split()[1]: line
+        for line in result.stdout.splitlines()[2:]
+        if line.strip() and not line.startswith("error")
+    }
+    assert "completed" in rows["Price reply"]
+    assert "It is 25 EUR." in rows["Price reply"]
+    assert "skipped" in rows["Other reply"]
+    assert "status=completed" in result.stdout.splitlines()[0]
+
+
+def test_invalid_graph_prints_every_problem_and_exits_2(tmp_path: Path) -> None:
+    result = socialflow("run", "examples/broken.json", env={"SOCIALFLOW_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "5 problem(s)" in result.stderr
+    for code in (
+        "invalid_config",
+        "unknown_node_kind",
+        "unknown_port",
+        "too_many_triggers",
+        "unreachable",
+    ):
+        assert f"[{code}]" in result.stderr
+
+
+def test_failed_run_exits_1(tmp_path: Path) -> None:
+    graph = tmp_path / "stop.json"
+    graph.write_text(
+        '{"nodes": [{"id": "t", "kind": "trigger.manual"}, {"id": "s", "kind": "logic.stop",'
+        ' "config": {"outcome": "error", "message": "nope {{ trigger.x }}"}}],'
+        ' "edges": [{"source": "t", "source_port": "event", "target": "s"}]}'
+    )
+    payload = tmp_path / "in.json"
+    payload.write_text('{"x": 42}')
+    result = socialflow(
+        "run", str(graph), "-i", str(payload), env={"SOCIALFLOW_DATA_DIR": str(tmp_path)}
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "nope 42" in result.stdout
+
+
+def test_unreadable_input_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("{not json")
+    result = socialflow("validate", str(tmp_path / "bad.json"), env={})
+    assert result.returncode == 2
+    assert "is not JSON" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "SOCIALFLOW_DATA_DIR": str(tmp_path / "data")}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "socialflow.cli", "up", "--prefect-port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "Press Ctrl-C to stop." in line:
+                break
+        output = "".join(lines)
+        assert "Socialflow is up" in output, output
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).is_success
+        assert (tmp_path / "data" / "socialflow.db").exists()
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail("socialflow up did not stop within 60 s of Ctrl-C")
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
