@@ -102,7 +102,7 @@ class NodeRegistry:
         target: Any = ep.load()
         if not isinstance(target, type) and callable(target):
             target = target()
-        found = [target] if isinstance(target, type) else list(target)
+        found: list[type[BaseNode]] = [target] if isinstance(target, type) else list(target)
         staged = NodeRegistry()
         for node in found:
             staged.register(node)

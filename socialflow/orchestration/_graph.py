@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+import hashlib
+from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass
+from threading import Lock
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +24,7 @@ __all__ = [
     "NodeSpec",
     "Position",
     "compile_graph",
+    "compile_graph_json",
     "validate_graph",
 ]
 
@@ -146,6 +149,48 @@ def compile_graph(
             p.message for p in problems
         )
         raise ValidationError(msg, problems=[p.model_dump() for p in problems])
+    return compiled
+
+
+_CACHE_SIZE = 256
+_compiled: OrderedDict[tuple[int, str], CompiledGraph] = OrderedDict()
+_compiled_lock = Lock()
+
+
+def compile_graph_json(text: str, registry: NodeRegistry) -> CompiledGraph:
+    """``compile_graph`` for a graph given as JSON, cached by content and registry.
+
+    A published version runs many times with the same graph; it is parsed and validated once
+    per process.
+
+    Raises:
+        ValidationError: The JSON is not a graph, or the graph has problems.
+    """
+    key = (id(registry), hashlib.blake2b(text.encode(), digest_size=16).hexdigest())
+    with _compiled_lock:
+        hit = _compiled.get(key)
+        if hit is not None:
+            _compiled.move_to_end(key)
+            return hit
+    try:
+        spec = GraphSpec.model_validate_json(text)
+    except PydanticValidationError as exc:
+        problems = [
+            {
+                "code": "invalid_graph",
+                "message": f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
+                "node_id": None,
+                "field": ".".join(str(p) for p in e["loc"]),
+            }
+            for e in exc.errors()
+        ]
+        msg = f"not a valid graph: {problems[0]['message']}"
+        raise ValidationError(msg, problems=problems) from exc
+    compiled = compile_graph(spec, registry)
+    with _compiled_lock:
+        _compiled[key] = compiled
+        while len(_compiled) > _CACHE_SIZE:
+            _compiled.popitem(last=False)
     return compiled
 
 

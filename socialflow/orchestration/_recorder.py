@@ -7,6 +7,7 @@ for the database; the run awaits the last batch before it ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -79,31 +80,41 @@ class ExecutionRecorder:
         db: Where to write.
         execution_id: The execution's id (the row is created if it does not exist yet).
         listeners: Called with every node update, in order, for live streams.
+        flush_interval: How long updates are gathered before one batch is written.
     """
 
     def __init__(
-        self, db: Database, execution_id: uuid.UUID, *, listeners: tuple[Listener, ...] = ()
+        self,
+        db: Database,
+        execution_id: uuid.UUID,
+        *,
+        listeners: tuple[Listener, ...] = (),
+        flush_interval: float = 0.1,
     ) -> None:
         self.db = db
+        self.flush_interval = flush_interval
         self.execution_id = execution_id
         self.listeners = listeners
         self._dirty: dict[str, NodeRunRecord] = {}
         self._written: set[str] = set()
         self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
+        self._execution: dict[str, Any] = {}
+        self._execution_written = False
 
-    async def start(self, **fields: Any) -> None:
-        """Create or update the execution row as running, and start the background writer."""
-        fields = {"status": "running", "started_at": utcnow(), **fields}
-        async with self.db.session() as session:
-            row = await session.get(FlowExecution, self.execution_id)
-            if row is None:
-                session.add(FlowExecution(id=self.execution_id, **fields))
-            else:
-                for name, value in fields.items():
-                    setattr(row, name, value)
+    def start(self, **fields: Any) -> None:
+        """Queue the execution row (created, or updated when a dispatcher made it) as running,
+        and start the background writer. Nothing here waits for the database."""
+        self._execution = {"status": "running", "started_at": utcnow(), **fields}
         self._writer = asyncio.create_task(self._write_loop(), name=f"recorder-{self.execution_id}")
+        self._wake.set()
+
+    def update_execution(self, **fields: Any) -> None:
+        """Queue more fields of the execution row."""
+        self._execution.update(fields)
+        self._wake.set()
 
     def node(self, record: NodeRunRecord) -> None:
         """Queue the node's new state; it reaches the database shortly, in order."""
@@ -121,6 +132,7 @@ class ExecutionRecorder:
     ) -> None:
         """Write every queued node update, then the execution's final status."""
         self._closing = True
+        self._closed.set()
         self._wake.set()
         if self._writer is not None:
             await self._writer
@@ -137,6 +149,10 @@ class ExecutionRecorder:
     async def _write_loop(self) -> None:
         while not self._closing:
             await self._wake.wait()
+            # coalesce: nodes finish every few milliseconds, and one write per batch costs far
+            # less CPU (shared with the run on small machines) than one write per update
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), self.flush_interval)
             self._wake.clear()
             try:
                 await self._flush()
@@ -145,6 +161,8 @@ class ExecutionRecorder:
                 _log.exception("writing node runs failed", execution_id=str(self.execution_id))
 
     async def _flush(self) -> None:
+        if self._execution and not self._execution_written:
+            await self._write_execution()
         if not self._dirty:
             return
         batch, self._dirty = self._dirty, {}
@@ -161,6 +179,18 @@ class ExecutionRecorder:
                 self._dirty.setdefault(node_id, record)
             raise
         self._written.update(r.node_id for r in new)
+
+    async def _write_execution(self) -> None:
+        fields = dict(self._execution)
+        async with self.db.session() as session:
+            row = await session.get(FlowExecution, self.execution_id)
+            if row is None:
+                fields.setdefault("trigger_kind", "unknown")
+                session.add(FlowExecution(id=self.execution_id, **fields))
+            else:
+                for name, value in fields.items():
+                    setattr(row, name, value)
+        self._execution_written = True
 
     def _row(self, record: NodeRunRecord) -> dict[str, Any]:
         row = dict(record.__dict__)

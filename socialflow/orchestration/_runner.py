@@ -12,21 +12,27 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Coroutine
 from functools import lru_cache
 from typing import Any
 
 from prefect import Flow, Task, flow, tags, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext, TagsContext, TaskRunContext
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 from pydantic import BaseModel, Field
 
 from socialflow.core.db import utcnow
 from socialflow.core.errors import AppError, NodeTimeoutError, TransientError, UserError
 from socialflow.core.logging import get_logger
 from socialflow.nodes import NodeContext
-from socialflow.orchestration._graph import CompiledGraph, CompiledNode, GraphSpec, compile_graph
+from socialflow.orchestration._graph import (
+    CompiledGraph,
+    CompiledNode,
+    GraphSpec,
+    compile_graph_json,
+)
 from socialflow.orchestration._models import ExecutionStatus, NodeRunStatus
 from socialflow.orchestration._recorder import ExecutionRecorder, NodeRunRecord, cap_json
 from socialflow.orchestration._runtime import EngineRuntime, get_runtime
@@ -75,9 +81,9 @@ async def _skipped_task(reason: str) -> State[Any]:
 
 
 _NODE_TASK = task(
-    _node_task, cache_policy=NO_CACHE, persist_result=False, retry_condition_fn=_retry_on_transient
-)
-_SKIPPED_TASK = task(_skipped_task, cache_policy=NO_CACHE, persist_result=False)
+    cache_policy=NO_CACHE, persist_result=False, retry_condition_fn=_retry_on_transient
+)(_node_task)
+_SKIPPED_TASK = task(cache_policy=NO_CACHE, persist_result=False)(_skipped_task)
 
 
 @lru_cache(maxsize=4096)
@@ -286,12 +292,15 @@ def _check_outputs(node: CompiledNode, result: Any) -> None:
         raise UserError(msg, code="node_contract")
 
 
-@flow(name="socialflow-graph", persist_result=False, flow_run_name="{meta.flow_name}")
-async def execute_graph(graph: GraphSpec, trigger: dict[str, Any], meta: RunMeta) -> Any:
-    """Run ``graph`` for one trigger payload and record every node.
+# No flow_run_name: with one set, Prefect builds an extra run context whose result-store
+# lookup costs ~30 ms per run here. The flow is named after the user's flow instead.
+@flow(name="socialflow-graph", persist_result=False, validate_parameters=False)
+async def execute_graph(graph: str, trigger: dict[str, Any], meta: RunMeta | dict[str, Any]) -> Any:
+    """Run a graph for one trigger payload and record every node.
 
     Args:
-        graph: The flow version's graph.
+        graph: The flow version's graph as JSON (``GraphSpec``). JSON rather than an object so
+            that Prefect stores and passes it without walking every node on each run.
         trigger: The payload that started the run (an event, a webhook body, a tick).
         meta: Ownership and ids of the run.
 
@@ -299,27 +308,30 @@ async def execute_graph(graph: GraphSpec, trigger: dict[str, Any], meta: RunMeta
         A summary of node statuses, or a ``Failed`` state naming the first failed node.
     """
     runtime = get_runtime()
+    meta = meta if isinstance(meta, RunMeta) else RunMeta.model_validate(meta)
     flow_ctx = FlowRunContext.get()
     flow_run_id = flow_ctx.flow_run.id if flow_ctx and flow_ctx.flow_run else None
-    compiled = compile_graph(graph, runtime.registry)
+    limit = runtime.settings.engine.max_recorded_bytes
     recorder = ExecutionRecorder(runtime.db, meta.execution_id)
-    await recorder.start(
+    recorder.start(
         flow_name=meta.flow_name,
         workspace_id=meta.workspace_id,
         flow_id=meta.flow_id,
         flow_version_id=meta.flow_version_id,
-        trigger_kind=compiled.trigger.spec.kind,
         trigger_event_id=meta.trigger_event_id,
-        trigger_payload=cap_json(trigger, runtime.settings.engine.max_recorded_bytes)[0],
+        trigger_payload=cap_json(trigger, limit)[0],
         sandbox=meta.sandbox,
         prefect_flow_run_id=flow_run_id,
     )
-    run = GraphRun(runtime, compiled, trigger, meta, recorder, flow_run_id)
     try:
+        compiled = compile_graph_json(graph, runtime.registry)
+        recorder.update_execution(trigger_kind=compiled.trigger.spec.kind)
+        run = GraphRun(runtime, compiled, trigger, meta, recorder, flow_run_id)
         with TagsContext(current_tags=set()):  # tag the flow run only, never its task runs
             await run.execute()
     except BaseException as exc:
-        await asyncio.shield(recorder.finish(ExecutionStatus.FAILED, error=f"run aborted: {exc!r}"))
+        message = exc.message if isinstance(exc, AppError) else f"run aborted: {exc!r}"
+        await asyncio.shield(recorder.finish(ExecutionStatus.FAILED, error=message))
         raise
     failed = run.failed()
     if failed:
@@ -335,13 +347,13 @@ _UNSAFE_NAME = re.compile(r"[/%&<>]")
 
 
 @lru_cache(maxsize=1024)
-def flow_for(flow_name: str) -> Flow[..., Any]:
+def flow_for(flow_name: str) -> Flow[..., Coroutine[Any, Any, Any]]:
     """The Prefect flow that runs graphs under a user flow's name, so the UI groups its runs."""
     return execute_graph.with_options(name=_UNSAFE_NAME.sub("-", flow_name)[:200])
 
 
 async def start_graph_run(
-    graph: GraphSpec, trigger: dict[str, Any], meta: RunMeta | None = None
+    graph: GraphSpec | str, trigger: dict[str, Any], meta: RunMeta | None = None
 ) -> State[Any]:
     """Validate ``graph`` and run it in this process as a Prefect flow run.
 
@@ -352,9 +364,10 @@ async def start_graph_run(
         ValidationError: The graph cannot run; every problem is listed.
     """
     meta = meta or RunMeta()
-    compiled = compile_graph(graph, get_runtime().registry)
+    text = graph if isinstance(graph, str) else graph.model_dump_json(exclude_defaults=True)
+    compiled = compile_graph_json(text, get_runtime().registry)
     with tags(*meta.tags(compiled.trigger.spec.kind)):
         state: State[Any] = await flow_for(meta.flow_name)(
-            graph=graph, trigger=trigger, meta=meta, return_state=True
+            graph=text, trigger=trigger, meta=meta, return_state=True
         )
     return state

@@ -14,6 +14,13 @@ from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port
 __all__ = ["ManualTriggerNode", "ScheduleTriggerNode", "WebhookTriggerNode"]
 
 
+HttpMethod = Literal["POST", "PUT", "PATCH"]
+
+
+def _post_only() -> list[HttpMethod]:
+    return ["POST"]
+
+
 class _TriggerNode(BaseNode):
     inputs: ClassVar[tuple[Port, ...]] = ()
 
@@ -59,8 +66,8 @@ class WebhookTriggerNode(_TriggerNode):
                 "or an HMAC-SHA256 of the raw body in X-Socialflow-Signature."
             ),
         )
-        methods: list[Literal["POST", "PUT", "PATCH"]] = Field(
-            default_factory=lambda: ["POST"], min_length=1, description="Accepted HTTP methods."
+        methods: list[HttpMethod] = Field(
+            default_factory=_post_only, min_length=1, description="Accepted HTTP methods."
         )
         include_headers: list[str] = Field(
             default_factory=list,
