@@ -20,6 +20,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The application database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+user_app = typer.Typer(help="Users.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+credentials_app = typer.Typer(help="Workspace credentials.", no_args_is_help=True)
+app.add_typer(credentials_app, name="credentials")
+executions_app = typer.Typer(help="Run history.", no_args_is_help=True)
+app.add_typer(executions_app, name="executions")
 
 EXIT_INVALID = 2
 
@@ -53,6 +59,102 @@ def db_upgrade(revision: str = "head") -> None:
     settings = get_settings()
     asyncio.run(upgrade(settings.database_url, revision))
     _echo(f"database at {_safe_url(settings.database_url)} is at {revision}")
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Email to sign in with.")],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password.")
+    ],
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user a superuser.")] = False,
+) -> None:
+    """Create a user from the shell (the first admin of a new installation, say)."""
+    settings = get_settings()
+    try:
+        user_id = asyncio.run(_create_user(settings, email, password, superuser=admin))
+    except ValueError as exc:
+        _echo(f"cannot create {email}: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from exc
+    _echo(f"created user {email} ({user_id}){' as superuser' if admin else ''}")
+
+
+async def _create_user(settings: Settings, email: str, password: str, *, superuser: bool) -> str:
+    from fastapi_users.exceptions import InvalidPasswordException, UserAlreadyExists
+    from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
+
+    from socialflow.api.auth.email import LogEmailSender
+    from socialflow.api.auth.models import OAuthAccount, User
+    from socialflow.api.auth.schemas import UserCreate
+    from socialflow.api.auth.users import UserManager
+    from socialflow.core.db import Database
+    from socialflow.migrations import upgrade
+
+    await upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        async with db.sessionmaker() as session:
+            manager = UserManager(
+                SQLAlchemyUserDatabase(session, User, OAuthAccount), settings, LogEmailSender()
+            )
+            try:
+                user = await manager.create(
+                    UserCreate(
+                        email=email, password=password, is_superuser=superuser, is_verified=True
+                    )
+                )
+            except UserAlreadyExists as exc:
+                msg = "a user with this email exists"
+                raise ValueError(msg) from exc
+            except InvalidPasswordException as exc:
+                raise ValueError(str(exc.reason)) from exc
+            return str(user.id)
+    finally:
+        await db.dispose()
+
+
+@credentials_app.command("rotate-key")
+def credentials_rotate_key() -> None:
+    """Re-wrap every credential's data key with the first (current) master key."""
+    from socialflow.core.credentials import rotate_master_key
+    from socialflow.core.db import Database
+
+    settings = get_settings()
+
+    async def rotate() -> int:
+        db = Database(settings.database_url)
+        try:
+            return await rotate_master_key(db, settings)
+        finally:
+            await db.dispose()
+
+    count = asyncio.run(rotate())
+    _echo(
+        f"re-wrapped {count} credential(s) with master key {settings.security.master_keys[0].split(':')[0] if settings.security.master_keys else 'dev'}"
+    )
+
+
+@executions_app.command("prune")
+def executions_prune(
+    days: Annotated[
+        int | None, typer.Option(min=1, help="Keep this many days (default: retention setting).")
+    ] = None,
+) -> None:
+    """Delete executions (and their node runs) older than the retention period."""
+    from socialflow.core.db import Database
+    from socialflow.orchestration import prune_executions
+
+    settings = get_settings()
+    keep = days or settings.retention.execution_days
+
+    async def prune() -> int:
+        db = Database(settings.database_url)
+        try:
+            return await prune_executions(db, older_than_days=keep)
+        finally:
+            await db.dispose()
+
+    _echo(f"deleted {asyncio.run(prune())} execution(s) older than {keep} days")
 
 
 @app.command()

@@ -3,6 +3,9 @@
     AppError                    anything Socialflow raises on purpose
     ├── UserError               bad input, bad config, forbidden: report it, never retry
     │   ├── NotFoundError       a named thing does not exist (or is not visible to the caller)
+    │   ├── ForbiddenError      the caller may see it but lacks the role to do this
+    │   ├── ConflictError       the request clashes with current state (duplicate name, …)
+    │   ├── RateLimitedError    too many attempts; ``retry_after`` says when to try again
     │   └── ValidationError     input that fails validation; ``problems`` lists every one
     └── TransientError          rate limit, timeout, upstream 5xx: retry with backoff
         └── NodeTimeoutError    a node ran past its timeout
@@ -16,8 +19,11 @@ from typing import Any
 
 __all__ = [
     "AppError",
+    "ConflictError",
+    "ForbiddenError",
     "NodeTimeoutError",
     "NotFoundError",
+    "RateLimitedError",
     "TransientError",
     "UserError",
     "ValidationError",
@@ -55,6 +61,33 @@ class NotFoundError(UserError):
     """A named resource does not exist, or the caller may not know that it does."""
 
     code = "not_found"
+
+
+class ForbiddenError(UserError):
+    """The caller is known and may see the resource, but lacks the role for this action."""
+
+    code = "forbidden"
+
+
+class ConflictError(UserError):
+    """The request clashes with the current state (a duplicate name, the last admin, …)."""
+
+    code = "conflict"
+
+
+class RateLimitedError(UserError):
+    """Too many attempts in a window.
+
+    Args:
+        message: What was limited.
+        retry_after: Seconds until another attempt is allowed.
+    """
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
 
 
 class ValidationError(UserError):

@@ -10,11 +10,16 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "ApiSettings",
+    "AuthSettings",
     "DatabaseSettings",
     "EngineSettings",
     "HttpSettings",
     "LoggingSettings",
+    "OAuthProvider",
     "PrefectSettings",
+    "RetentionSettings",
+    "SecuritySettings",
     "Settings",
     "get_settings",
 ]
@@ -88,11 +93,95 @@ class EngineSettings(BaseModel):
     )
 
 
+class OAuthProvider(BaseModel):
+    """One OAuth2 / OpenID Connect login provider."""
+
+    kind: Literal["github", "google", "oidc"] = Field(description="Provider type.")
+    client_id: str = Field(min_length=1, description="OAuth client id.")
+    client_secret: str = Field(min_length=1, description="OAuth client secret.")
+    discovery_url: str | None = Field(
+        default=None,
+        description="OpenID Connect discovery document URL (…/.well-known/openid-configuration).",
+    )
+    title: str | None = Field(default=None, description="Button label; the name when empty.")
+
+    @model_validator(mode="after")
+    def _oidc_needs_discovery(self) -> OAuthProvider:
+        if self.kind == "oidc" and not self.discovery_url:
+            msg = "an oidc provider needs discovery_url"
+            raise ValueError(msg)
+        return self
+
+
+class ApiSettings(BaseModel):
+    """The HTTP service."""
+
+    host: str = Field(
+        default="127.0.0.1", description="Interface `socialflow up` binds the API to."
+    )
+    port: int = Field(default=8000, ge=1, le=65535, description="API port.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="URL users reach the app at; links in emails and OAuth redirects use it.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser."
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000, ge=1024, description="Largest JSON request body accepted."
+    )
+
+
+class AuthSettings(BaseModel):
+    """Sign-in: sessions, tokens, OAuth providers, rate limits."""
+
+    token_lifetime_seconds: int = Field(
+        default=7 * 86400, ge=60, description="Lifetime of session cookies and bearer tokens."
+    )
+    cookie_secure: bool | None = Field(
+        default=None, description="Mark cookies Secure; default: when public_url is https."
+    )
+    oauth_providers: dict[str, OAuthProvider] = Field(
+        default_factory=dict,
+        description='Login providers by name, e.g. {"github": {"kind": "github", ...}}.',
+    )
+    login_attempts_per_account: int = Field(
+        default=10, ge=1, description="Failed logins allowed per account per window."
+    )
+    login_attempts_per_ip: int = Field(
+        default=50, ge=1, description="Login attempts allowed per client address per window."
+    )
+    login_window_seconds: int = Field(
+        default=300, ge=1, description="The rate-limit window for logins."
+    )
+
+
+class SecuritySettings(BaseModel):
+    """Encryption of secrets at rest."""
+
+    master_keys: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Master keys as 'id:base64(32 bytes)'; the first wraps new data keys, the others "
+            "still unwrap old ones until `socialflow credentials rotate-key` re-wraps them. "
+            "Empty: a key derived from SOCIALFLOW_SECRET_KEY (development only)."
+        ),
+    )
+
+
 class LoggingSettings(BaseModel):
     """Log output."""
 
     level: str = Field(default="INFO", description="Root log level.")
     json_output: bool = Field(default=False, description="One JSON object per line.")
+
+
+class RetentionSettings(BaseModel):
+    """How long history is kept."""
+
+    execution_days: int = Field(
+        default=30, ge=1, description="Executions older than this are pruned."
+    )
 
 
 class Settings(BaseSettings):
@@ -126,11 +215,18 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    retention: RetentionSettings = Field(default_factory=lambda: RetentionSettings())
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.environment == "production" and self.secret_key == _PLACEHOLDER_SECRET:
             msg = "SOCIALFLOW_SECRET_KEY must be set to a real secret when environment=production"
+            raise ValueError(msg)
+        if self.environment == "production" and not self.security.master_keys:
+            msg = "SOCIALFLOW_SECURITY_MASTER_KEYS must be set when environment=production"
             raise ValueError(msg)
         return self
 

@@ -9,7 +9,8 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import socialflow.orchestration._models  # noqa: F401 - registers the tables on Base.metadata
+import socialflow.api.models
+import socialflow.orchestration._models  # noqa: F401 - registers the engine tables
 from socialflow.core.db import Base
 from socialflow.core.settings import get_settings
 

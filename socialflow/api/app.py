@@ -1,0 +1,126 @@
+"""The FastAPI application: ``create_app`` wires settings, database, routers and middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+
+from socialflow import __version__
+from socialflow.api import health
+from socialflow.api.auth.email import EmailSender, LogEmailSender
+from socialflow.api.auth.ratelimit import LoginLimiter
+from socialflow.api.auth.router import router as auth_router
+from socialflow.api.credentials.router import router as credentials_router
+from socialflow.api.errors import ErrorBody, install_error_handlers
+from socialflow.api.executions.router import router as executions_router
+from socialflow.api.executions.router import ws_router as executions_ws_router
+from socialflow.api.flows.router import router as flows_router
+from socialflow.api.middleware import SecurityMiddleware
+from socialflow.api.node_types.router import router as node_types_router
+from socialflow.api.workspaces.router import router as workspaces_router
+from socialflow.core.db import Database
+from socialflow.core.logging import get_logger
+from socialflow.core.settings import Settings, get_settings
+from socialflow.nodes import NodeRegistry, default_registry
+from socialflow.orchestration import sync_node_types
+
+__all__ = ["create_app"]
+
+_log = get_logger(__name__)
+API_PREFIX = "/api"
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    registry: NodeRegistry | None = None,
+    email: EmailSender | None = None,
+) -> FastAPI:
+    """Build the API.
+
+    Args:
+        settings: Settings; the environment's when omitted.
+        db: The database; one is created from ``settings`` (and disposed at shutdown) when omitted.
+        registry: Node kinds; the default registry (built-ins and plugins) when omitted.
+        email: Outgoing email; logged when omitted.
+    """
+    settings = settings or get_settings()
+    owns_db = db is None
+    database = db or Database(settings.database_url, pool_size=settings.database.pool_size)
+    node_registry = registry or default_registry()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with database.session() as session:
+            count = await sync_node_types(session, node_registry)
+        _log.info("api ready", node_types=count)
+        yield
+        if owns_db:
+            await database.dispose()
+
+    app = FastAPI(
+        title="Socialflow",
+        version=__version__,
+        description="Build, publish and run social-media automations.",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        responses={
+            400: {"model": ErrorBody, "description": "Bad input."},
+            401: {"model": ErrorBody, "description": "Not signed in."},
+            403: {"model": ErrorBody, "description": "Not allowed."},
+            404: {"model": ErrorBody, "description": "Not found."},
+            422: {"model": ErrorBody, "description": "Invalid request; every problem listed."},
+        },
+    )
+    app.state.settings = settings
+    app.state.db = database
+    app.state.registry = node_registry
+    app.state.email = email or LogEmailSender()
+    app.state.login_limiter = LoginLimiter(
+        per_account=settings.auth.login_attempts_per_account,
+        per_ip=settings.auth.login_attempts_per_ip,
+        window_seconds=settings.auth.login_window_seconds,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for router in (
+        auth_router,
+        workspaces_router,
+        flows_router,
+        credentials_router,
+        executions_router,
+        node_types_router,
+    ):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(executions_ws_router)
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID"],
+        )
+    app.add_middleware(
+        SecurityMiddleware,
+        max_body_bytes=settings.api.max_body_bytes,
+        csrf_exempt=(
+            f"{API_PREFIX}/auth/login",
+            f"{API_PREFIX}/auth/token",
+            f"{API_PREFIX}/auth/register",
+            f"{API_PREFIX}/auth/forgot-password",
+            f"{API_PREFIX}/auth/reset-password",
+            "/webhooks/",
+            "/hooks/",
+        ),
+    )
+    return app

@@ -1,0 +1,40 @@
+"""Users and their linked OAuth identities (fastapi-users tables)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi_users_db_sqlalchemy import (
+    SQLAlchemyBaseOAuthAccountTableUUID,
+    SQLAlchemyBaseUserTableUUID,
+)
+from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyBaseAccessTokenTableUUID
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from socialflow.core.db import Base, utcnow
+
+__all__ = ["AccessToken", "OAuthAccount", "User"]
+
+
+class OAuthAccount(SQLAlchemyBaseOAuthAccountTableUUID, Base):
+    """An identity at an OAuth provider linked to a user. Provider tokens are not kept:
+    Socialflow only needs them to sign in, and a stored token would be one more secret."""
+
+    __tablename__ = "oauth_account"
+
+
+class User(SQLAlchemyBaseUserTableUUID, Base):
+    """A person who signs in."""
+
+    __tablename__ = "user"
+
+    display_name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    oauth_accounts: Mapped[list[OAuthAccount]] = relationship(lazy="selectin")
+
+
+class AccessToken(SQLAlchemyBaseAccessTokenTableUUID, Base):
+    """A browser session: deleting the row signs the session out everywhere at once."""
+
+    __tablename__ = "access_token"

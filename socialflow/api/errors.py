@@ -1,0 +1,115 @@
+"""One error body for the whole API: ``{"code", "message", "details"}``, mapped in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from socialflow.core.errors import (
+    AppError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+    TransientError,
+    ValidationError,
+)
+from socialflow.core.logging import get_logger
+
+__all__ = ["ErrorBody", "install_error_handlers"]
+
+_log = get_logger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """Every error answer."""
+
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+def _status_of(exc: AppError) -> int:
+    for kind, status in (
+        (NotFoundError, 404),
+        (ForbiddenError, 403),
+        (ConflictError, 409),
+        (RateLimitedError, 429),
+        (ValidationError, 422),
+        (TransientError, 503),
+    ):
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+def _body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "details": details or {}}
+
+
+def _describe_location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    headers = {}
+    if isinstance(exc, RateLimitedError):
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse(
+        _body(exc.code, exc.message, exc.details), status_code=_status_of(exc), headers=headers
+    )
+
+
+async def _request_validation(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in exc.errors():
+        field = _describe_location(tuple(error.get("loc", ())))
+        problems.append(
+            {"field": field, "message": str(error.get("msg", "")), "type": error.get("type")}
+        )
+    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
+    return JSONResponse(
+        _body("validation_error", f"invalid request: {summary}", {"problems": problems}),
+        status_code=422,
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail
+    if isinstance(detail, str) and detail.isupper() and " " not in detail:
+        # fastapi-users answers with constants such as LOGIN_BAD_CREDENTIALS
+        code, message = detail.lower(), detail.replace("_", " ").capitalize()
+    elif isinstance(detail, dict):
+        raw_code = detail.get("code", f"http_{exc.status_code}")
+        code = str(getattr(raw_code, "value", raw_code)).lower()
+        message = str(detail.get("reason", detail.get("message", code)))
+    else:
+        code, message = f"http_{exc.status_code}", str(detail)
+    return JSONResponse(
+        _body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    request_id = request.headers.get("x-request-id") or getattr(request.state, "request_id", "")
+    _log.exception("unhandled error", path=request.url.path, error=repr(exc))
+    return JSONResponse(
+        _body("internal_error", f"internal error; quote request id {request_id} when reporting"),
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every failure to the one error body."""
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

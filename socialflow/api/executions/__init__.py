@@ -1,0 +1,1 @@
+"""executions domain of the API."""

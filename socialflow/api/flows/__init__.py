@@ -1,0 +1,1 @@
+"""flows domain of the API."""

@@ -1,0 +1,1 @@
+"""node_types domain of the API."""

@@ -1,0 +1,1 @@
+"""workspaces domain of the API."""
