@@ -129,9 +129,9 @@ def credentials_rotate_key() -> None:
             await db.dispose()
 
     count = asyncio.run(rotate())
-    _echo(
-        f"re-wrapped {count} credential(s) with master key {settings.security.master_keys[0].split(':')[0] if settings.security.master_keys else 'dev'}"
-    )
+    keys = settings.security.master_keys
+    current = keys[0].split(":")[0] if keys else "dev"
+    _echo(f"re-wrapped {count} credential(s) with master key {current}")
 
 
 @executions_app.command("prune")
