@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from socialflow.core.errors import (
@@ -98,6 +99,25 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_refused(_request: Request, exc: Exception) -> JSONResponse:
+    # the last line of defence for input the schemas let through (a NUL byte in text on
+    # PostgreSQL, a unique key taken by a concurrent request): a client error, not a crash
+    if isinstance(exc, IntegrityError):
+        return JSONResponse(
+            _body("conflict", "the change clashes with existing data; reload and try again"),
+            status_code=409,
+        )
+    _log.warning("database refused a value", error=str(getattr(exc, "orig", exc))[:300])
+    return JSONResponse(
+        _body(
+            "invalid_value",
+            "a value was refused by the database (text must not contain NUL characters; "
+            "numbers must fit their field)",
+        ),
+        status_code=422,
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     request_id = request.headers.get("x-request-id") or getattr(request.state, "request_id", "")
     _log.exception("unhandled error", path=request.url.path, error=repr(exc))
@@ -112,4 +132,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DataError, _database_refused)
+    app.add_exception_handler(IntegrityError, _database_refused)
     app.add_exception_handler(Exception, _unexpected)

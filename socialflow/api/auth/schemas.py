@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi_users import schemas
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 __all__ = ["LoginRead", "TokenRead", "UserCreate", "UserRead", "UserUpdate"]
 
@@ -23,9 +24,22 @@ class UserCreate(schemas.BaseUserCreate):
 
 
 class UserUpdate(schemas.BaseUserUpdate):
-    """Changes to one's own profile."""
+    """Changes to one's own profile. A field that is sent must have a value: null is refused
+    (an omitted field is left as it is)."""
 
-    display_name: str | None = Field(default=None, max_length=100)
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = sorted(key for key, value in data.items() if value is None)
+            if nulls:
+                msg = f"{', '.join(nulls)}: must not be null; omit a field to leave it unchanged"
+                raise ValueError(msg)
+        return data
+
+    # a plain str: an explicit null must be refused, not written into a NOT NULL column;
+    # an omitted field is left alone (updates apply only the fields that were sent)
+    display_name: str = Field(default="", max_length=100)
 
 
 class LoginRead(BaseModel):

@@ -1,0 +1,90 @@
+"""Every workspace route, walked as admin, editor, viewer, outsider and anonymous.
+
+The matrix names the least role each route needs. A route the app serves but the matrix does
+not list fails the test, so a new route cannot ship without a decision about who may call it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.api.conftest import Team, make_team
+
+ROLES = {"viewer": 0, "editor": 1, "admin": 2}
+
+MATRIX: dict[tuple[str, str], str] = {
+    ("GET", "/api/workspaces/{workspace_id}"): "viewer",
+    ("PATCH", "/api/workspaces/{workspace_id}"): "admin",
+    ("DELETE", "/api/workspaces/{workspace_id}"): "admin",
+    ("GET", "/api/workspaces/{workspace_id}/members"): "viewer",
+    ("POST", "/api/workspaces/{workspace_id}/members"): "admin",
+    ("PATCH", "/api/workspaces/{workspace_id}/members/{user_id}"): "admin",
+    ("DELETE", "/api/workspaces/{workspace_id}/members/{user_id}"): "admin",
+}
+
+
+def workspace_routes(app: Any) -> set[tuple[str, str]]:
+    found = set()
+    for path, operations in app.openapi()["paths"].items():
+        if "{workspace_id}" in path:
+            found.update((method.upper(), path) for method in operations)
+    return found
+
+
+def fill(path: str, workspace_id: str) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "workspace_id":
+            return workspace_id
+        if name in ("number", "version"):
+            return "1"
+        return str(uuid.uuid4())  # any other object: an id that exists nowhere
+
+    return re.sub(r"\{(\w+)\}", value, path)
+
+
+def order(route: tuple[str, str]) -> tuple[int, int, str]:
+    method, path = route
+    # destructive calls last, and deleting the workspace itself at the very end
+    return (method == "DELETE", path == "/api/workspaces/{workspace_id}", path)
+
+
+async def test_every_workspace_route_is_in_the_matrix(app: Any) -> None:
+    served = workspace_routes(app)
+    missing = sorted(served - set(MATRIX))
+    stale = sorted(set(MATRIX) - served)
+    assert not missing, f"add these routes to MATRIX with their least role: {missing}"
+    assert not stale, f"these MATRIX entries match no route: {stale}"
+
+
+async def test_role_matrix(app: Any, client: httpx.AsyncClient) -> None:
+    team: Team = await make_team(client)
+    answers: dict[tuple[str, str, str], int] = {}
+    for method, path in sorted(MATRIX, key=order):
+        needed = MATRIX[(method, path)]
+        url = fill(path, team.workspace_id)
+        body = {} if method in ("POST", "PATCH", "PUT") else None
+        for who in ("anonymous", "outsider", "viewer", "editor", "admin"):
+            headers = {} if who == "anonymous" else team.by_role(who).headers
+            answer = await client.request(method, url, json=body, headers=headers)
+            answers[(method, path, who)] = answer.status_code
+            shown = f"{method} {path} as {who}: {answer.status_code} {answer.text[:200]}"
+            assert answer.status_code != 500, shown
+            assert "code" in answer.json() if answer.status_code >= 400 else True, shown
+            if who == "anonymous":
+                assert answer.status_code == 401, shown
+            elif who == "outsider":
+                assert answer.status_code == 404, shown
+                assert answer.json()["code"] == "workspace_not_found", shown
+            elif ROLES[who] < ROLES[needed]:
+                assert answer.status_code == 403, shown
+                assert answer.json()["details"]["required_role"] == needed, shown
+            else:
+                assert answer.status_code not in (401, 403), shown
+                if answer.status_code == 404:
+                    assert answer.json()["code"] != "workspace_not_found", shown
+    assert len(answers) == 5 * len(MATRIX)
