@@ -281,9 +281,10 @@ def _print_report(report: Any) -> None:
 @app.command()
 def up(
     prefect_port: Annotated[int | None, typer.Option(help="Prefect server port.")] = None,
+    api_port: Annotated[int | None, typer.Option(help="API port.")] = None,
 ) -> None:
-    """Start the embedded stack on 127.0.0.1 and stop it all on Ctrl-C."""
-    from socialflow.stack import prefect_server
+    """Start the embedded stack on 127.0.0.1 (Prefect server, API) and stop it all on Ctrl-C."""
+    from socialflow.stack import api_server, prefect_server
 
     settings = get_settings()
     configure_logging(settings.logging.level)
@@ -291,37 +292,50 @@ def up(
     data_dir.mkdir(parents=True, exist_ok=True)
     port = prefect_port or settings.prefect.server_port
     host = settings.prefect.server_host
-    api_url = f"http://{host}:{port}/api"
-    os.environ["PREFECT_API_URL"] = api_url
-
+    prefect_api = f"http://{host}:{port}/api"
+    os.environ["PREFECT_API_URL"] = prefect_api
     asyncio.run(_prepare(settings))
     _echo(f"database ready: {_safe_url(settings.database_url)}")
-    server = prefect_server(data_dir / "prefect", host=host, port=port)
+    api_host, api_port = settings.api.host, api_port or settings.api.port
+    children = [
+        prefect_server(data_dir / "prefect", host=host, port=port),
+        api_server(
+            data_dir / "logs",
+            host=api_host,
+            port=api_port,
+            env={"PREFECT_API_URL": prefect_api, "SOCIALFLOW_DATA_DIR": str(data_dir)},
+        ),
+    ]
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    server.start()
     try:
-        _echo(f"starting Prefect server (log: {server.log_path}) ...")
-        server.wait_healthy(timeout=120)
+        for child in children:
+            child.start()
+            _echo(f"starting {child.name} (log: {child.log_path}) ...")
+            child.wait_healthy(timeout=120)
         _echo("")
         _echo("Socialflow is up:")
+        _echo(f"  app and API  http://{api_host}:{api_port}   (API docs: /docs)")
         _echo(f"  Prefect UI   http://{host}:{port}")
-        _echo(f"  Prefect API  {api_url}")
         _echo(f"  data         {data_dir}")
         _echo(
-            f"  try          PREFECT_API_URL={api_url} "
+            f"  try          PREFECT_API_URL={prefect_api} "
             "socialflow run examples/hello.json -i examples/hello.input.json"
         )
         _echo("Press Ctrl-C to stop.")
-        while (
-            not stopping.is_set() and server.process is not None and server.process.poll() is None
+        while not stopping.is_set() and all(
+            c.process is not None and c.process.poll() is None for c in children
         ):
             stopping.wait(1)
+        for child in children:
+            if child.process is not None and child.process.poll() is not None:
+                _echo(f"{child.name} exited:\n{child.log_tail()}", err=True)
     except KeyboardInterrupt:
         pass
     finally:
         _echo("stopping ...")
-        server.stop()
+        for child in reversed(children):
+            child.stop()
 
 
 async def _prepare(settings: Settings) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["ManagedProcess", "prefect_server"]
+__all__ = ["ManagedProcess", "api_server", "prefect_server"]
 
 
 @dataclass
@@ -123,4 +123,29 @@ def prefect_server(
         log_path=home / "server.log",
         health_url=f"http://{host}:{port}/api/health",
         env=env,
+    )
+
+
+def api_server(
+    log_dir: Path, *, host: str = "127.0.0.1", port: int = 8000, env: dict[str, str] | None = None
+) -> ManagedProcess:
+    """The Socialflow API (and web app) under uvicorn on ``host:port``."""
+    return ManagedProcess(
+        name="socialflow api",
+        argv=[
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "socialflow.api.app:create_app",
+            "--factory",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--proxy-headers",
+            "--no-server-header",
+        ],
+        log_path=log_dir / "api.log",
+        health_url=f"http://{host}:{port}/healthz",
+        env=env or {},
     )

@@ -93,11 +93,20 @@ def _free_port() -> int:
 
 
 def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
-    port = _free_port()
+    port, api_port = _free_port(), _free_port()
     env = {**os.environ, "SOCIALFLOW_DATA_DIR": str(tmp_path / "data")}
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "socialflow.cli", "up", "--prefect-port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "socialflow.cli",
+            "up",
+            "--prefect-port",
+            str(port),
+            "--api-port",
+            str(api_port),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -116,6 +125,10 @@ def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
         assert "Socialflow is up" in output, output
         assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).is_success
         assert (tmp_path / "data" / "socialflow.db").exists()
+        ready = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=10)
+        assert ready.json() == {"status": "ok", "checks": {"database": "ok", "prefect": "ok"}}
+        types = httpx.get(f"http://127.0.0.1:{api_port}/api/node-types", timeout=10)
+        assert types.status_code == 401  # the API is up and asks who is calling
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -123,5 +136,30 @@ def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail("socialflow up did not stop within 60 s of Ctrl-C")
-    with pytest.raises(httpx.HTTPError):
-        httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
+    for stopped in (f"http://127.0.0.1:{port}/api/health", f"http://127.0.0.1:{api_port}/healthz"):
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(stopped, timeout=2)
+
+
+def test_user_create_from_the_shell(tmp_path: Path) -> None:
+    env = {"SOCIALFLOW_DATA_DIR": str(tmp_path)}
+    created = socialflow(
+        "user",
+        "create",
+        "--email",
+        "Boss@Example.com",
+        "--password",
+        "long enough secret",
+        "--admin",
+        env=env,
+    )
+    assert created.returncode == 0, created.stderr
+    assert "as superuser" in created.stdout
+    again = socialflow(
+        "user", "create", "--email", "boss@example.com", "--password", "another secret 1", env=env
+    )
+    assert again.returncode == 2
+    assert "exists" in again.stderr
+    weak = socialflow("user", "create", "--email", "x@example.com", "--password", "short", env=env)
+    assert weak.returncode == 2
+    assert "8 characters" in weak.stderr
