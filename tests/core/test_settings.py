@@ -34,6 +34,9 @@ def test_production_refuses_the_placeholder_secret(monkeypatch: pytest.MonkeyPat
     with pytest.raises(ValidationError, match="SOCIALFLOW_SECRET_KEY"):
         Settings()
     monkeypatch.setenv("SOCIALFLOW_SECRET_KEY", "a-real-secret-of-some-length")
+    with pytest.raises(ValidationError, match="SOCIALFLOW_SECURITY_MASTER_KEYS"):
+        Settings()
+    monkeypatch.setenv("SOCIALFLOW_SECURITY_MASTER_KEYS", '["k1:' + "A" * 43 + '="]')
     assert Settings().environment == "production"
 
 

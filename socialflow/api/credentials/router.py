@@ -1,9 +1,76 @@
-"""credentials endpoints."""
+"""Credential endpoints: admins manage a workspace's secrets, editors pick them by name."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from socialflow.api.credentials import service
+from socialflow.api.credentials.schemas import CredentialCreate, CredentialRead, CredentialUpdate
+from socialflow.api.deps import AdminMember, EditorMember, SessionDep
+from socialflow.core.credentials import CredentialKind, key_wrapper
+from socialflow.core.crypto import KeyWrapper
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["credentials"])
+router = APIRouter(prefix="/workspaces/{workspace_id}/credentials", tags=["credentials"])
+
+
+def _key_wrapper(request: Request) -> KeyWrapper:
+    return key_wrapper(request.app.state.settings)
+
+
+WrapperDep = Annotated[KeyWrapper, Depends(_key_wrapper)]
+
+
+@router.post("", status_code=201, name="create_credential")
+async def create_credential(
+    body: CredentialCreate, member: AdminMember, wrapper: WrapperDep, session: SessionDep
+) -> CredentialRead:
+    """Store a new credential, encrypted (admin). The answer shows a masked hint only."""
+    return await service.create(
+        member.workspace_id, body, created_by=member.user.id, wrapper=wrapper, session=session
+    )
+
+
+@router.get("", name="list_credentials")
+async def list_credentials(
+    member: EditorMember,
+    session: SessionDep,
+    kind: Annotated[CredentialKind | None, Query(description="Only this kind.")] = None,
+) -> list[CredentialRead]:
+    """The workspace's credentials by name, for credential pickers (editor)."""
+    return await service.list_for_workspace(member.workspace_id, kind=kind, session=session)
+
+
+@router.get("/{credential_id}", name="get_credential")
+async def get_credential(
+    credential_id: uuid.UUID, member: EditorMember, session: SessionDep
+) -> CredentialRead:
+    """One credential, without its secret (editor)."""
+    return await service.get(member.workspace_id, credential_id, session=session)
+
+
+@router.patch("/{credential_id}", name="update_credential")
+async def update_credential(
+    credential_id: uuid.UUID,
+    body: CredentialUpdate,
+    member: AdminMember,
+    wrapper: WrapperDep,
+    session: SessionDep,
+) -> CredentialRead:
+    """Rename a credential and/or replace all its secret fields (admin)."""
+    return await service.update(
+        member.workspace_id, credential_id, body, wrapper=wrapper, session=session
+    )
+
+
+@router.delete("/{credential_id}", status_code=204, name="delete_credential")
+async def delete_credential(
+    credential_id: uuid.UUID, member: AdminMember, session: SessionDep
+) -> Response:
+    """Delete a credential (admin)."""
+    await service.delete(member.workspace_id, credential_id, session=session)
+    return Response(status_code=204)

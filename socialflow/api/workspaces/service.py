@@ -89,7 +89,7 @@ async def list_members(workspace_id: uuid.UUID, *, session: AsyncSession) -> lis
     """Members of a workspace, by email."""
     rows = await session.execute(
         select(Membership, User)
-        .join(User, User.id == Membership.user_id)
+        .join(User, Membership.user_id == User.id)
         .where(Membership.workspace_id == workspace_id)
         .order_by(User.email)
     )
@@ -162,7 +162,7 @@ async def _membership(
     row = (
         await session.execute(
             select(Membership, User)
-            .join(User, User.id == Membership.user_id)
+            .join(User, Membership.user_id == User.id)
             .where(Membership.workspace_id == workspace_id, Membership.user_id == user_id)
         )
     ).first()
