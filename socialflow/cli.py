@@ -158,6 +158,57 @@ def executions_prune(
 
 
 @app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Runs at once.")] = 8,
+    lease_seconds: Annotated[
+        float, typer.Option(min=1, help="A claim lapses after this long without renewal.")
+    ] = 30.0,
+    poll_interval: Annotated[
+        float, typer.Option(min=0.01, help="Longest sleep without a wake-up (SQLite polls).")
+    ] = 0.2,
+    dispatch: Annotated[bool, typer.Option(help="Also dispatch inbox events.")] = True,
+) -> None:
+    """Run queued executions in this process, as Prefect flow runs, until SIGTERM or Ctrl-C."""
+    settings = get_settings()
+    _use_prefect_api(settings)
+    configure_logging(settings.logging.level, json_output=settings.logging.json_output)
+    asyncio.run(_work(settings, concurrency, lease_seconds, poll_interval, dispatch=dispatch))
+
+
+async def _work(
+    settings: Settings, concurrency: int, lease: float, poll: float, *, dispatch: bool
+) -> None:
+    from prefect.context import AsyncClientContext
+
+    from socialflow.migrations import upgrade
+    from socialflow.orchestration import EngineRuntime, set_runtime
+    from socialflow.orchestration._worker import Worker
+
+    await upgrade(settings.database_url)
+    runtime = EngineRuntime.from_settings(settings)
+    set_runtime(runtime)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = Worker(
+        runtime,
+        concurrency=concurrency,
+        lease_seconds=lease,
+        poll_interval=poll,
+        dispatch=dispatch,
+    )
+    _echo(f"worker {runner.name} ready (concurrency {concurrency})")
+    try:
+        # one Prefect API client for the process: a fresh one per run costs a TLS context
+        async with AsyncClientContext.get_or_create():
+            await runner.run(stop)
+    finally:
+        await runtime.aclose()
+    _echo(f"worker stopped after {runner.completed} run(s)")
+
+
+@app.command()
 def nodes() -> None:
     """List the node kinds this installation knows, with where they came from."""
     from socialflow.nodes import default_registry

@@ -1,13 +1,16 @@
 """Test harness: one real Prefect server per session, databases on SQLite and PostgreSQL.
 
-Prefect reads its settings when it is first imported, so the server is started and
-``PREFECT_API_URL`` set in ``pytest_configure``, before any test module imports Prefect.
+Prefect freezes its settings when it is first imported, and pytest may import a deeper
+conftest (which imports Prefect) before any configure hook runs. So the server is started and
+``PREFECT_API_URL`` set while this root conftest is imported, before anything else; ephemeral
+mode is switched off so that a missing URL fails loudly instead of starting a private server.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +28,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def pytest_configure(config: pytest.Config) -> None:
+POSTGRES_URL = os.environ.get(
+    "SOCIALFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _postgres_admin_dsn() -> str:
+    return POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _start_prefect() -> None:
     home = Path(tempfile.mkdtemp(prefix="socialflow-tests-"))
     _state["home"] = home
     os.environ.setdefault("SOCIALFLOW_ENVIRONMENT", "test")
@@ -35,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PREFECT_LOGGING_TO_API_ENABLED"] = "false"
     # results of in-process runs stay in memory; nothing is written under PREFECT_HOME
     os.environ["PREFECT_RESULTS_PERSIST_BY_DEFAULT"] = "false"
+    os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
     external = os.environ.get("SOCIALFLOW_TEST_PREFECT_API_URL")
     if external:
         os.environ["PREFECT_API_URL"] = external
@@ -42,7 +55,18 @@ def pytest_configure(config: pytest.Config) -> None:
     from socialflow.stack import prefect_server
 
     port = _free_port()
-    server = prefect_server(home / "prefect-server", port=port, ui=False)
+    # Prefect's server on SQLite stalls for seconds under bursts of runs; PostgreSQL does not
+    database = _create_prefect_database()
+    _state["prefect_database"] = database
+    server = prefect_server(
+        home / "prefect-server",
+        port=port,
+        ui=False,
+        database_url=POSTGRES_URL.replace(
+            "postgresql+psycopg://", "postgresql+asyncpg://", 1
+        ).rsplit("/", 1)[0]
+        + f"/{database}",
+    )
     server.start()
     _state["prefect"] = server
     try:
@@ -57,15 +81,31 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     server = _state.pop("prefect", None)
     if server is not None:
         server.stop()
+    database = _state.pop("prefect_database", None)
+    if database is not None:
+        import psycopg
+
+        with psycopg.connect(_postgres_admin_dsn(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-POSTGRES_URL = os.environ.get(
-    "SOCIALFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+def _create_prefect_database() -> str:
+    import psycopg
+
+    name = f"socialflow_prefect_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(_postgres_admin_dsn(), autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        msg = f"PostgreSQL at {POSTGRES_URL} is required for the test suite: {exc}"
+        raise RuntimeError(msg) from exc
+    return name
 
 
-def _postgres_admin_dsn() -> str:
-    return POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+if "prefect" in sys.modules:  # pragma: no cover - a plugin imported it first
+    msg = "Prefect was imported before the test harness could configure it"
+    raise RuntimeError(msg)
+_start_prefect()
 
 
 @pytest.fixture(scope="session")
@@ -135,3 +175,22 @@ async def runtime(db: Any, test_registry: Any) -> AsyncIterator[Any]:
     set_runtime(None)
     for client in runtime._http.values():
         await client.aclose()
+
+
+@pytest.fixture
+async def pg_runtime(postgres_url: str, test_registry: Any) -> AsyncIterator[Any]:
+    """An engine runtime on PostgreSQL only, for behaviour that needs row locks and NOTIFY."""
+    from socialflow.core.db import Database
+    from socialflow.core.settings import Settings
+    from socialflow.migrations import upgrade
+    from socialflow.orchestration import EngineRuntime, set_runtime
+
+    await upgrade(postgres_url)
+    db = Database(postgres_url)
+    runtime = EngineRuntime(
+        settings=Settings(database={"url": postgres_url}), db=db, registry=test_registry
+    )
+    set_runtime(runtime)
+    yield runtime
+    set_runtime(None)
+    await runtime.aclose()

@@ -19,6 +19,8 @@ from socialflow.api.errors import ErrorBody, install_error_handlers
 from socialflow.api.executions.router import router as executions_router
 from socialflow.api.executions.router import ws_router as executions_ws_router
 from socialflow.api.flows.router import router as flows_router
+from socialflow.api.flows.runs import router as runs_router
+from socialflow.api.hooks.router import router as hooks_router
 from socialflow.api.middleware import SecurityMiddleware
 from socialflow.api.node_types.router import router as node_types_router
 from socialflow.api.workspaces.router import router as workspaces_router
@@ -26,7 +28,7 @@ from socialflow.core.db import Database
 from socialflow.core.logging import get_logger
 from socialflow.core.settings import Settings, get_settings
 from socialflow.nodes import NodeRegistry, default_registry
-from socialflow.orchestration import sync_node_types
+from socialflow.orchestration import ExecutionEvents, sync_node_types
 
 __all__ = ["create_app"]
 
@@ -44,6 +46,7 @@ def create_app(
     db: Database | None = None,
     registry: NodeRegistry | None = None,
     email: EmailSender | None = None,
+    events: ExecutionEvents | None = None,
 ) -> FastAPI:
     """Build the API.
 
@@ -52,6 +55,8 @@ def create_app(
         db: The database; one is created from ``settings`` (and disposed at shutdown) when omitted.
         registry: Node kinds; the default registry (built-ins and plugins) when omitted.
         email: Outgoing email; logged when omitted.
+        events: The live-update hub run updates are published to; the process runtime's hub
+            (resolved per connection) when omitted.
     """
     settings = settings or get_settings()
     owns_db = db is None
@@ -85,6 +90,7 @@ def create_app(
     app.state.db = database
     app.state.registry = node_registry
     app.state.email = email or LogEmailSender()
+    app.state.events = events
     app.state.login_limiter = LoginLimiter(
         per_account=settings.auth.login_attempts_per_account,
         per_ip=settings.auth.login_attempts_per_ip,
@@ -96,12 +102,14 @@ def create_app(
         auth_router,
         workspaces_router,
         flows_router,
+        runs_router,
         credentials_router,
         executions_router,
         node_types_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(executions_ws_router)
+    app.include_router(hooks_router)
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -36,6 +36,10 @@ class ErrorBody(BaseModel):
 
 
 def _status_of(exc: AppError) -> int:
+    # an API-local error may name its own status (401 for a webhook secret, 413, 415, …)
+    explicit = getattr(exc, "http_status", None)
+    if isinstance(explicit, int):
+        return explicit
     for kind, status in (
         (NotFoundError, 404),
         (ForbiddenError, 403),

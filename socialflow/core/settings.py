@@ -104,6 +104,13 @@ class OAuthProvider(BaseModel):
         description="OpenID Connect discovery document URL (…/.well-known/openid-configuration).",
     )
     title: str | None = Field(default=None, description="Button label; the name when empty.")
+    trust_email: bool = Field(
+        default=False,
+        description=(
+            "The provider verifies email addresses: a sign-in there may join an existing "
+            "account with the same email. Leave off unless the provider guarantees it."
+        ),
+    )
 
     @model_validator(mode="after")
     def _oidc_needs_discovery(self) -> OAuthProvider:

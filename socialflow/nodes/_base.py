@@ -165,6 +165,8 @@ class BaseNode:
     Config: ClassVar[type[NodeConfig]] = NodeConfig
     #: The smallest useful valid config: the editor's starting point and the contract test's.
     example_config: ClassVar[dict[str, Any]] = {}
+    #: Triggers only: the inbox event kinds this trigger may start a run for.
+    event_kinds: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
@@ -183,6 +185,12 @@ class BaseNode:
     def upgrade_config(cls, from_version: int, config: dict[str, Any]) -> dict[str, Any]:
         """Turn a config saved by an older version into this version's. Identity by default."""
         return config
+
+    @classmethod
+    def accepts(cls, config: NodeConfig, event: Mapping[str, Any]) -> bool:
+        """Triggers only: whether an event of one of ``event_kinds`` should start a run, given
+        this trigger's config (keyword and account filters). The dispatcher calls it."""
+        return True
 
     @classmethod
     def is_trigger(cls) -> bool:

@@ -1,6 +1,14 @@
-"""Turns graphs into runs: the graph spec and its validation, the Prefect runner, and the
-execution records every run leaves behind."""
+"""Turns graphs into runs: the graph spec and its validation, the Prefect runner, the
+execution records every run leaves behind, their live updates and their retention."""
 
+from socialflow.orchestration._events import (
+    ExecutionEvent,
+    ExecutionEvents,
+    ExecutionUpdate,
+    LiveExecution,
+    NodeEvent,
+    Subscription,
+)
 from socialflow.orchestration._executions import (
     ExecutionRead,
     NodeRunRead,
@@ -17,6 +25,7 @@ from socialflow.orchestration._graph import (
     compile_graph,
     validate_graph,
 )
+from socialflow.orchestration._inbox_models import EventStatus, FlowTrigger, WebhookEvent
 from socialflow.orchestration._models import (
     ExecutionStatus,
     FlowExecution,
@@ -24,6 +33,8 @@ from socialflow.orchestration._models import (
     NodeRunStatus,
     NodeType,
 )
+from socialflow.orchestration._publishing import activate_version, deactivate_flow
+from socialflow.orchestration._recorder import prune_executions
 from socialflow.orchestration._runner import RunMeta, execute_graph, flow_for, start_graph_run
 from socialflow.orchestration._runtime import EngineRuntime, get_runtime, set_runtime
 
@@ -31,11 +42,18 @@ __all__ = [
     "CompiledGraph",
     "EdgeSpec",
     "EngineRuntime",
+    "EventStatus",
+    "ExecutionEvent",
+    "ExecutionEvents",
     "ExecutionRead",
     "ExecutionStatus",
+    "ExecutionUpdate",
     "FlowExecution",
+    "FlowTrigger",
     "GraphProblem",
     "GraphSpec",
+    "LiveExecution",
+    "NodeEvent",
     "NodeRun",
     "NodeRunRead",
     "NodeRunStatus",
@@ -43,11 +61,16 @@ __all__ = [
     "NodeSpec",
     "NodeType",
     "RunMeta",
+    "Subscription",
+    "WebhookEvent",
+    "activate_version",
     "compile_graph",
+    "deactivate_flow",
     "execute_graph",
     "flow_for",
     "get_execution",
     "get_runtime",
+    "prune_executions",
     "set_runtime",
     "start_graph_run",
     "sync_node_types",

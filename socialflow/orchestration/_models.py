@@ -12,13 +12,21 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from socialflow.core.db import Base, JSONType, utcnow
 
-__all__ = ["ExecutionStatus", "FlowExecution", "NodeRun", "NodeRunStatus", "NodeType"]
+__all__ = [
+    "ExecutionStatus",
+    "FlowExecution",
+    "GraphSnapshot",
+    "NodeRun",
+    "NodeRunStatus",
+    "NodeType",
+]
 
 
 class ExecutionStatus(StrEnum):
     """Where a run of a flow is."""
 
     PENDING = "pending"
+    QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -46,6 +54,9 @@ class FlowExecution(Base):
     __table_args__ = (
         Index("ix_flow_execution_flow_created", "flow_id", "created_at"),
         Index("ix_flow_execution_workspace_created", "workspace_id", "created_at"),
+        Index("ix_flow_execution_status_lease", "status", "lease_until"),
+        # one run per (event, version): the dispatcher's inserts are idempotent on this key
+        UniqueConstraint("trigger_event_id", "flow_version_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -61,6 +72,10 @@ class FlowExecution(Base):
     prefect_flow_run_id: Mapped[uuid.UUID | None] = mapped_column(default=None, index=True)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     error_node_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    version_number: Mapped[int | None] = mapped_column(default=None)
+    attempt: Mapped[int] = mapped_column(default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -119,3 +134,14 @@ class NodeType(Base):
     available: Mapped[bool] = mapped_column(default=True)
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class GraphSnapshot(Base):
+    """The graph an execution runs, by version id: immutable once written, so a run always
+    executes the version it was dispatched for, whatever is active by then."""
+
+    __tablename__ = "graph_snapshot"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    graph: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,7 +1,8 @@
 """Writes execution and node-run rows without slowing the run down.
 
 Node updates are queued and written in batches by one background task, so a node never waits
-for the database; the run awaits the last batch before it ends.
+for the database; the run awaits the last batch before it ends. ``prune_executions`` deletes
+old executions with their node runs.
 """
 
 from __future__ import annotations
@@ -10,18 +11,19 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import delete, insert, select, update
 
 from socialflow.core.db import Database, utcnow
+from socialflow.core.errors import UserError
 from socialflow.core.logging import get_logger
 from socialflow.orchestration._models import FlowExecution, NodeRun
 
-__all__ = ["ExecutionRecorder", "NodeRunRecord", "cap_json"]
+__all__ = ["ExecutionRecorder", "NodeRunRecord", "cap_json", "prune_executions"]
 
 _log = get_logger(__name__)
 
@@ -71,6 +73,7 @@ class NodeRunRecord:
 
 
 Listener = Callable[[uuid.UUID, NodeRunRecord], None]
+ExecutionListener = Callable[[uuid.UUID, Mapping[str, Any]], None]
 
 
 class ExecutionRecorder:
@@ -80,6 +83,8 @@ class ExecutionRecorder:
         db: Where to write.
         execution_id: The execution's id (the row is created if it does not exist yet).
         listeners: Called with every node update, in order, for live streams.
+        execution_listeners: Called with the execution's fields when it starts and, once they
+            are written, when it finishes.
         flush_interval: How long updates are gathered before one batch is written.
     """
 
@@ -89,12 +94,14 @@ class ExecutionRecorder:
         execution_id: uuid.UUID,
         *,
         listeners: tuple[Listener, ...] = (),
+        execution_listeners: tuple[ExecutionListener, ...] = (),
         flush_interval: float = 0.1,
     ) -> None:
         self.db = db
         self.flush_interval = flush_interval
         self.execution_id = execution_id
         self.listeners = listeners
+        self.execution_listeners = execution_listeners
         self._dirty: dict[str, NodeRunRecord] = {}
         self._written: set[str] = set()
         self._wake = asyncio.Event()
@@ -110,6 +117,7 @@ class ExecutionRecorder:
         self._execution = {"status": "running", "started_at": utcnow(), **fields}
         self._writer = asyncio.create_task(self._write_loop(), name=f"recorder-{self.execution_id}")
         self._wake.set()
+        self._notify_execution(self._execution)
 
     def update_execution(self, **fields: Any) -> None:
         """Queue more fields of the execution row."""
@@ -134,17 +142,30 @@ class ExecutionRecorder:
         self._closing = True
         self._closed.set()
         self._wake.set()
-        if self._writer is not None:
-            await self._writer
-        await self._flush()
-        async with self.db.session() as session:
-            await session.execute(
-                update(FlowExecution)
-                .where(FlowExecution.id == self.execution_id)
-                .values(
-                    status=status, error=error, error_node_id=error_node_id, finished_at=utcnow()
+        final: dict[str, Any] = {
+            "status": status,
+            "error": error,
+            "error_node_id": error_node_id,
+            "finished_at": utcnow(),
+        }
+        try:
+            if self._writer is not None:
+                await self._writer
+            await self._flush()
+            async with self.db.session() as session:
+                await session.execute(
+                    update(FlowExecution).where(FlowExecution.id == self.execution_id).values(final)
                 )
-            )
+        finally:
+            # after the write, so a listener that reads the row back sees the final status
+            self._notify_execution({**self._execution, **final})
+
+    def _notify_execution(self, fields: Mapping[str, Any]) -> None:
+        for listener in self.execution_listeners:
+            try:
+                listener(self.execution_id, fields)
+            except Exception:
+                _log.exception("execution listener failed", execution_id=str(self.execution_id))
 
     async def _write_loop(self) -> None:
         while not self._closing:
@@ -196,3 +217,49 @@ class ExecutionRecorder:
         row = dict(record.__dict__)
         row["execution_id"] = self.execution_id
         return row
+
+
+async def prune_executions(db: Database, *, older_than_days: int, batch_size: int = 500) -> int:
+    """Delete executions created more than ``older_than_days`` days ago, with their node runs.
+
+    Deletes in batches of ``batch_size`` executions, one transaction each, so neither database
+    holds long locks or builds one huge transaction.
+
+    Args:
+        db: The application database.
+        older_than_days: Keep executions created within this many days.
+        batch_size: Executions deleted per transaction.
+
+    Returns:
+        How many executions were deleted.
+
+    Raises:
+        UserError: ``older_than_days`` or ``batch_size`` is below 1.
+    """
+    if older_than_days < 1 or batch_size < 1:
+        msg = (
+            "older_than_days and batch_size must be at least 1, "
+            f"got {older_than_days} and {batch_size}"
+        )
+        raise UserError(msg, code="invalid_retention")
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    deleted = 0
+    while True:
+        async with db.session() as session:
+            ids = list(
+                await session.scalars(
+                    select(FlowExecution.id)
+                    .where(FlowExecution.created_at < cutoff)
+                    .order_by(FlowExecution.created_at)
+                    .limit(batch_size)
+                )
+            )
+            if not ids:
+                break
+            await session.execute(delete(NodeRun).where(NodeRun.execution_id.in_(ids)))
+            await session.execute(delete(FlowExecution).where(FlowExecution.id.in_(ids)))
+        deleted += len(ids)
+        if len(ids) < batch_size:
+            break
+    _log.info("pruned executions", deleted=deleted, older_than_days=older_than_days)
+    return deleted

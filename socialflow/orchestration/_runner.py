@@ -23,6 +23,7 @@ from prefect.context import FlowRunContext, TagsContext, TaskRunContext
 from prefect.states import Completed, Failed
 from pydantic import BaseModel, Field
 
+from socialflow.core.credentials import DatabaseCredentialResolver, key_wrapper
 from socialflow.core.db import utcnow
 from socialflow.core.errors import AppError, NodeTimeoutError, TransientError, UserError
 from socialflow.core.logging import get_logger
@@ -34,7 +35,13 @@ from socialflow.orchestration._graph import (
     compile_graph_json,
 )
 from socialflow.orchestration._models import ExecutionStatus, NodeRunStatus
-from socialflow.orchestration._recorder import ExecutionRecorder, NodeRunRecord, cap_json
+from socialflow.orchestration._recorder import (
+    ExecutionListener,
+    ExecutionRecorder,
+    Listener,
+    NodeRunRecord,
+    cap_json,
+)
 from socialflow.orchestration._runtime import EngineRuntime, get_runtime
 
 __all__ = ["RunMeta", "execute_graph", "flow_for", "start_graph_run"]
@@ -133,6 +140,12 @@ class GraphRun:
             for node_id, node in graph.nodes.items()
         }
         self._jobs: dict[str, asyncio.Task[None]] = {}
+        # nodes see their own workspace's credentials only, decrypted on request
+        self.credentials = (
+            DatabaseCredentialResolver(runtime.db, key_wrapper(runtime.settings), meta.workspace_id)
+            if meta.workspace_id is not None
+            else None
+        )
 
     async def execute(self) -> None:
         """Run every node, each as soon as its upstream nodes are done."""
@@ -273,6 +286,7 @@ class GraphRun:
             sandbox=self.meta.sandbox,
             attempt=attempt,
             inputs=inputs,
+            **({"credentials": self.credentials} if self.credentials is not None else {}),
         )
 
 
@@ -312,7 +326,10 @@ async def execute_graph(graph: str, trigger: dict[str, Any], meta: RunMeta | dic
     flow_ctx = FlowRunContext.get()
     flow_run_id = flow_ctx.flow_run.id if flow_ctx and flow_ctx.flow_run else None
     limit = runtime.settings.engine.max_recorded_bytes
-    recorder = ExecutionRecorder(runtime.db, meta.execution_id)
+    on_node, on_execution = _live_listeners(runtime, meta)
+    recorder = ExecutionRecorder(
+        runtime.db, meta.execution_id, listeners=on_node, execution_listeners=on_execution
+    )
     recorder.start(
         flow_name=meta.flow_name,
         workspace_id=meta.workspace_id,
@@ -341,6 +358,23 @@ async def execute_graph(graph: str, trigger: dict[str, Any], meta: RunMeta | dic
         return Failed(message=message)
     await recorder.finish(ExecutionStatus.COMPLETED)
     return {node_id: record.status for node_id, record in run.records.items()}
+
+
+def _live_listeners(
+    runtime: EngineRuntime, meta: RunMeta
+) -> tuple[tuple[Listener, ...], tuple[ExecutionListener, ...]]:
+    """Recorder listeners publishing the run's updates to the runtime's hub; none without a
+    workspace, since only workspace members can subscribe."""
+    if meta.workspace_id is None:
+        return (), ()
+    publisher = runtime.events.publisher(
+        workspace_id=meta.workspace_id,
+        flow_id=meta.flow_id,
+        flow_version_id=meta.flow_version_id,
+        flow_name=meta.flow_name,
+        sandbox=meta.sandbox,
+    )
+    return (publisher.node,), (publisher.execution,)
 
 
 _UNSAFE_NAME = re.compile(r"[/%&<>]")

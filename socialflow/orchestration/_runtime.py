@@ -1,4 +1,5 @@
-"""What a process needs to run graphs: settings, database, registry, outbound HTTP client."""
+"""What a process needs to run graphs: settings, database, registry, outbound HTTP client,
+and the hub that streams its runs' updates."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import httpx
 from socialflow.core.db import Database
 from socialflow.core.settings import Settings, get_settings
 from socialflow.nodes import NodeRegistry, default_registry
+from socialflow.orchestration._events import ExecutionEvents
 
 __all__ = ["EngineRuntime", "get_runtime", "set_runtime"]
 
@@ -21,6 +23,7 @@ class EngineRuntime:
     settings: Settings
     db: Database
     registry: NodeRegistry
+    events: ExecutionEvents = field(default_factory=ExecutionEvents)
     _http: dict[int, httpx.AsyncClient] = field(default_factory=dict, repr=False)
 
     @classmethod

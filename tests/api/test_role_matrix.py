@@ -15,6 +15,8 @@ import httpx
 from tests.api.conftest import Team, make_team
 
 ROLES = {"viewer": 0, "editor": 1, "admin": 2}
+FLOWS = "/api/workspaces/{workspace_id}/flows"
+CREDENTIALS = "/api/workspaces/{workspace_id}/credentials"
 
 MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/workspaces/{workspace_id}"): "viewer",
@@ -24,6 +26,34 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/api/workspaces/{workspace_id}/members"): "admin",
     ("PATCH", "/api/workspaces/{workspace_id}/members/{user_id}"): "admin",
     ("DELETE", "/api/workspaces/{workspace_id}/members/{user_id}"): "admin",
+    # flows and versions: viewers read, editors change
+    ("GET", f"{FLOWS}"): "viewer",
+    ("GET", f"{FLOWS}/{{flow_id}}"): "viewer",
+    ("GET", f"{FLOWS}/{{flow_id}}/export"): "viewer",
+    ("GET", f"{FLOWS}/{{flow_id}}/versions"): "viewer",
+    ("GET", f"{FLOWS}/{{flow_id}}/versions/{{number}}"): "viewer",
+    ("POST", f"{FLOWS}"): "editor",
+    ("POST", f"{FLOWS}/import"): "editor",
+    ("PATCH", f"{FLOWS}/{{flow_id}}"): "editor",
+    ("DELETE", f"{FLOWS}/{{flow_id}}"): "editor",
+    ("POST", f"{FLOWS}/{{flow_id}}/duplicate"): "editor",
+    ("POST", f"{FLOWS}/{{flow_id}}/publish"): "editor",
+    ("POST", f"{FLOWS}/{{flow_id}}/pause"): "editor",
+    ("POST", f"{FLOWS}/{{flow_id}}/resume"): "editor",
+    ("POST", f"{FLOWS}/{{flow_id}}/versions/{{number}}/activate"): "editor",
+    ("GET", f"{FLOWS}/{{flow_id}}/webhook"): "editor",
+    ("POST", f"{FLOWS}/{{flow_id}}/run"): "editor",
+    ("POST", f"{FLOWS}/{{flow_id}}/test"): "editor",
+    ("POST", "/api/workspaces/{workspace_id}/executions/{execution_id}/rerun"): "editor",
+    # run history
+    ("GET", "/api/workspaces/{workspace_id}/executions"): "viewer",
+    ("GET", "/api/workspaces/{workspace_id}/executions/{execution_id}"): "viewer",
+    # credentials: editors see names for pickers, admins manage them
+    ("GET", f"{CREDENTIALS}"): "editor",
+    ("GET", f"{CREDENTIALS}/{{credential_id}}"): "editor",
+    ("POST", f"{CREDENTIALS}"): "admin",
+    ("PATCH", f"{CREDENTIALS}/{{credential_id}}"): "admin",
+    ("DELETE", f"{CREDENTIALS}/{{credential_id}}"): "admin",
 }
 
 

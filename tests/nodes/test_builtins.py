@@ -85,7 +85,7 @@ async def test_triggers_pass_the_payload_on() -> None:
         ({"cron": "* * * * *", "interval_seconds": 60}, "exactly one"),
         ({"cron": "every day"}, "not a valid cron"),
         ({"cron": "0 9 * * *", "timezone": "Mars/Base"}, "IANA"),
-        ({"interval_seconds": 1}, "greater than or equal to 10"),
+        ({"interval_seconds": 1}, "greater than or equal to 5"),
     ],
 )
 def test_schedule_config_is_checked(config: dict[str, object], message: str) -> None:

@@ -287,3 +287,41 @@ async def test_invalid_graph_is_refused_before_any_run(runtime: EngineRuntime) -
     spec = graph([{"id": "t", "kind": "trigger.manual"}, {"id": "x", "kind": "nope"}], [])
     with pytest.raises(ValidationError):
         await start_graph_run(spec, {}, RunMeta())
+
+
+async def test_nodes_get_their_own_workspace_credentials_only(runtime: EngineRuntime) -> None:
+    from socialflow.core.credentials import Credential, key_wrapper, parse_secret, seal_credential
+
+    mine, theirs = uuid.uuid4(), uuid.uuid4()
+    async with runtime.db.session() as session:
+        for workspace, value in (
+            (mine, "mine-secret-value"),
+            (theirs, "their-secret-value-longer"),
+        ):
+            session.add(_workspace_row(workspace))
+            await session.flush()
+            row = Credential(workspace_id=workspace, name="api", kind="http-header")
+            seal_credential(
+                row,
+                parse_secret("http-header", {"header_name": "X-Key", "header_value": value}),
+                key_wrapper(runtime.settings),
+            )
+            session.add(row)
+    spec = graph(
+        [{"id": "t", "kind": "trigger.manual"}, {"id": "c", "kind": "test.header_credential"}],
+        [{"source": "t", "source_port": "event", "target": "c"}],
+    )
+    execution = await run(runtime, spec, workspace_id=mine)
+    assert execution.status == "completed", execution.error
+    assert execution.node("c").output == {
+        "out": {"header": "X-Key", "value_length": len("mine-secret-value")}
+    }
+    nobody = await run(runtime, spec)  # a run of no workspace sees no credentials at all
+    assert nobody.status == "failed"
+    assert nobody.node("c").error_code == "credential_missing"
+
+
+def _workspace_row(workspace_id: uuid.UUID) -> Any:
+    from socialflow.api.workspaces.models import Workspace
+
+    return Workspace(id=workspace_id, name="w")

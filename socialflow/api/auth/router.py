@@ -13,6 +13,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users.authentication.strategy.db import DatabaseStrategy
 
 from socialflow.api.auth.models import AccessToken, User
+from socialflow.api.auth.oauth import router as oauth_router
 from socialflow.api.auth.ratelimit import LoginLimiter
 from socialflow.api.auth.schemas import LoginRead, TokenRead, UserCreate, UserRead, UserUpdate
 from socialflow.api.auth.users import (
@@ -119,3 +120,4 @@ router.include_router(fastapi_users.get_register_router(UserRead, UserCreate), p
 router.include_router(fastapi_users.get_reset_password_router(), prefix="/auth")
 router.include_router(fastapi_users.get_verify_router(UserRead), prefix="/auth")
 router.include_router(fastapi_users.get_users_router(UserRead, UserUpdate), prefix="/users")
+router.include_router(oauth_router)

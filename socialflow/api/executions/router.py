@@ -1,12 +1,60 @@
-"""executions endpoints."""
+"""Execution endpoints: a workspace's run history, one run with its nodes, and the live stream."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
 
-__all__ = ["router"]
+from fastapi import APIRouter, Depends, Query, Request, WebSocket
 
-router = APIRouter(tags=["executions"])
+from socialflow.api.deps import SessionDep, ViewerMember
+from socialflow.api.executions import service, ws
+from socialflow.api.executions.schemas import ExecutionPage, ExecutionQuery, ExecutionRead
+
+__all__ = ["router", "ws_router"]
+
+router = APIRouter(prefix="/workspaces/{workspace_id}/executions", tags=["executions"])
 
 # WebSocket routes live outside the /api prefix, at /ws/...
 ws_router = APIRouter(tags=["executions"])
+
+
+def _prefect_ui(request: Request) -> str | None:
+    return service.prefect_ui_url(request.app.state.settings)
+
+
+PrefectUi = Annotated[str | None, Depends(_prefect_ui)]
+
+
+@router.get("", name="list_executions")
+async def list_executions(
+    member: ViewerMember,
+    session: SessionDep,
+    prefect_ui: PrefectUi,
+    query: Annotated[ExecutionQuery, Query()],
+) -> ExecutionPage:
+    """The workspace's executions, newest first, filtered and paged (viewer)."""
+    return await service.list_for_workspace(
+        member.workspace_id, query, prefect_ui=prefect_ui, session=session
+    )
+
+
+@router.get("/{execution_id}", name="get_execution")
+async def get_execution(
+    execution_id: uuid.UUID, member: ViewerMember, session: SessionDep, prefect_ui: PrefectUi
+) -> ExecutionRead:
+    """One execution with every node run: status, attempts, timings, recorded input and output,
+    errors, and its Prefect flow and task runs (viewer)."""
+    return await service.get(
+        member.workspace_id, execution_id, prefect_ui=prefect_ui, session=session
+    )
+
+
+@ws_router.websocket("/ws/workspaces/{workspace_id}/executions", name="stream_executions")
+async def stream_executions(
+    websocket: WebSocket, workspace_id: uuid.UUID, execution_id: uuid.UUID | None = None
+) -> None:
+    """Live updates of the workspace's runs (viewer): the pending and running executions first,
+    then every execution and node update. ``execution_id`` follows one execution. Close codes
+    and credentials: see ``socialflow.api.executions.ws``."""
+    await ws.stream(websocket, workspace_id, execution_id=execution_id)

@@ -32,6 +32,7 @@ class ManualTriggerNode(_TriggerNode):
     """Starts a flow when someone presses Run, with the payload they give."""
 
     kind = "trigger.manual"
+    event_kinds = ("manual",)
     title = "Manual trigger"
     category = "trigger"
     icon = "play"
@@ -47,6 +48,7 @@ class WebhookTriggerNode(_TriggerNode):
     """Starts a flow when an HTTP request reaches the flow's webhook URL."""
 
     kind = "trigger.webhook"
+    event_kinds = ("webhook.request",)
     title = "Webhook"
     category = "trigger"
     icon = "webhook"
@@ -80,6 +82,7 @@ class ScheduleTriggerNode(_TriggerNode):
     """Starts a flow on a cron schedule or at a fixed interval."""
 
     kind = "trigger.schedule"
+    event_kinds = ("schedule.tick",)
     example_config: ClassVar[dict[str, Any]] = {"interval_seconds": 3600}
     title = "Schedule"
     category = "trigger"
@@ -91,7 +94,10 @@ class ScheduleTriggerNode(_TriggerNode):
             default=None, description="Cron expression, e.g. '0 9 * * 1-5' (weekdays at 9:00)."
         )
         interval_seconds: int | None = Field(
-            default=None, ge=10, le=366 * 86400, description="Run every this many seconds."
+            default=None,
+            ge=5,
+            le=366 * 86400,
+            description="Run every this many seconds (5 or more).",
         )
         timezone: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Berlin.")
 

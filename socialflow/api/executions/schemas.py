@@ -1,0 +1,199 @@
+"""What the execution endpoints and the live run stream send."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+
+from socialflow.orchestration import ExecutionStatus
+
+__all__ = [
+    "ExecutionEventRead",
+    "ExecutionPage",
+    "ExecutionQuery",
+    "ExecutionRead",
+    "ExecutionSnapshotRead",
+    "ExecutionSummaryRead",
+    "NodeEventRead",
+    "NodeRunRead",
+]
+
+
+def _duration_ms(started_at: datetime | None, finished_at: datetime | None) -> float | None:
+    if started_at is None or finished_at is None:
+        return None
+    return round((finished_at - started_at).total_seconds() * 1000, 3)
+
+
+class ExecutionQuery(BaseModel):
+    """Which executions to list (every given filter must match), and which page."""
+
+    flow_id: uuid.UUID | None = Field(default=None, description="Runs of this flow.")
+    flow_version_id: uuid.UUID | None = Field(
+        default=None, description="Runs of this published version."
+    )
+    status: list[ExecutionStatus] | None = Field(
+        default=None, description="Runs in any of these statuses (repeat the parameter)."
+    )
+    created_after: datetime | None = Field(
+        default=None, description="Runs created at or after this time (UTC when no offset)."
+    )
+    created_before: datetime | None = Field(
+        default=None, description="Runs created before this time (UTC when no offset)."
+    )
+    limit: int = Field(default=50, ge=1, le=200, description="Page size.")
+    offset: int = Field(default=0, ge=0, description="Executions to skip.")
+
+    @field_validator("created_after", "created_before")
+    @classmethod
+    def _utc_when_naive(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class NodeRunRead(BaseModel):
+    """One node of an execution, as recorded (inputs and outputs capped in size)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    node_id: str
+    kind: str
+    version: int
+    label: str
+    status: str = Field(
+        description="pending, running, retrying, completed, failed, skipped or cancelled."
+    )
+    attempts: int
+    input: Any = Field(description="Inputs as recorded; a preview when input_truncated.")
+    output: Any = Field(description="Outputs as recorded; a preview when output_truncated.")
+    input_truncated: bool
+    output_truncated: bool
+    fired_ports: list[str] | None
+    error: str | None
+    error_code: str | None
+    prefect_task_run_id: uuid.UUID | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented pattern
+    @property
+    def duration_ms(self) -> float | None:
+        """Milliseconds from first start to finish."""
+        return _duration_ms(self.started_at, self.finished_at)
+
+
+class ExecutionSummaryRead(BaseModel):
+    """One run of a flow, without its node runs."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    workspace_id: uuid.UUID | None
+    flow_id: uuid.UUID | None
+    flow_version_id: uuid.UUID | None
+    flow_name: str
+    trigger_kind: str
+    trigger_event_id: uuid.UUID | None
+    status: str = Field(description="pending, running, completed, failed, cancelled or crashed.")
+    sandbox: bool
+    error: str | None
+    error_node_id: str | None
+    prefect_flow_run_id: uuid.UUID | None
+    prefect_url: str | None = Field(
+        default=None, description="The flow run in Prefect's UI (operators only)."
+    )
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented pattern
+    @property
+    def duration_ms(self) -> float | None:
+        """Milliseconds from start to finish."""
+        return _duration_ms(self.started_at, self.finished_at)
+
+
+class ExecutionRead(ExecutionSummaryRead):
+    """One run of a flow with every node run, in the order they started."""
+
+    trigger_payload: Any = Field(default=None, description="The trigger payload as recorded.")
+    node_runs: list[NodeRunRead]
+
+
+class ExecutionPage(BaseModel):
+    """A page of executions, newest first."""
+
+    items: list[ExecutionSummaryRead]
+    total: int = Field(description="Executions matching the filters, over all pages.")
+    limit: int
+    offset: int
+
+
+class NodeEventRead(BaseModel):
+    """Stream message: a node run's new state (inputs and outputs: read the execution)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    type: Literal["node"] = "node"
+    workspace_id: uuid.UUID
+    execution_id: uuid.UUID
+    flow_id: uuid.UUID | None
+    node_id: str
+    kind: str
+    version: int
+    label: str
+    status: str
+    attempts: int
+    error: str | None
+    error_code: str | None
+    fired_ports: list[str] | None
+    prefect_task_run_id: uuid.UUID | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented pattern
+    @property
+    def duration_ms(self) -> float | None:
+        """Milliseconds from first start to finish."""
+        return _duration_ms(self.started_at, self.finished_at)
+
+
+class ExecutionEventRead(BaseModel):
+    """Stream message: an execution started (running) or ended (its final status)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    type: Literal["execution"] = "execution"
+    workspace_id: uuid.UUID
+    execution_id: uuid.UUID
+    flow_id: uuid.UUID | None
+    flow_version_id: uuid.UUID | None
+    flow_name: str
+    status: str
+    sandbox: bool
+    prefect_flow_run_id: uuid.UUID | None
+    error: str | None
+    error_node_id: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented pattern
+    @property
+    def duration_ms(self) -> float | None:
+        """Milliseconds from start to finish."""
+        return _duration_ms(self.started_at, self.finished_at)
+
+
+class ExecutionSnapshotRead(BaseModel):
+    """Stream message sent first: the current state of the executions the stream covers."""
+
+    type: Literal["snapshot"] = "snapshot"
+    workspace_id: uuid.UUID
+    execution_id: uuid.UUID | None = Field(description="The one execution followed, if any.")
+    executions: list[ExecutionRead] = Field(
+        description="Pending and running executions (or the one followed), newest first."
+    )

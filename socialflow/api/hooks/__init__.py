@@ -1,0 +1,1 @@
+"""Generic webhook triggers: POST /hooks/{flow_id}."""

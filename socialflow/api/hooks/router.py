@@ -1,0 +1,201 @@
+"""The generic webhook trigger: ``POST /hooks/{flow_id}`` stores the request in the inbox and
+answers 202 at once; the flow runs on a worker.
+
+Callers prove themselves with the trigger's secret, either in ``X-Socialflow-Secret`` or as
+``X-Socialflow-Signature: sha256=<hex HMAC-SHA256 of the raw body>``. A caller may send
+``Idempotency-Key``: a repeated key is acknowledged and not run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from socialflow.api.auth.users import get_session
+from socialflow.api.deps import EditorMember
+from socialflow.core.errors import NotFoundError, UserError
+from socialflow.core.settings import Settings
+from socialflow.nodes.builtins import WebhookTriggerNode
+from socialflow.orchestration._inbox import EventIn, store_events
+from socialflow.orchestration._inbox_models import FlowTrigger
+from socialflow.orchestration._triggers import open_trigger_secret
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["webhooks"])
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+class HookAccepted(BaseModel):
+    """The event was stored; the flow runs shortly."""
+
+    event_id: uuid.UUID
+    duplicate: bool
+
+
+class WebhookInfo(BaseModel):
+    """Where and how to call a flow's webhook."""
+
+    url: str
+    auth: str
+    methods: list[str]
+    secret: str
+
+
+@router.get(
+    "/api/workspaces/{workspace_id}/flows/{flow_id}/webhook",
+    name="get_flow_webhook",
+    tags=["flows"],
+)
+async def get_flow_webhook(
+    request: Request,
+    member: EditorMember,
+    flow_id: Annotated[uuid.UUID, Path(description="The flow's id.")],
+    session: SessionDep,
+) -> WebhookInfo:
+    """The published webhook flow's URL and secret (editor)."""
+    settings: Settings = request.app.state.settings
+    trigger = await session.get(FlowTrigger, flow_id)
+    if (
+        trigger is None
+        or trigger.workspace_id != member.workspace_id
+        or trigger.trigger_kind != WebhookTriggerNode.kind
+    ):
+        msg = f"flow {flow_id} has no published webhook trigger"
+        raise NotFoundError(msg, code="webhook_not_found")
+    config = WebhookTriggerNode.Config.model_validate(trigger.trigger_config)
+    return WebhookInfo(
+        url=f"{settings.api.public_url}/hooks/{flow_id}",
+        auth=config.auth,
+        methods=list(config.methods),
+        secret=open_trigger_secret(trigger, settings),
+    )
+
+
+class _Unauthorized(UserError):
+    code = "webhook_unauthorized"
+    http_status = 401
+
+
+class _TooLarge(UserError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class _MethodNotAllowed(UserError):
+    code = "method_not_allowed"
+    http_status = 405
+
+
+class _UnsupportedMedia(UserError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            msg = f"request body is larger than {limit} bytes"
+            raise _TooLarge(msg)
+    return bytes(body)
+
+
+def _check_secret(request: Request, body: bytes, secret: str, mode: str) -> None:
+    if mode == "hmac_sha256":
+        sent = request.headers.get("x-socialflow-signature", "")
+        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        ok = hmac.compare_digest(sent.encode(), expected.encode())
+        how = "an X-Socialflow-Signature header: sha256=<hex HMAC-SHA256 of the body>"
+    else:
+        ok = hmac.compare_digest(
+            request.headers.get("x-socialflow-secret", "").encode(), secret.encode()
+        )
+        how = "the trigger's secret in the X-Socialflow-Secret header"
+    if not ok:
+        msg = f"this webhook needs {how}"
+        raise _Unauthorized(msg)
+
+
+def _parse(request: Request, body: bytes) -> Any:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in ("application/x-www-form-urlencoded",):
+        try:
+            return dict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body)))
+        except (UnicodeDecodeError, ValueError) as exc:
+            msg = f"the form body is malformed: {exc}"
+            raise UserError(msg, code="malformed_body") from exc
+    if content_type in ("application/json", "") or content_type.endswith("+json"):
+        if not body:
+            return None
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            msg = f"the body is not valid JSON: {exc}"
+            raise UserError(msg, code="malformed_body") from exc
+    msg = f"content type {content_type!r} is not accepted; send application/json or a form"
+    raise _UnsupportedMedia(msg)
+
+
+@router.api_route(
+    "/hooks/{flow_id}",
+    methods=["POST", "PUT", "PATCH"],
+    status_code=202,
+    name="receive_webhook",
+    responses={
+        401: {"description": "Missing or wrong secret."},
+        413: {"description": "Too large."},
+    },
+)
+async def receive_webhook(
+    request: Request,
+    flow_id: Annotated[uuid.UUID, Path(description="The flow's id.")],
+    session: SessionDep,
+) -> HookAccepted:
+    """Store the request as a trigger event of the flow; answer before the flow runs."""
+    settings: Settings = request.app.state.settings
+    trigger = await session.get(FlowTrigger, flow_id)
+    if trigger is None or not trigger.active or trigger.trigger_kind != WebhookTriggerNode.kind:
+        msg = f"no active webhook flow {flow_id}"
+        raise NotFoundError(msg, code="webhook_not_found")
+    config = WebhookTriggerNode.Config.model_validate(trigger.trigger_config)
+    if request.method not in config.methods:
+        msg = f"this webhook accepts {', '.join(config.methods)}, not {request.method}"
+        raise _MethodNotAllowed(msg)
+    body = await _read_body(request, settings.api.max_body_bytes)
+    _check_secret(request, body, open_trigger_secret(trigger, settings), config.auth)
+    parsed = _parse(request, body)
+    wanted = {h.lower() for h in config.include_headers}
+    payload = {
+        "method": request.method,
+        "body": parsed,
+        "query": dict(request.query_params),
+        "headers": {k: v for k, v in request.headers.items() if k.lower() in wanted},
+    }
+    idempotency = request.headers.get("idempotency-key")
+    key = f"hook:{flow_id}:{idempotency or uuid.uuid4()}"
+    [stored] = await store_events(
+        session,
+        [
+            EventIn(
+                source="webhook",
+                kind="webhook.request",
+                dedupe_key=key[:300],
+                payload=payload,
+                workspace_id=trigger.workspace_id,
+                flow_id=flow_id,
+                raw_body=body,
+                headers=payload["headers"],
+            )
+        ],
+    )
+    return HookAccepted(event_id=stored.id, duplicate=stored.duplicate)

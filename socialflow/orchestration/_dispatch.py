@@ -1,0 +1,170 @@
+"""The dispatcher: turns stored inbox events into queued executions, exactly once.
+
+It claims pending events (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several dispatchers
+share the work), matches each to the active flows whose trigger accepts it, and inserts one
+execution per (event, version) with ``ON CONFLICT DO NOTHING`` on that pair: a retry, a second
+dispatcher or a restart can never queue a second run. An event whose dispatch fails stays
+pending and is retried with backoff; nothing accepted is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from socialflow.core.db import Database, utcnow
+from socialflow.core.logging import get_logger
+from socialflow.nodes import NodeRegistry
+from socialflow.orchestration._inbox import QUEUE_CHANNEL, notify
+from socialflow.orchestration._inbox_models import EventStatus, FlowTrigger, WebhookEvent
+from socialflow.orchestration._models import ExecutionStatus, FlowExecution
+
+__all__ = ["Dispatcher", "backoff_seconds"]
+
+_log = get_logger(__name__)
+_MAX_BACKOFF = 600.0
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Delay before retry number ``attempts``: 1, 2, 4 … seconds, at most ten minutes."""
+    return float(min(_MAX_BACKOFF, 2 ** max(0, attempts - 1)))
+
+
+class Dispatcher:
+    """Queues executions for pending events.
+
+    Args:
+        db: The application database.
+        registry: Node kinds, to ask each trigger whether it accepts an event.
+        batch: Events claimed per round.
+    """
+
+    def __init__(self, db: Database, registry: NodeRegistry, *, batch: int = 200) -> None:
+        self.db = db
+        self.registry = registry
+        self.batch = batch
+
+    async def dispatch_once(self) -> int:
+        """Dispatch one batch of due events.
+
+        Returns:
+            How many events were handled (dispatched, ignored or deferred).
+        """
+        async with self.db.sessionmaker() as session:
+            postgres = session.get_bind().dialect.name == "postgresql"
+            query = (
+                select(WebhookEvent)
+                .where(
+                    WebhookEvent.status == EventStatus.PENDING,
+                    WebhookEvent.next_attempt_at <= utcnow(),
+                )
+                .order_by(WebhookEvent.received_at)
+                .limit(self.batch)
+            )
+            if postgres:
+                query = query.with_for_update(skip_locked=True)
+            events = list((await session.scalars(query)).all())
+            if not events:
+                await session.rollback()
+                return 0
+            triggers = await self._triggers(session, events)
+            queued = 0
+            for event in events:
+                try:
+                    async with session.begin_nested():
+                        queued += await self._dispatch(session, event, triggers, postgres)
+                except Exception as exc:
+                    event.attempts += 1
+                    event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                    event.next_attempt_at = utcnow() + timedelta(
+                        seconds=backoff_seconds(event.attempts)
+                    )
+                    _log.warning(
+                        "dispatch failed; will retry",
+                        event_id=str(event.id),
+                        error=event.last_error,
+                    )
+            if queued:
+                await notify(session, QUEUE_CHANNEL)
+            await session.commit()
+            return len(events)
+
+    async def run(self, stop: asyncio.Event, wakeup: Any) -> None:
+        """Dispatch until ``stop`` is set, sleeping on ``wakeup`` when there is nothing to do."""
+        while not stop.is_set():
+            try:
+                handled = await self.dispatch_once()
+            except Exception:
+                _log.exception("dispatcher round failed")
+                handled = 0
+            if handled < self.batch:
+                await wakeup.wait()
+
+    async def _triggers(
+        self, session: AsyncSession, events: list[WebhookEvent]
+    ) -> list[FlowTrigger]:
+        flow_ids = {e.flow_id for e in events if e.flow_id is not None}
+        kinds = {e.kind for e in events}
+        trigger_kinds = [
+            n.kind for n in self.registry if n.is_trigger() and set(n.event_kinds) & kinds
+        ]
+        rows = await session.scalars(
+            select(FlowTrigger).where(
+                FlowTrigger.active.is_(True),
+                or_(FlowTrigger.flow_id.in_(flow_ids), FlowTrigger.trigger_kind.in_(trigger_kinds)),
+            )
+        )
+        return list(rows)
+
+    async def _dispatch(
+        self,
+        session: AsyncSession,
+        event: WebhookEvent,
+        triggers: list[FlowTrigger],
+        postgres: bool,
+    ) -> int:
+        matches = [t for t in triggers if self._matches(event, t)]
+        insert = pg_insert if postgres else sqlite_insert
+        for trigger in matches:
+            await session.execute(
+                insert(FlowExecution)
+                .values(
+                    id=uuid.uuid4(),
+                    workspace_id=trigger.workspace_id,
+                    flow_id=trigger.flow_id,
+                    flow_version_id=trigger.version_id,
+                    version_number=trigger.version_number,
+                    flow_name=trigger.flow_name,
+                    trigger_kind=trigger.trigger_kind,
+                    trigger_event_id=event.id,
+                    trigger_payload=event.payload,
+                    status=ExecutionStatus.QUEUED,
+                    created_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=["trigger_event_id", "flow_version_id"])
+            )
+        event.status = EventStatus.DISPATCHED if matches else EventStatus.IGNORED
+        event.dispatched_at = utcnow()
+        event.attempts += 1
+        return len(matches)
+
+    def _matches(self, event: WebhookEvent, trigger: FlowTrigger) -> bool:
+        if event.flow_id is not None and event.flow_id != trigger.flow_id:
+            return False
+        if event.workspace_id is not None and event.workspace_id != trigger.workspace_id:
+            return False
+        try:
+            node = self.registry.get(trigger.trigger_kind)
+        except Exception:
+            return False
+        if event.kind not in node.event_kinds:
+            return False
+        config = node.Config.model_validate(trigger.trigger_config)
+        return node.accepts(config, event.payload)

@@ -1,0 +1,280 @@
+"""The worker: runs queued executions in-process as Prefect flow runs, with leases.
+
+A worker claims queued executions (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), stamps each with
+a lease it renews while the run is in progress, and awaits the async flow in its own event
+loop: no process start per run, so the first node starts within a few hundred milliseconds of
+the event. A worker that dies stops renewing; once its lease has expired another worker claims
+the execution again (counting the attempt), marks the abandoned Prefect flow run crashed, and
+runs it once more. Node-level send ledgers keep side effects from repeating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+
+from socialflow.core.db import utcnow
+from socialflow.core.logging import get_logger
+from socialflow.orchestration._dispatch import Dispatcher
+from socialflow.orchestration._inbox import INBOX_CHANNEL, QUEUE_CHANNEL
+from socialflow.orchestration._models import ExecutionStatus, FlowExecution, GraphSnapshot, NodeRun
+from socialflow.orchestration._runner import RunMeta, start_graph_run
+from socialflow.orchestration._runtime import EngineRuntime
+from socialflow.orchestration._wakeup import Wakeup
+
+__all__ = ["Claim", "Worker"]
+
+_log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An execution this worker has claimed."""
+
+    execution_id: uuid.UUID
+    attempt: int
+    abandoned_flow_run_id: uuid.UUID | None
+
+
+class Worker:
+    """Claims and runs queued executions; also dispatches inbox events.
+
+    Args:
+        runtime: Settings, database and registry of this process.
+        concurrency: Runs in progress at once.
+        lease_seconds: How long a claim holds without renewal.
+        max_attempts: Claims of one execution before it is given up as crashed.
+        poll_interval: Longest sleep without a wake-up (SQLite has no NOTIFY).
+        dispatch: Also run a dispatcher in this process.
+        schedule_poll: How often Prefect is asked for due scheduled runs (seconds).
+    """
+
+    def __init__(
+        self,
+        runtime: EngineRuntime,
+        *,
+        concurrency: int = 8,
+        lease_seconds: float = 30.0,
+        max_attempts: int = 3,
+        poll_interval: float = 0.2,
+        dispatch: bool = True,
+        name: str | None = None,
+        schedule_poll: float = 2.0,
+    ) -> None:
+        self.runtime = runtime
+        self.db = runtime.db
+        self.concurrency = concurrency
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_attempts = max_attempts
+        self.poll_interval = poll_interval
+        self.dispatch = dispatch
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.schedule_poll = schedule_poll
+        self._inflight: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self.completed = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then let runs in progress finish."""
+        url = self.db.url
+        async with (
+            Wakeup(url, (QUEUE_CHANNEL,), poll_interval=self.poll_interval) as queue_wakeup,
+            Wakeup(url, (INBOX_CHANNEL,), poll_interval=self.poll_interval) as inbox_wakeup,
+        ):
+            helpers = [
+                asyncio.create_task(self._renew_leases(stop), name="lease-renewal"),
+                asyncio.create_task(self._scheduled_runs(stop), name="scheduled-runs"),
+            ]
+            if self.dispatch:
+                dispatcher = Dispatcher(self.db, self.runtime.registry)
+                helpers.append(
+                    asyncio.create_task(dispatcher.run(stop, inbox_wakeup), name="dispatcher")
+                )
+            try:
+                while not stop.is_set():
+                    free = self.concurrency - len(self._inflight)
+                    claims = await self._claim(free) if free > 0 else []
+                    for claim in claims:
+                        task = asyncio.create_task(self._execute(claim, queue_wakeup))
+                        self._inflight[claim.execution_id] = task
+                    if not claims or len(self._inflight) >= self.concurrency:
+                        await queue_wakeup.wait()
+            finally:
+                if self._inflight:
+                    await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+                for helper in helpers:
+                    helper.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _claim(self, limit: int) -> list[Claim]:
+        now = utcnow()
+        async with self.db.sessionmaker() as session:
+            query = (
+                select(FlowExecution)
+                .where(
+                    or_(
+                        FlowExecution.status == ExecutionStatus.QUEUED,
+                        (FlowExecution.status == ExecutionStatus.RUNNING)
+                        & (FlowExecution.lease_until < now),
+                    )
+                )
+                .order_by(FlowExecution.created_at)
+                .limit(limit)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = list((await session.scalars(query)).all())
+            claims = []
+            for row in rows:
+                abandoned = (
+                    row.prefect_flow_run_id if row.status == ExecutionStatus.RUNNING else None
+                )
+                if row.attempt >= self.max_attempts:
+                    row.status = ExecutionStatus.CRASHED
+                    row.error = f"gave up after {row.attempt} attempts: each worker stopped mid-run"
+                    row.finished_at = now
+                    continue
+                row.status = ExecutionStatus.RUNNING
+                row.attempt += 1
+                row.claimed_by = self.name
+                row.lease_until = now + self.lease
+                claims.append(Claim(row.id, row.attempt, abandoned))
+            await session.commit()
+        return claims
+
+    async def _execute(self, claim: Claim, wakeup: Wakeup) -> None:
+        try:
+            await self._run(claim)
+        except Exception:
+            # the lease lapses and another claim retries the execution
+            _log.exception("execution could not be started", execution_id=str(claim.execution_id))
+        finally:
+            self._inflight.pop(claim.execution_id, None)
+            wakeup.poke()
+
+    async def _run(self, claim: Claim) -> None:
+        async with self.db.sessionmaker() as session:
+            row = await session.get(FlowExecution, claim.execution_id)
+            if row is None:
+                return
+            if claim.abandoned_flow_run_id is not None:
+                # a previous attempt died mid-run: start the graph afresh
+                await session.execute(delete(NodeRun).where(NodeRun.execution_id == row.id))
+                await session.commit()
+                await _mark_crashed(claim.abandoned_flow_run_id)
+            graph = await session.scalar(
+                select(GraphSnapshot.graph).where(GraphSnapshot.id == row.flow_version_id)
+            )
+            meta = RunMeta(
+                execution_id=row.id,
+                flow_name=row.flow_name,
+                workspace_id=row.workspace_id,
+                flow_id=row.flow_id,
+                flow_version_id=row.flow_version_id,
+                version=row.version_number,
+                trigger_event_id=row.trigger_event_id,
+                sandbox=row.sandbox,
+            )
+            trigger: dict[str, Any] = row.trigger_payload or {}
+        if graph is None:
+            await self._fail(claim.execution_id, "the flow version's graph is missing")
+            return
+        await start_graph_run(graph, trigger, meta)
+        self.completed += 1
+
+    async def _fail(self, execution_id: uuid.UUID, message: str) -> None:
+        async with self.db.sessionmaker() as session:
+            await session.execute(
+                update(FlowExecution)
+                .where(FlowExecution.id == execution_id)
+                .values(status=ExecutionStatus.FAILED, error=message, finished_at=utcnow())
+            )
+            await session.commit()
+
+    async def _scheduled_runs(self, stop: asyncio.Event) -> None:
+        """Run the deployments' due scheduled runs (schedule triggers, runs from the UI)."""
+        from prefect.client.orchestration import get_client
+        from prefect.flow_engine import run_flow_async
+
+        from socialflow.orchestration._deployments import WORK_POOL
+        from socialflow.orchestration._runner import flow_for
+
+        running: set[asyncio.Task[Any]] = set()
+        while not stop.is_set():
+            try:
+                async with get_client() as client:
+                    due = await client.get_scheduled_flow_runs_for_work_pool(
+                        WORK_POOL, scheduled_before=utcnow()
+                    )
+                    for response in due:
+                        flow_run = response.flow_run
+                        if not await _claim_scheduled(client, flow_run):
+                            continue
+                        name = (flow_run.parameters.get("meta") or {}).get("flow_name", "scheduled")
+                        task = asyncio.create_task(
+                            run_flow_async(
+                                flow_for(name),  # type: ignore[arg-type]  # async flow: R is a coroutine
+                                flow_run=flow_run,
+                                parameters=flow_run.parameters,
+                                return_type="state",
+                            )
+                        )
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+            except Exception as exc:
+                _log.warning("polling scheduled runs failed", error=repr(exc))
+            try:
+                await asyncio.wait_for(stop.wait(), self.schedule_poll)
+            except TimeoutError:
+                pass
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _renew_leases(self, stop: asyncio.Event) -> None:
+        interval = self.lease.total_seconds() / 3
+        while not stop.is_set():
+            await asyncio.sleep(interval)
+            ids = list(self._inflight)
+            if not ids:
+                continue
+            try:
+                async with self.db.sessionmaker() as session:
+                    await session.execute(
+                        update(FlowExecution)
+                        .where(FlowExecution.id.in_(ids), FlowExecution.claimed_by == self.name)
+                        .values(lease_until=utcnow() + self.lease)
+                    )
+                    await session.commit()
+            except Exception:
+                _log.exception("renewing leases failed")
+
+
+async def _claim_scheduled(client: Any, flow_run: Any) -> bool:
+    """Propose Pending for a scheduled run; Prefect refuses a second claimant."""
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.states import Pending
+
+    try:
+        result = await client.set_flow_run_state(flow_run.id, Pending())
+    except Exception:
+        return False
+    return bool(result.status == SetStateStatus.ACCEPT)
+
+
+async def _mark_crashed(flow_run_id: uuid.UUID) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    try:
+        async with get_client() as client:
+            await client.set_flow_run_state(
+                flow_run_id, Crashed(message="the worker running it stopped"), force=True
+            )
+    except Exception as exc:
+        _log.warning("could not mark the abandoned flow run crashed", error=repr(exc))
