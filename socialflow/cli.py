@@ -334,8 +334,8 @@ def up(
     prefect_port: Annotated[int | None, typer.Option(help="Prefect server port.")] = None,
     api_port: Annotated[int | None, typer.Option(help="API port.")] = None,
 ) -> None:
-    """Start the embedded stack on 127.0.0.1 (Prefect server, API) and stop it all on Ctrl-C."""
-    from socialflow.stack import api_server, prefect_server
+    """Start the embedded stack on 127.0.0.1 (Prefect server, API, worker); Ctrl-C stops it."""
+    from socialflow.stack import api_server, prefect_server, worker_process
 
     settings = get_settings()
     configure_logging(settings.logging.level)
@@ -354,6 +354,10 @@ def up(
             data_dir / "logs",
             host=api_host,
             port=api_port,
+            env={"PREFECT_API_URL": prefect_api, "SOCIALFLOW_DATA_DIR": str(data_dir)},
+        ),
+        worker_process(
+            data_dir / "logs",
             env={"PREFECT_API_URL": prefect_api, "SOCIALFLOW_DATA_DIR": str(data_dir)},
         ),
     ]

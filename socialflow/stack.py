@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["ManagedProcess", "api_server", "prefect_server"]
+__all__ = ["ManagedProcess", "api_server", "prefect_server", "worker_process"]
 
 
 @dataclass
@@ -24,13 +24,14 @@ class ManagedProcess:
         argv: The command.
         env: Extra environment variables.
         log_path: Where stdout and stderr go.
-        health_url: Answers 2xx once the process is ready.
+        health_url: Answers 2xx once the process is ready; without one, the process is ready
+            when its log says ``ready``.
     """
 
     name: str
     argv: list[str]
     log_path: Path
-    health_url: str
+    health_url: str | None
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
@@ -59,11 +60,15 @@ class ManagedProcess:
             if self.process is not None and self.process.poll() is not None:
                 msg = f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
                 raise RuntimeError(msg)
-            try:
-                if httpx.get(self.health_url, timeout=2).is_success:
+            if self.health_url is None:
+                if " ready" in self.log_tail(50):
                     return
-            except httpx.HTTPError:
-                pass
+            else:
+                try:
+                    if httpx.get(self.health_url, timeout=2).is_success:
+                        return
+                except httpx.HTTPError:
+                    pass
             time.sleep(0.25)
         msg = f"{self.name} was not healthy after {timeout:.0f} s:\n{self.log_tail()}"
         raise RuntimeError(msg)
@@ -147,5 +152,16 @@ def api_server(
         ],
         log_path=log_dir / "api.log",
         health_url=f"http://{host}:{port}/healthz",
+        env=env or {},
+    )
+
+
+def worker_process(log_dir: Path, *, env: dict[str, str] | None = None) -> ManagedProcess:
+    """A ``socialflow worker``: runs queued executions and scheduled runs in-process."""
+    return ManagedProcess(
+        name="socialflow worker",
+        argv=[sys.executable, "-m", "socialflow.cli", "worker"],
+        log_path=log_dir / "worker.log",
+        health_url=None,
         env=env or {},
     )

@@ -129,6 +129,10 @@ def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
         assert ready.json() == {"status": "ok", "checks": {"database": "ok", "prefect": "ok"}}
         types = httpx.get(f"http://127.0.0.1:{api_port}/api/node-types", timeout=10)
         assert types.status_code == 401  # the API is up and asks who is calling
+        assert (
+            "worker" in output
+            and "ready" in (tmp_path / "data" / "logs" / "worker.log").read_text()
+        )
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
