@@ -1,0 +1,108 @@
+"""A worker process killed with SIGKILL mid-way through 200 queued runs: a new worker finishes
+them, and every event ends with exactly one completed run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from socialflow.orchestration import EngineRuntime, FlowExecution
+from socialflow.orchestration._dispatch import Dispatcher
+from socialflow.orchestration._inbox import store_events
+from tests.fixtures.flows import publish
+from tests.orchestration.test_dispatch import hook_event
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_worker(database_url: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SOCIALFLOW_DATABASE_URL": database_url}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "socialflow.cli",
+                "worker",
+                "--lease-seconds",
+                "3",
+                "--concurrency",
+                "8",
+                "--poll-interval",
+                "0.1",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def completed(runtime: EngineRuntime, version_id: object) -> int:
+    async with runtime.db.sessionmaker() as session:
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(FlowExecution)
+                .where(
+                    FlowExecution.flow_version_id == version_id, FlowExecution.status == "completed"
+                )
+            )
+            or 0
+        )
+
+
+@pytest.mark.timeout(900)
+async def test_killed_worker_loses_and_repeats_nothing(
+    pg_runtime: EngineRuntime, tmp_path: Path
+) -> None:
+    runtime = pg_runtime
+    flow_id, version_id = await publish(runtime.db, runtime.registry, runtime.settings)
+    async with runtime.db.sessionmaker() as session:
+        await store_events(session, [hook_event(flow_id, n) for n in range(200)])
+    while await Dispatcher(runtime.db, runtime.registry).dispatch_once():
+        pass
+    log = tmp_path / "workers.log"
+    first = start_worker(runtime.db.url, log)
+    try:
+        deadline = asyncio.get_running_loop().time() + 300
+        while await completed(runtime, version_id) < 30:
+            assert first.poll() is None, log.read_text()[-3000:]
+            assert asyncio.get_running_loop().time() < deadline, log.read_text()[-3000:]
+            await asyncio.sleep(0.2)
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    at_kill = await completed(runtime, version_id)
+    assert at_kill < 200, "the worker must die mid-way for this test to mean anything"
+    second = start_worker(runtime.db.url, log)
+    try:
+        deadline = asyncio.get_running_loop().time() + 600
+        while await completed(runtime, version_id) < 200:
+            assert second.poll() is None, log.read_text()[-3000:]
+            assert asyncio.get_running_loop().time() < deadline, (
+                f"{await completed(runtime, version_id)} of 200"
+            )
+            await asyncio.sleep(0.5)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(60)
+    async with runtime.db.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(
+                    FlowExecution.trigger_event_id, FlowExecution.status, FlowExecution.attempt
+                ).where(FlowExecution.flow_version_id == version_id)
+            )
+        ).all()
+    assert len(rows) == 200
+    assert len({event for event, _, _ in rows}) == 200
+    assert {status for _, status, _ in rows} == {"completed"}
+    assert any(attempt == 2 for _, _, attempt in rows), "runs in flight at the kill were taken over"
