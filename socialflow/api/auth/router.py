@@ -3,7 +3,6 @@ for sign-up, password reset, email verification and the profile."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from typing import Annotated
 
@@ -14,13 +13,13 @@ from fastapi_users.authentication.strategy.db import DatabaseStrategy
 
 from socialflow.api.auth.models import AccessToken, User
 from socialflow.api.auth.oauth import router as oauth_router
+from socialflow.api.auth.oauth import start_browser_session
 from socialflow.api.auth.ratelimit import LoginLimiter
 from socialflow.api.auth.schemas import LoginRead, TokenRead, UserCreate, UserRead, UserUpdate
 from socialflow.api.auth.users import (
     UserManager,
     _jwt_strategy,
     _session_strategy,
-    cookie_transport,
     current_active_user,
     fastapi_users,
     get_user_manager,
@@ -62,33 +61,15 @@ async def login(
 ) -> JSONResponse:
     """Sign in from the browser: sets the HttpOnly session cookie and the CSRF cookie."""
     user = await _authenticate(request, form, manager)
-    token = await strategy.write_token(user)
-    csrf = secrets.token_urlsafe(32)
+    cookies = Response()
+    csrf = await start_browser_session(cookies, user, strategy)
     response = JSONResponse(
         LoginRead(
             user=UserRead.model_validate(user, from_attributes=True), csrf_token=csrf
         ).model_dump(mode="json")
     )
-    transport = cookie_transport
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=transport.cookie_max_age,
-        path="/",
-        secure=transport.cookie_secure,
-        httponly=True,
-        samesite="lax",
-    )
-    # readable by the page's script, which echoes it in X-CSRF-Token (double submit)
-    response.set_cookie(
-        CSRF_COOKIE,
-        csrf,
-        max_age=transport.cookie_max_age,
-        path="/",
-        secure=transport.cookie_secure,
-        httponly=False,
-        samesite="strict",
-    )
+    for value in cookies.headers.getlist("set-cookie"):
+        response.headers.append("set-cookie", value)
     await manager.on_after_login(user, request, response)
     return response
 
