@@ -38,6 +38,9 @@ typecheck: install
 
 bench: install
 	$(RUN) python bench/node_overhead.py
+	$(RUN) python bench/ingest.py
+	$(RUN) python bench/latency.py
+	$(RUN) python bench/throughput.py
 
 clean:
 	rm -rf .socialflow .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -200,6 +200,7 @@ class Worker:
     async def _scheduled_runs(self, stop: asyncio.Event) -> None:
         """Run the deployments' due scheduled runs (schedule triggers, runs from the UI)."""
         from prefect.client.orchestration import get_client
+        from prefect.exceptions import ObjectNotFound
         from prefect.flow_engine import run_flow_async
 
         from socialflow.orchestration._deployments import WORK_POOL
@@ -227,6 +228,8 @@ class Worker:
                         )
                         running.add(task)
                         task.add_done_callback(running.discard)
+            except ObjectNotFound:
+                pass  # no schedule was ever published, so the work pool does not exist yet
             except Exception as exc:
                 _log.warning("polling scheduled runs failed", error=repr(exc))
             try:
