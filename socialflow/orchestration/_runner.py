@@ -23,7 +23,7 @@ from prefect.context import FlowRunContext, TagsContext, TaskRunContext
 from prefect.states import Completed, Failed
 from pydantic import BaseModel, Field
 
-from socialflow.core.credentials import DatabaseCredentialResolver, key_wrapper
+from socialflow.core.credentials import DatabaseCredentialResolver
 from socialflow.core.db import utcnow
 from socialflow.core.errors import AppError, NodeTimeoutError, TransientError, UserError
 from socialflow.core.logging import get_logger
@@ -142,7 +142,7 @@ class GraphRun:
         self._jobs: dict[str, asyncio.Task[None]] = {}
         # nodes see their own workspace's credentials only, decrypted on request
         self.credentials = (
-            DatabaseCredentialResolver(runtime.db, key_wrapper(runtime.settings), meta.workspace_id)
+            DatabaseCredentialResolver(runtime.db, runtime.key_wrapper(), meta.workspace_id)
             if meta.workspace_id is not None
             else None
         )

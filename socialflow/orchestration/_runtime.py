@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from socialflow.core.credentials import key_wrapper
+from socialflow.core.crypto import LocalKeyWrapper
 from socialflow.core.db import Database
 from socialflow.core.settings import Settings, get_settings
 from socialflow.nodes import NodeRegistry, default_registry
@@ -25,6 +27,7 @@ class EngineRuntime:
     registry: NodeRegistry
     events: ExecutionEvents = field(default_factory=ExecutionEvents)
     _http: dict[int, httpx.AsyncClient] = field(default_factory=dict, repr=False)
+    _keys: LocalKeyWrapper | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(
@@ -37,6 +40,12 @@ class EngineRuntime:
             pool_size=settings.database.pool_size,
         )
         return cls(settings=settings, db=db, registry=registry or default_registry())
+
+    def key_wrapper(self) -> LocalKeyWrapper:
+        """The master keys, parsed once per process rather than once per run."""
+        if self._keys is None:
+            self._keys = key_wrapper(self.settings)
+        return self._keys
 
     def http_client(self) -> httpx.AsyncClient:
         """The outbound client for the running event loop (clients cannot cross loops)."""

@@ -9,7 +9,8 @@ import uuid
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from socialflow.core.crypto import LocalKeyWrapper, Sealed, open_secret, seal
+from socialflow.core.credentials import key_wrapper
+from socialflow.core.crypto import Sealed, open_secret, seal
 from socialflow.core.settings import Settings
 from socialflow.orchestration._graph import CompiledGraph
 from socialflow.orchestration._inbox_models import FlowTrigger
@@ -21,10 +22,6 @@ __all__ = [
     "save_snapshot",
     "upsert_trigger",
 ]
-
-
-def _wrapper(settings: Settings) -> LocalKeyWrapper:
-    return LocalKeyWrapper(settings.security.master_keys, fallback_secret=settings.secret_key)
 
 
 async def save_snapshot(session: AsyncSession, snapshot_id: uuid.UUID, graph_json: str) -> None:
@@ -65,7 +62,9 @@ async def upsert_trigger(
     row.active = True
     row.deployment_id = deployment_id
     if row.secret_ciphertext is None:
-        sealed = seal(secrets.token_urlsafe(32).encode(), _wrapper(settings), context=flow_id.bytes)
+        sealed = seal(
+            secrets.token_urlsafe(32).encode(), key_wrapper(settings), context=flow_id.bytes
+        )
         row.secret_ciphertext = sealed.ciphertext
         row.secret_wrapped_key = sealed.wrapped_key
         row.secret_key_id = sealed.key_id
@@ -90,4 +89,4 @@ def open_trigger_secret(trigger: FlowTrigger, settings: Settings) -> str:
         wrapped_key=trigger.secret_wrapped_key,
         key_id=trigger.secret_key_id or "",
     )
-    return open_secret(sealed, _wrapper(settings), context=trigger.flow_id.bytes).decode()
+    return open_secret(sealed, key_wrapper(settings), context=trigger.flow_id.bytes).decode()
