@@ -54,6 +54,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", f"{CREDENTIALS}"): "admin",
     ("PATCH", f"{CREDENTIALS}/{{credential_id}}"): "admin",
     ("DELETE", f"{CREDENTIALS}/{{credential_id}}"): "admin",
+    # instagram: accounts and the send ledger
+    # knowledge: knowledge bases and documents
 }
 
 
