@@ -191,6 +191,14 @@ class RetentionSettings(BaseModel):
     )
 
 
+class InstagramSettings(BaseModel):
+    """Meta app, webhooks and the Graph API."""
+
+
+class KnowledgeSettings(BaseModel):
+    """Object storage, embeddings and vector stores for knowledge bases, and the AI nodes."""
+
+
 class Settings(BaseSettings):
     """Every setting of a Socialflow process.
 
@@ -226,6 +234,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     retention: RetentionSettings = Field(default_factory=lambda: RetentionSettings())
+    instagram: InstagramSettings = Field(default_factory=InstagramSettings)
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
