@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from socialflow.api.credentials.router import router as credentials_router
 from socialflow.api.errors import ErrorBody, install_error_handlers
 from socialflow.api.executions.router import router as executions_router
 from socialflow.api.executions.router import ws_router as executions_ws_router
+from socialflow.api.executions.ws import events_hub
 from socialflow.api.flows.router import router as flows_router
 from socialflow.api.flows.runs import router as runs_router
 from socialflow.api.hooks.router import router as hooks_router
@@ -28,7 +30,7 @@ from socialflow.core.db import Database
 from socialflow.core.logging import get_logger
 from socialflow.core.settings import Settings, get_settings
 from socialflow.nodes import NodeRegistry, default_registry
-from socialflow.orchestration import ExecutionEvents, sync_node_types
+from socialflow.orchestration import ExecutionEvents, UpdateFeed, sync_node_types
 
 __all__ = ["create_app"]
 
@@ -67,8 +69,15 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with database.session() as session:
             count = await sync_node_types(session, node_registry)
+        # runs execute in worker processes: their live updates arrive through the database
+        feed = UpdateFeed(database, events_hub(app))
+        feed_stop = asyncio.Event()
+        feed_task = asyncio.create_task(feed.run(feed_stop), name="live-update-feed")
         _log.info("api ready", node_types=count)
         yield
+        feed_stop.set()
+        feed_task.cancel()
+        await asyncio.gather(feed_task, return_exceptions=True)
         if owns_db:
             await database.dispose()
 

@@ -1,6 +1,7 @@
 """Turns graphs into runs: the graph spec and its validation, the Prefect runner, the
 execution records every run leaves behind, their live updates and their retention."""
 
+from socialflow.orchestration._cancel import request_cancel
 from socialflow.orchestration._events import (
     ExecutionEvent,
     ExecutionEvents,
@@ -35,6 +36,7 @@ from socialflow.orchestration._models import (
 )
 from socialflow.orchestration._publishing import activate_version, deactivate_flow
 from socialflow.orchestration._recorder import prune_executions
+from socialflow.orchestration._relay import UpdateFeed, UpdateRelay
 from socialflow.orchestration._runner import RunMeta, execute_graph, flow_for, start_graph_run
 from socialflow.orchestration._runtime import EngineRuntime, get_runtime, set_runtime
 
@@ -62,6 +64,8 @@ __all__ = [
     "NodeType",
     "RunMeta",
     "Subscription",
+    "UpdateFeed",
+    "UpdateRelay",
     "WebhookEvent",
     "activate_version",
     "compile_graph",
@@ -71,6 +75,7 @@ __all__ = [
     "get_execution",
     "get_runtime",
     "prune_executions",
+    "request_cancel",
     "set_runtime",
     "start_graph_run",
     "sync_node_types",

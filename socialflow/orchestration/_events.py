@@ -8,9 +8,9 @@ current state again). The hub also keeps the latest state of every execution sti
 here, handed to a new subscriber atomically with its subscription, so a client connecting
 mid-run misses nothing that the database has not caught up with yet.
 
-Limitation: this hub lives in one process. Runs executed by a worker in another process never
-reach it; their progress shows only in the database (the REST API, and the state a WebSocket
-sends on connect). Delivering those live across processes comes with the worker work.
+The hub lives in one process. Runs executed by a worker in another process reach it through
+the database: the worker's ``UpdateRelay`` taps its hub (``add_tap``) and the API's
+``UpdateFeed`` publishes the relayed events here with ``relay=False`` (see ``_relay.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -265,6 +265,9 @@ class ExecutionEvents:
     def __init__(self, *, queue_size: int = 1000, max_live: int = 10_000) -> None:
         self.queue_size = queue_size
         self.max_live = max_live
+        #: names this process's events when they are relayed to others
+        self.origin = uuid.uuid4().hex
+        self._taps: tuple[Callable[[ExecutionUpdate], None], ...] = ()
         # a run may publish from another thread than its subscribers' loop: the lock keeps
         # "subscribe and read the live state" atomic with respect to publishing
         self._lock = threading.RLock()
@@ -290,14 +293,34 @@ class ExecutionEvents:
             sandbox=sandbox,
         )
 
-    def publish(self, event: ExecutionUpdate) -> None:
-        """Hand ``event`` to its workspace's subscribers without waiting for any of them."""
+    def add_tap(self, tap: Callable[[ExecutionUpdate], None]) -> None:
+        """Also hand every event published here with ``relay=True`` to ``tap`` (which must not
+        block: it runs on the publisher's thread)."""
+        with self._lock:
+            self._taps = (*self._taps, tap)
+
+    def remove_tap(self, tap: Callable[[ExecutionUpdate], None]) -> None:
+        """Stop handing events to ``tap``."""
+        with self._lock:
+            self._taps = tuple(t for t in self._taps if t is not tap)
+
+    def publish(self, event: ExecutionUpdate, *, relay: bool = True) -> None:
+        """Hand ``event`` to its workspace's subscribers without waiting for any of them.
+
+        Args:
+            event: The update.
+            relay: Whether taps (the relay to other processes) see it; false for events that
+                came from another process.
+        """
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
         with self._lock:
             self._remember(event)
+            if relay:
+                for tap in self._taps:
+                    tap(event)
             for subscription in self._subscribers.get(event.workspace_id, ()):
                 if subscription.wants(event):
                     subscription._deliver(event, loop)

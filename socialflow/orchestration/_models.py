@@ -7,13 +7,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from socialflow.core.db import Base, JSONType, utcnow
 
 __all__ = [
     "ExecutionStatus",
+    "ExecutionUpdateBatch",
     "FlowExecution",
     "GraphSnapshot",
     "NodeRun",
@@ -76,6 +77,8 @@ class FlowExecution(Base):
     attempt: Mapped[int] = mapped_column(default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(100), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    # set by a cancel request; the worker running the execution watches for it
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -134,6 +137,21 @@ class NodeType(Base):
     available: Mapped[bool] = mapped_column(default=True)
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ExecutionUpdateBatch(Base):
+    """Live updates of runs, relayed between processes: a worker appends its runs' node and
+    execution events in batches; API processes read what is new and stream it. Rows live for
+    minutes (the database is the record; this table only carries the live stream)."""
+
+    __tablename__ = "execution_update"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    origin: Mapped[str] = mapped_column(String(64))
+    events: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class GraphSnapshot(Base):

@@ -47,6 +47,9 @@ from socialflow.orchestration._runtime import EngineRuntime, get_runtime
 __all__ = ["RunMeta", "execute_graph", "flow_for", "start_graph_run"]
 
 _log = get_logger(__name__)
+#: what a cancelled run and its unfinished nodes are recorded with
+CANCELLED_MESSAGE = "cancelled on request"
+_ABORTED = "run aborted: the process running it was stopped"
 
 
 class RunMeta(BaseModel):
@@ -152,6 +155,17 @@ class GraphRun:
         for node_id in self.graph.order:
             self._jobs[node_id] = asyncio.create_task(self._when_ready(node_id))
         await asyncio.gather(*self._jobs.values())
+
+    def cancel_unfinished(self, reason: str) -> None:
+        """Record every node not finished yet as cancelled (the run was cancelled)."""
+        unfinished = (NodeRunStatus.PENDING, NodeRunStatus.RUNNING, NodeRunStatus.RETRYING)
+        for node_id in self.graph.order:
+            record = self.records[node_id]
+            if record.status in unfinished:
+                record.status = NodeRunStatus.CANCELLED
+                record.error = reason
+                record.finished_at = utcnow()
+                self.recorder.node(record)
 
     def failed(self) -> list[NodeRunRecord]:
         """Node runs that failed, in graph order."""
@@ -340,12 +354,21 @@ async def execute_graph(graph: str, trigger: dict[str, Any], meta: RunMeta | dic
         sandbox=meta.sandbox,
         prefect_flow_run_id=flow_run_id,
     )
+    run: GraphRun | None = None
     try:
         compiled = compile_graph_json(graph, runtime.registry)
         recorder.update_execution(trigger_kind=compiled.trigger.spec.kind)
         run = GraphRun(runtime, compiled, trigger, meta, recorder, flow_run_id)
         with TagsContext(current_tags=set()):  # tag the flow run only, never its task runs
             await run.execute()
+    except asyncio.CancelledError:
+        if meta.execution_id not in runtime.cancel_requested:
+            await asyncio.shield(recorder.finish(ExecutionStatus.FAILED, error=_ABORTED))
+            raise
+        if run is not None:
+            run.cancel_unfinished(CANCELLED_MESSAGE)
+        await asyncio.shield(recorder.finish(ExecutionStatus.CANCELLED, error=CANCELLED_MESSAGE))
+        raise
     except BaseException as exc:
         message = exc.message if isinstance(exc, AppError) else f"run aborted: {exc!r}"
         await asyncio.shield(recorder.finish(ExecutionStatus.FAILED, error=message))

@@ -4,6 +4,7 @@ and the hub that streams its runs' updates."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass, field
 
 import httpx
@@ -26,6 +27,8 @@ class EngineRuntime:
     db: Database
     registry: NodeRegistry
     events: ExecutionEvents = field(default_factory=ExecutionEvents)
+    #: executions whose cancellation was asked for; their runs end as cancelled, not failed
+    cancel_requested: set[uuid.UUID] = field(default_factory=set)
     _http: dict[int, httpx.AsyncClient] = field(default_factory=dict, repr=False)
     _keys: LocalKeyWrapper | None = field(default=None, repr=False)
 

@@ -22,10 +22,12 @@ from sqlalchemy import delete, or_, select, update
 
 from socialflow.core.db import utcnow
 from socialflow.core.logging import get_logger
+from socialflow.orchestration._cancel import CANCEL_CHANNEL, mark_prefect_cancelled
 from socialflow.orchestration._dispatch import Dispatcher
 from socialflow.orchestration._inbox import INBOX_CHANNEL, QUEUE_CHANNEL
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution, GraphSnapshot, NodeRun
-from socialflow.orchestration._runner import RunMeta, start_graph_run
+from socialflow.orchestration._relay import UpdateRelay
+from socialflow.orchestration._runner import CANCELLED_MESSAGE, RunMeta, start_graph_run
 from socialflow.orchestration._runtime import EngineRuntime
 from socialflow.orchestration._wakeup import Wakeup
 
@@ -54,6 +56,8 @@ class Worker:
         poll_interval: Longest sleep without a wake-up (SQLite has no NOTIFY).
         dispatch: Also run a dispatcher in this process.
         schedule_poll: How often Prefect is asked for due scheduled runs (seconds).
+        relay: Relay this worker's live run updates to API processes through the database.
+        cancel_poll: Longest wait before a cancel request is noticed without a NOTIFY.
     """
 
     def __init__(
@@ -67,6 +71,8 @@ class Worker:
         dispatch: bool = True,
         name: str | None = None,
         schedule_poll: float = 2.0,
+        relay: bool = True,
+        cancel_poll: float = 1.0,
     ) -> None:
         self.runtime = runtime
         self.db = runtime.db
@@ -77,8 +83,14 @@ class Worker:
         self.dispatch = dispatch
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.schedule_poll = schedule_poll
+        self.relay = relay
+        self.cancel_poll = cancel_poll
         self._inflight: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # scheduled runs from deployments, keyed by execution id (their flow run's id)
+        self._scheduled: dict[uuid.UUID, asyncio.Task[Any]] = {}
         self.completed = 0
+        self.cancelled = 0
+        self._cleanup: set[uuid.UUID] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then let runs in progress finish."""
@@ -90,7 +102,13 @@ class Worker:
             helpers = [
                 asyncio.create_task(self._renew_leases(stop), name="lease-renewal"),
                 asyncio.create_task(self._scheduled_runs(stop), name="scheduled-runs"),
+                asyncio.create_task(self._watch_cancellations(stop), name="cancellations"),
             ]
+            relay_stop = asyncio.Event()
+            relay = None
+            if self.relay:
+                relay = UpdateRelay(self.db, self.runtime.events)
+                relay_task = asyncio.create_task(relay.run(relay_stop), name="update-relay")
             if self.dispatch:
                 dispatcher = Dispatcher(self.db, self.runtime.registry)
                 helpers.append(
@@ -111,6 +129,9 @@ class Worker:
                 for helper in helpers:
                     helper.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
+                if relay is not None:
+                    relay_stop.set()  # after the runs, so their last updates are relayed
+                    await asyncio.gather(relay_task, return_exceptions=True)
 
     async def _claim(self, limit: int) -> list[Claim]:
         now = utcnow()
@@ -135,6 +156,14 @@ class Worker:
                 abandoned = (
                     row.prefect_flow_run_id if row.status == ExecutionStatus.RUNNING else None
                 )
+                if row.cancel_requested_at is not None:
+                    # cancelled while a worker that has since died was running it
+                    row.status = ExecutionStatus.CANCELLED
+                    row.error = CANCELLED_MESSAGE
+                    row.finished_at = now
+                    if abandoned is not None:
+                        self._cleanup.add(abandoned)
+                    continue
                 if row.attempt >= self.max_attempts:
                     row.status = ExecutionStatus.CRASHED
                     row.error = f"gave up after {row.attempt} attempts: each worker stopped mid-run"
@@ -146,11 +175,18 @@ class Worker:
                 row.lease_until = now + self.lease
                 claims.append(Claim(row.id, row.attempt, abandoned))
             await session.commit()
+        while self._cleanup:
+            await mark_prefect_cancelled(self._cleanup.pop())
         return claims
 
     async def _execute(self, claim: Claim, wakeup: Wakeup) -> None:
         try:
             await self._run(claim)
+        except asyncio.CancelledError:
+            if claim.execution_id not in self.runtime.cancel_requested:
+                raise
+            _uncancel()
+            await self._after_cancel(claim.execution_id)
         except Exception:
             # the lease lapses and another claim retries the execution
             _log.exception("execution could not be started", execution_id=str(claim.execution_id))
@@ -188,6 +224,56 @@ class Worker:
         await start_graph_run(graph, trigger, meta)
         self.completed += 1
 
+    async def _after_cancel(self, execution_id: uuid.UUID) -> None:
+        """The run stopped on request: make sure the row says so, and so does Prefect."""
+        self.runtime.cancel_requested.discard(execution_id)
+        self.cancelled += 1
+        async with self.db.sessionmaker() as session:
+            await session.execute(
+                update(FlowExecution)
+                .where(
+                    FlowExecution.id == execution_id,
+                    FlowExecution.status.in_((ExecutionStatus.RUNNING, ExecutionStatus.QUEUED)),
+                )
+                .values(
+                    status=ExecutionStatus.CANCELLED,
+                    error=CANCELLED_MESSAGE,
+                    finished_at=utcnow(),
+                    lease_until=None,
+                )
+            )
+            flow_run_id = await session.scalar(
+                select(FlowExecution.prefect_flow_run_id).where(FlowExecution.id == execution_id)
+            )
+            await session.commit()
+        await mark_prefect_cancelled(flow_run_id)
+
+    async def _watch_cancellations(self, stop: asyncio.Event) -> None:
+        """Cancel the runs of this worker whose cancellation was requested."""
+        async with Wakeup(self.db.url, (CANCEL_CHANNEL,), poll_interval=self.cancel_poll) as wake:
+            while not stop.is_set():
+                await wake.wait()
+                running = {**self._inflight, **self._scheduled}
+                if not running:
+                    continue
+                try:
+                    async with self.db.sessionmaker() as session:
+                        ids = set(
+                            await session.scalars(
+                                select(FlowExecution.id).where(
+                                    FlowExecution.id.in_(list(running)),
+                                    FlowExecution.cancel_requested_at.is_not(None),
+                                )
+                            )
+                        )
+                except Exception:
+                    _log.exception("checking for cancel requests failed")
+                    continue
+                for execution_id in ids - self.runtime.cancel_requested:
+                    _log.info("cancelling execution on request", execution_id=str(execution_id))
+                    self.runtime.cancel_requested.add(execution_id)
+                    running[execution_id].cancel()
+
     async def _fail(self, execution_id: uuid.UUID, message: str) -> None:
         async with self.db.sessionmaker() as session:
             await session.execute(
@@ -201,7 +287,6 @@ class Worker:
         """Run the deployments' due scheduled runs (schedule triggers, runs from the UI)."""
         from prefect.client.orchestration import get_client
         from prefect.exceptions import ObjectNotFound
-        from prefect.flow_engine import run_flow_async
 
         from socialflow.orchestration._deployments import WORK_POOL
         from socialflow.orchestration._runner import flow_for
@@ -217,16 +302,17 @@ class Worker:
                         flow_run = response.flow_run
                         if not await _claim_scheduled(client, flow_run):
                             continue
-                        name = (flow_run.parameters.get("meta") or {}).get("flow_name", "scheduled")
+                        meta = dict(flow_run.parameters.get("meta") or {})
+                        # the flow run's id names the execution, so it can be found to cancel
+                        meta["execution_id"] = str(flow_run.id)
+                        name = meta.get("flow_name", "scheduled")
                         task = asyncio.create_task(
-                            run_flow_async(
-                                flow_for(name),  # type: ignore[arg-type]  # async flow: R is a coroutine
-                                flow_run=flow_run,
-                                parameters=flow_run.parameters,
-                                return_type="state",
+                            self._scheduled_run(
+                                flow_for(name), flow_run, {**flow_run.parameters, "meta": meta}
                             )
                         )
                         running.add(task)
+                        self._scheduled[flow_run.id] = task
                         task.add_done_callback(running.discard)
             except ObjectNotFound:
                 pass  # no schedule was ever published, so the work pool does not exist yet
@@ -238,6 +324,21 @@ class Worker:
                 pass
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+
+    async def _scheduled_run(self, flow: Any, flow_run: Any, parameters: dict[str, Any]) -> None:
+        from prefect.flow_engine import run_flow_async
+
+        try:
+            await run_flow_async(
+                flow, flow_run=flow_run, parameters=parameters, return_type="state"
+            )
+        except asyncio.CancelledError:
+            if flow_run.id not in self.runtime.cancel_requested:
+                raise
+            _uncancel()
+            await self._after_cancel(flow_run.id)
+        finally:
+            self._scheduled.pop(flow_run.id, None)
 
     async def _renew_leases(self, stop: asyncio.Event) -> None:
         interval = self.lease.total_seconds() / 3
@@ -256,6 +357,15 @@ class Worker:
                     await session.commit()
             except Exception:
                 _log.exception("renewing leases failed")
+
+
+def _uncancel() -> None:
+    """The cancellation was ours and is handled: clear it, or the clean-up's own awaits (anyio
+    inside Prefect's client) would see a cancelled task and stop too."""
+    task = asyncio.current_task()
+    if task is not None:
+        while task.cancelling():
+            task.uncancel()
 
 
 async def _claim_scheduled(client: Any, flow_run: Any) -> bool:

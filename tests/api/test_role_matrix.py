@@ -45,6 +45,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", f"{FLOWS}/{{flow_id}}/run"): "editor",
     ("POST", f"{FLOWS}/{{flow_id}}/test"): "editor",
     ("POST", "/api/workspaces/{workspace_id}/executions/{execution_id}/rerun"): "editor",
+    ("POST", "/api/workspaces/{workspace_id}/executions/{execution_id}/cancel"): "editor",
     # run history
     ("GET", "/api/workspaces/{workspace_id}/executions"): "viewer",
     ("GET", "/api/workspaces/{workspace_id}/executions/{execution_id}"): "viewer",

@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, WebSocket
 
-from socialflow.api.deps import SessionDep, ViewerMember
+from socialflow.api.deps import EditorMember, SessionDep, ViewerMember
 from socialflow.api.executions import service, ws
 from socialflow.api.executions.schemas import ExecutionPage, ExecutionQuery, ExecutionRead
+from socialflow.orchestration import request_cancel
 
 __all__ = ["router", "ws_router"]
 
@@ -45,6 +46,20 @@ async def get_execution(
 ) -> ExecutionRead:
     """One execution with every node run: status, attempts, timings, recorded input and output,
     errors, and its Prefect flow and task runs (viewer)."""
+    return await service.get(
+        member.workspace_id, execution_id, prefect_ui=prefect_ui, session=session
+    )
+
+
+@router.post("/{execution_id}/cancel", name="cancel_execution")
+async def cancel_execution(
+    execution_id: uuid.UUID, member: EditorMember, session: SessionDep, prefect_ui: PrefectUi
+) -> ExecutionRead:
+    """Cancel a run (editor). One that has not started is cancelled at once; a running one is
+    stopped by its worker within about a second: unfinished nodes are recorded as cancelled and
+    the Prefect flow run ends Cancelled. ``cancel_requested_at`` is set in both cases; a run
+    that already finished answers 409."""
+    await request_cancel(member.workspace_id, execution_id, session=session)
     return await service.get(
         member.workspace_id, execution_id, prefect_ui=prefect_ui, session=session
     )

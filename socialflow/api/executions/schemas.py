@@ -98,7 +98,13 @@ class ExecutionSummaryRead(BaseModel):
     flow_name: str
     trigger_kind: str
     trigger_event_id: uuid.UUID | None
-    status: str = Field(description="pending, running, completed, failed, cancelled or crashed.")
+    status: str = Field(
+        description="pending, queued, running, completed, failed, cancelled or crashed."
+    )
+    cancel_requested_at: datetime | None = Field(
+        default=None,
+        description="When a cancel was asked for; a running execution stops shortly after.",
+    )
     sandbox: bool
     error: str | None
     error_node_id: str | None

@@ -17,8 +17,9 @@ Messages are JSON objects with a ``type``: first one ``snapshot`` (``ExecutionSn
 then ``execution`` (``ExecutionEventRead``) and ``node`` (``NodeEventRead``) messages in the
 order they happened. Messages from the client are ignored.
 
-Only runs executed in this process are streamed live (see ``socialflow.orchestration._events``);
-runs of workers in other processes appear in the snapshot and the REST API.
+Runs executed in this process are streamed straight from its hub; runs of worker processes
+reach the hub through the database relay (``socialflow.orchestration._relay``), about 0.1–0.3 s
+later.
 """
 
 from __future__ import annotations

@@ -146,16 +146,20 @@ def _parse(request: Request, body: bytes) -> Any:
     raise _UnsupportedMedia(msg)
 
 
-@router.api_route(
-    "/hooks/{flow_id}",
-    methods=["POST", "PUT", "PATCH"],
-    status_code=202,
-    name="receive_webhook",
-    responses={
-        401: {"description": "Missing or wrong secret."},
-        413: {"description": "Too large."},
-    },
+_HOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or wrong secret."},
+    413: {"description": "Too large."},
+}
+
+
+# one route per method, so each has its own operation id in the OpenAPI document
+@router.put(
+    "/hooks/{flow_id}", status_code=202, name="receive_webhook_put", responses=_HOOK_RESPONSES
 )
+@router.patch(
+    "/hooks/{flow_id}", status_code=202, name="receive_webhook_patch", responses=_HOOK_RESPONSES
+)
+@router.post("/hooks/{flow_id}", status_code=202, name="receive_webhook", responses=_HOOK_RESPONSES)
 async def receive_webhook(
     request: Request,
     flow_id: Annotated[uuid.UUID, Path(description="The flow's id.")],
