@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -175,6 +176,28 @@ def worker(
     asyncio.run(_work(settings, concurrency, lease_seconds, poll_interval, dispatch=dispatch))
 
 
+async def _retrying(
+    step: Callable[[], Awaitable[None]], what: str, *, wait_seconds: float = 120.0
+) -> None:
+    """Run a start-up step, retrying while the database is unreachable (a restart, a failover,
+    a container started before the database)."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    delay = 0.5
+    while True:
+        try:
+            await step()
+            return
+        except (OperationalError, InterfaceError, OSError) as exc:
+            if loop.time() + delay > deadline:
+                raise
+            _echo(f"{what} failed ({type(exc).__name__}); retrying in {delay:.1f} s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 async def _work(
     settings: Settings, concurrency: int, lease: float, poll: float, *, dispatch: bool
 ) -> None:
@@ -184,7 +207,7 @@ async def _work(
     from socialflow.orchestration import EngineRuntime, set_runtime
     from socialflow.orchestration._worker import Worker
 
-    await upgrade(settings.database_url)
+    await _retrying(lambda: upgrade(settings.database_url), "migrating the database")
     runtime = EngineRuntime.from_settings(settings)
     set_runtime(runtime)
     stop = asyncio.Event()
@@ -303,7 +326,7 @@ async def _run(settings: Settings, spec: Any, trigger: dict[str, Any], name: str
         start_graph_run,
     )
 
-    await upgrade(settings.database_url)
+    await _retrying(lambda: upgrade(settings.database_url), "migrating the database")
     runtime = EngineRuntime.from_settings(settings)
     set_runtime(runtime)
     try:

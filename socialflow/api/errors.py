@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from socialflow.core.errors import (
@@ -122,6 +122,16 @@ async def _database_refused(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # a restart or failover: nothing was stored, and the caller's retry will succeed
+    _log.warning("database unavailable", error=str(getattr(exc, "orig", exc))[:300])
+    return JSONResponse(
+        _body("database_unavailable", "the database is unavailable; retry in a few seconds"),
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     request_id = request.headers.get("x-request-id") or getattr(request.state, "request_id", "")
     _log.exception("unhandled error", path=request.url.path, error=repr(exc))
@@ -138,4 +148,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DataError, _database_refused)
     app.add_exception_handler(IntegrityError, _database_refused)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

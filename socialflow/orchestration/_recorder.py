@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from socialflow.core.db import Database, utcnow
 from socialflow.core.errors import UserError
@@ -26,6 +27,7 @@ from socialflow.orchestration._models import FlowExecution, NodeRun
 __all__ = ["ExecutionRecorder", "NodeRunRecord", "cap_json", "prune_executions"]
 
 _log = get_logger(__name__)
+_FINAL_WRITE_RETRIES = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 
 
 def cap_json(value: Any, limit: int) -> tuple[Any, bool]:
@@ -151,11 +153,29 @@ class ExecutionRecorder:
         try:
             if self._writer is not None:
                 await self._writer
-            await self._flush()
-            async with self.db.session() as session:
-                await session.execute(
-                    update(FlowExecution).where(FlowExecution.id == self.execution_id).values(final)
-                )
+            # the run's outcome is worth waiting for: ride out a database restart (~30 s)
+            for delay in (*_FINAL_WRITE_RETRIES, None):
+                try:
+                    await self._flush()
+                    async with self.db.session() as session:
+                        await session.execute(
+                            update(FlowExecution)
+                            .where(FlowExecution.id == self.execution_id)
+                            .values(final)
+                        )
+                    break
+                except DBAPIError as exc:
+                    lost = exc.connection_invalidated or isinstance(
+                        exc, OperationalError | InterfaceError
+                    )
+                    if delay is None or not lost:
+                        raise
+                    _log.warning(
+                        "recording the run's outcome failed; retrying",
+                        execution_id=str(self.execution_id),
+                        error=repr(exc),
+                    )
+                    await asyncio.sleep(delay)
         finally:
             # after the write, so a listener that reads the row back sees the final status
             self._notify_execution({**self._execution, **final})

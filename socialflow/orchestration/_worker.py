@@ -117,7 +117,13 @@ class Worker:
             try:
                 while not stop.is_set():
                     free = self.concurrency - len(self._inflight)
-                    claims = await self._claim(free) if free > 0 else []
+                    try:
+                        claims = await self._claim(free) if free > 0 else []
+                    except Exception as exc:
+                        # the database is away (a restart, a failover): keep trying
+                        _log.warning("claiming executions failed; retrying", error=repr(exc))
+                        await asyncio.sleep(1.0)
+                        continue
                     for claim in claims:
                         task = asyncio.create_task(self._execute(claim, queue_wakeup))
                         self._inflight[claim.execution_id] = task
