@@ -178,7 +178,9 @@ async def test_api_and_postgres_restarts_mid_load_lose_nothing(
                     await session.execute(
                         select(FlowExecution.status, func.count()).group_by(FlowExecution.status)
                     )
-                ).tuples()
+                )
+                .tuples()
+                .all()
             )
         assert stored == EVENTS  # one event per idempotency key, whatever the retries
         assert len(per_event) == EVENTS
@@ -186,6 +188,7 @@ async def test_api_and_postgres_restarts_mid_load_lose_nothing(
         assert statuses == {"completed": EVENTS}
         accepted_ids = {uuid.UUID(v) for v in load.accepted.values()}
         assert accepted_ids == {event_id for event_id, _ in per_event}
+        print(f"restarts: answers {load.statuses}, retries {load.retries}")  # noqa: T201
     finally:
         if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
