@@ -205,10 +205,12 @@ class Worker:
             row = await session.get(FlowExecution, claim.execution_id)
             if row is None:
                 return
-            if claim.abandoned_flow_run_id is not None:
-                # a previous attempt died mid-run: start the graph afresh
+            if claim.attempt > 1:
+                # a previous attempt died mid-run, perhaps before its flow run id was written:
+                # start the graph afresh either way (the send ledger keeps sends from repeating)
                 await session.execute(delete(NodeRun).where(NodeRun.execution_id == row.id))
                 await session.commit()
+            if claim.abandoned_flow_run_id is not None:
                 await _mark_crashed(claim.abandoned_flow_run_id)
             graph = await session.scalar(
                 select(GraphSnapshot.graph).where(GraphSnapshot.id == row.flow_version_id)
