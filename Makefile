@@ -41,6 +41,9 @@ bench: install
 	$(RUN) python bench/ingest.py
 	$(RUN) python bench/latency.py
 	$(RUN) python bench/throughput.py
+	$(RUN) python bench/retrieval.py
+	$(RUN) python bench/vector_search.py
+	$(RUN) python bench/embedding.py
 
 clean:
 	rm -rf .socialflow .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,4 +1,4 @@
-"""The ``socialflow`` command: up, run, validate, db, nodes."""
+"""The ``socialflow`` command: up, run, validate, db, nodes, simulate."""
 
 from __future__ import annotations
 
@@ -203,6 +203,7 @@ async def _work(
 ) -> None:
     from prefect.context import AsyncClientContext, SyncClientContext
 
+    from socialflow.knowledge import IngestContext, IngestWorker
     from socialflow.migrations import upgrade
     from socialflow.orchestration import EngineRuntime, set_runtime
     from socialflow.orchestration._worker import Worker
@@ -221,16 +222,117 @@ async def _work(
         poll_interval=poll,
         dispatch=dispatch,
     )
+    # uploaded documents wait as pending rows; this worker also claims and ingests them
+    ingester = IngestWorker(IngestContext(settings=settings, db=runtime.db))
     _echo(f"worker {runner.name} ready (concurrency {concurrency})")
     try:
         # one Prefect API client of each kind for the process: otherwise every flow run builds
         # a fresh sync client (a TLS context, ~36 ms of CPU) and blocks the loop on a GET
         with SyncClientContext.get_or_create():
             async with AsyncClientContext.get_or_create():
-                await runner.run(stop)
+                await asyncio.gather(runner.run(stop), ingester.run(stop))
     finally:
         await runtime.aclose()
     _echo(f"worker stopped after {runner.completed} run(s)")
+
+
+@app.command()
+def ingest(
+    document: Annotated[
+        str | None, typer.Argument(help="A document id to (re-)ingest; empty: every pending one.")
+    ] = None,
+) -> None:
+    """Ingest uploaded documents now, in this process, and exit (workers do it continuously)."""
+    settings = get_settings()
+    _use_prefect_api(settings)
+    configure_logging(settings.logging.level, json_output=settings.logging.json_output)
+    _echo(asyncio.run(_ingest(settings, document)))
+
+
+async def _ingest(settings: Settings, document: str | None) -> str:
+    from socialflow.core.db import Database
+    from socialflow.knowledge import IngestContext, IngestWorker, ingest_document
+    from socialflow.migrations import upgrade
+
+    await upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        worker = IngestWorker(IngestContext(settings=settings, db=db))
+        if document is None:
+            return f"ingested {await worker.drain()} document(s)"
+        outcome = await ingest_document(document)
+        return f"document {document}: {outcome.status.value} ({outcome.chunks} chunks)" + (
+            f": {outcome.error}" if outcome.error else ""
+        )
+    finally:
+        await db.dispose()
+
+
+@app.command()
+def simulate(
+    kind: Annotated[str, typer.Argument(help="What to simulate: comment, dm or mention.")],
+    text: Annotated[str, typer.Argument(help="The comment or message text.")] = "",
+    url: Annotated[
+        str | None,
+        typer.Option(help="API base URL (default: api.public_url) or a full webhook URL."),
+    ] = None,
+    account: Annotated[
+        str | None, typer.Option(help="Instagram account id (ig_user_id) addressed.")
+    ] = None,
+    media: Annotated[
+        str | None, typer.Option(help="Media id commented on or mentioned in.")
+    ] = None,
+    from_username: Annotated[
+        str, typer.Option(help="Username of the simulated commenter.")
+    ] = "simulated.user",
+    flow: Annotated[
+        str | None, typer.Option(help="Post to this flow's own endpoint instead of the app's.")
+    ] = None,
+) -> None:
+    """Send a signed Instagram webhook to the running API, as Meta would; print the answer."""
+    from socialflow.instagram import webhook_secrets
+    from socialflow.instagram._simulate import (
+        DEMO_ACCOUNT_ID,
+        SimulatedKind,
+        build_payload,
+        post_signed,
+    )
+
+    kinds: dict[str, SimulatedKind] = {"comment": "comment", "dm": "dm", "mention": "mention"}
+    if kind not in kinds:
+        _echo(f"kind must be comment, dm or mention, not {kind!r}", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    if kind != "mention" and not text:
+        _echo(f"simulate {kind} needs the text, e.g. socialflow simulate {kind} 'price?'", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    settings = get_settings()
+    secrets = webhook_secrets(settings)
+    if not secrets:
+        _echo(
+            "no Instagram app secret to sign with: set SOCIALFLOW_INSTAGRAM_APP_SECRETS", err=True
+        )
+        raise typer.Exit(EXIT_INVALID)
+    target = (url or settings.api.public_url).rstrip("/")
+    if "/webhooks/instagram" not in target:
+        target += "/webhooks/instagram"
+    if flow:
+        target += f"/{flow}"
+    payload = build_payload(
+        kinds[kind],
+        text,
+        account_id=account or DEMO_ACCOUNT_ID,
+        media_id=media,
+        from_username=from_username,
+    )
+    try:
+        answer = asyncio.run(post_signed(target, payload, secrets[0]))
+    except Exception as exc:  # connection refused, timeout: say where we tried
+        _echo(f"cannot reach {target}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    _echo(f"POST {target} -> {answer.status_code}")
+    _echo(answer.text)
+    if answer.status_code >= 400:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -326,7 +428,7 @@ async def _run(settings: Settings, spec: Any, trigger: dict[str, Any], name: str
         start_graph_run,
     )
 
-    await _retrying(lambda: upgrade(settings.database_url), "migrating the database")
+    await upgrade(settings.database_url)
     runtime = EngineRuntime.from_settings(settings)
     set_runtime(runtime)
     try:
@@ -399,9 +501,10 @@ def up(
         _echo(f"  Prefect UI   http://{host}:{port}")
         _echo(f"  data         {data_dir}")
         _echo(
-            f"  try          PREFECT_API_URL={prefect_api} "
-            "socialflow run examples/hello.json -i examples/hello.input.json"
+            f"  try          socialflow simulate comment \"how much is it?\" --url "
+            f"http://{api_host}:{api_port}"
         )
+        _echo("               then open Runs and the send ledger in the app (nothing is sent)")
         _echo("Press Ctrl-C to stop.")
         while not stopping.is_set() and all(
             c.process is not None and c.process.poll() is None for c in children
@@ -427,8 +530,17 @@ async def _prepare(settings: Settings) -> None:
     await upgrade(settings.database_url)
     db = Database(settings.database_url)
     try:
+        registry = default_registry()
         async with db.session() as session:
-            await sync_node_types(session, default_registry())
+            await sync_node_types(session, registry)
+        if settings.environment == "development":
+            from socialflow.api.demo import DEMO_EMAIL, DEMO_FLOW_NAME, DEMO_PASSWORD, seed_demo
+
+            demo = await seed_demo(settings, db, registry)
+            _echo(
+                f"demo workspace: sign in as {DEMO_EMAIL} / {DEMO_PASSWORD}; flow "
+                f"{DEMO_FLOW_NAME!r} is active on sandboxed account {demo.account_id}"
+            )
     finally:
         await db.dispose()
 

@@ -23,8 +23,14 @@ from socialflow.api.executions.ws import events_hub
 from socialflow.api.flows.router import router as flows_router
 from socialflow.api.flows.runs import router as runs_router
 from socialflow.api.hooks.router import router as hooks_router
+from socialflow.api.instagram.router import callback_router as instagram_callback_router
+from socialflow.api.instagram.router import router as instagram_router
+from socialflow.api.knowledge.router import UPLOAD_PATH
+from socialflow.api.knowledge.router import router as knowledge_router
 from socialflow.api.middleware import SecurityMiddleware
 from socialflow.api.node_types.router import router as node_types_router
+from socialflow.api.webapp import mount_webapp
+from socialflow.api.webhooks.router import router as instagram_webhooks_router
 from socialflow.api.workspaces.router import router as workspaces_router
 from socialflow.core.db import Database
 from socialflow.core.logging import get_logger
@@ -115,10 +121,15 @@ def create_app(
         credentials_router,
         executions_router,
         node_types_router,
+        knowledge_router,
+        instagram_router,
+        instagram_callback_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(executions_ws_router)
     app.include_router(hooks_router)
+    app.include_router(instagram_webhooks_router)
+    mount_webapp(app)  # last: the fallback for GETs no route answers
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -130,6 +141,10 @@ def create_app(
     app.add_middleware(
         SecurityMiddleware,
         max_body_bytes=settings.api.max_body_bytes,
+        # Meta batches up to 1,000 updates; the webhook router enforces its own limit
+        size_exempt=("/webhooks/instagram",),
+        # uploads have their own limit (plus room for the multipart framing)
+        body_limits=((UPLOAD_PATH, settings.knowledge.max_upload_bytes + 64_000),),
         csrf_exempt=(
             f"{API_PREFIX}/auth/login",
             f"{API_PREFIX}/auth/token",

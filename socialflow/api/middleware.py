@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ class SecurityMiddleware:
 
     - binds a request id (``X-Request-ID``, generated when absent) to logs and the response;
     - refuses bodies announced larger than ``max_body_bytes`` with 413, except on ``exempt_size``;
+      paths matching a pattern of ``body_limits`` have that limit instead (uploads);
     - refuses state-changing requests authenticated by the session cookie unless the
       ``X-CSRF-Token`` header matches the ``sf_csrf`` cookie (double submit);
     - adds security headers (CSP, nosniff, referrer policy, frame-ancestors; HSTS on https).
@@ -47,9 +49,11 @@ class SecurityMiddleware:
         max_body_bytes: int,
         csrf_exempt: Iterable[str] = (),
         size_exempt: Iterable[str] = (),
+        body_limits: Iterable[tuple[str, int]] = (),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_limits = tuple((re.compile(pattern), limit) for pattern, limit in body_limits)
         self.csrf_exempt = tuple(csrf_exempt)
         self.size_exempt = tuple(size_exempt)
 
@@ -99,15 +103,17 @@ class SecurityMiddleware:
     def _refuse(self, scope: Scope, headers: Headers) -> tuple[int, bytes] | None:
         path: str = scope["path"]
         length = headers.get("content-length")
+        limit = next(
+            (limit for pattern, limit in self.body_limits if pattern.match(path)),
+            self.max_body_bytes,
+        )
         if (
             length is not None
             and length.isdigit()
-            and int(length) > self.max_body_bytes
+            and int(length) > limit
             and not path.startswith(self.size_exempt)
         ):
-            return _json(
-                413, "payload_too_large", f"request body is larger than {self.max_body_bytes} bytes"
-            )
+            return _json(413, "payload_too_large", f"request body is larger than {limit} bytes")
         if scope["method"] in _UNSAFE and not path.startswith(self.csrf_exempt):
             cookies = _cookies(headers)
             if SESSION_COOKIE in cookies and "authorization" not in headers:

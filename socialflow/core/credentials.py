@@ -39,6 +39,7 @@ __all__ = [
     "HttpBasicSecret",
     "HttpHeaderSecret",
     "InstagramSecret",
+    "OllamaSecret",
     "OpenAISecret",
     "PineconeSecret",
     "S3Secret",
@@ -126,6 +127,19 @@ class AnthropicSecret(SecretFields):
 
     hint_field = "api_key"
     api_key: Token = _secret("API key.")
+    base_url: HttpUrl | None = Field(
+        default=None, description="Base URL (http:// or https://); empty means Anthropic's own."
+    )
+
+
+class OllamaSecret(SecretFields):
+    """kind ``ollama``: an Ollama server, with a key when a gateway in front of it wants one."""
+
+    hint_field = "base_url"
+    base_url: HttpUrl = Field(description="Ollama server URL, e.g. http://ollama:11434.")
+    api_key: Token | None = _secret(
+        "Bearer token for a gateway in front of Ollama; optional.", default=None
+    )
 
 
 class PineconeSecret(SecretFields):
@@ -175,12 +189,13 @@ class S3Secret(SecretFields):
 
 
 CredentialKind = Literal[
-    "instagram", "openai", "anthropic", "pinecone", "http-header", "http-basic", "s3"
+    "instagram", "openai", "anthropic", "ollama", "pinecone", "http-header", "http-basic", "s3"
 ]
 SECRET_MODELS: dict[str, type[SecretFields]] = {
     "instagram": InstagramSecret,
     "openai": OpenAISecret,
     "anthropic": AnthropicSecret,
+    "ollama": OllamaSecret,
     "pinecone": PineconeSecret,
     "http-header": HttpHeaderSecret,
     "http-basic": HttpBasicSecret,

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "DatabaseSettings",
     "EngineSettings",
     "HttpSettings",
+    "LLMPrice",
     "LoggingSettings",
     "OAuthProvider",
     "PrefectSettings",
@@ -194,9 +195,249 @@ class RetentionSettings(BaseModel):
 class InstagramSettings(BaseModel):
     """Meta app, webhooks and the Graph API."""
 
+    verify_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Verify Token typed into the App Dashboard's webhook settings; Meta's GET handshake "
+            "must send it. Empty: every handshake is refused."
+        ),
+    )
+    app_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description=(
+            "Secrets webhook signatures are checked with, each tried in turn: the Meta App "
+            "Secret and the Instagram App Secret. Empty: a secret derived from "
+            "SOCIALFLOW_SECRET_KEY in development, every webhook refused otherwise."
+        ),
+    )
+    allow_sha1_signature: bool = Field(
+        default=False,
+        description=(
+            "Accept the legacy X-Hub-Signature (HMAC-SHA1) when X-Hub-Signature-256 is absent."
+        ),
+    )
+    max_webhook_bytes: int = Field(
+        default=8_000_000,
+        ge=1024,
+        description="Largest webhook body accepted (Meta batches up to 1,000 updates).",
+    )
+    api_version: str = Field(
+        default="v25.0",
+        pattern=r"^v\d+\.\d+$",
+        description="Graph API version used on both hosts, e.g. v25.0.",
+    )
+    graph_instagram_url: str = Field(
+        default="https://graph.instagram.com",
+        description="Graph host of accounts connected with Instagram Login.",
+    )
+    graph_facebook_url: str = Field(
+        default="https://graph.facebook.com",
+        description="Graph host of accounts connected with Facebook Login for Business.",
+    )
+    oauth_authorize_url: str = Field(
+        default="https://www.instagram.com/oauth/authorize",
+        description="Instagram Login authorization page the connect flow redirects to.",
+    )
+    oauth_token_url: str = Field(
+        default="https://api.instagram.com/oauth/access_token",
+        description="Endpoint exchanging an authorization code for a short-lived token.",
+    )
+    app_id: str | None = Field(
+        default=None, description="Instagram App ID (client_id of Instagram Login)."
+    )
+    app_secret: SecretStr | None = Field(
+        default=None, description="Instagram App Secret used for the code and token exchange."
+    )
+    oauth_redirect_url: str | None = Field(
+        default=None,
+        description=(
+            "Public URL of the OAuth callback; empty: the API's own "
+            "/api/instagram/oauth/callback on the request's host."
+        ),
+    )
+    request_timeout_seconds: float = Field(
+        default=20.0, gt=0, le=120, description="Timeout of one Graph API request."
+    )
+    private_reply_limit: int = Field(
+        default=750, ge=1, description="Private replies per account per pacing window."
+    )
+    private_reply_window_seconds: float = Field(
+        default=3600.0, gt=0, description="Pacing window of private replies (Meta: 1 hour)."
+    )
+    send_limit: int = Field(
+        default=100, ge=1, description="DMs and comment replies per account per send window."
+    )
+    send_window_seconds: float = Field(
+        default=1.0, gt=0, description="Pacing window of DMs and comment replies (Meta: 1 s)."
+    )
+    max_queue_wait_seconds: float = Field(
+        default=240.0,
+        ge=0,
+        description=(
+            "Longest a paced send waits in-process; a later slot fails the node with a "
+            "retryable error and the slot stays in the ledger."
+        ),
+    )
+    refresh_after_hours: float = Field(
+        default=24.0, ge=24, description="Long-lived tokens older than this are refreshed daily."
+    )
+
+
+class LLMPrice(BaseModel):
+    """What one model charges, in USD per million tokens."""
+
+    input: float = Field(ge=0, description="USD per million prompt tokens.")
+    output: float = Field(ge=0, description="USD per million completion tokens.")
+
+
+# Published list prices; override or extend with SOCIALFLOW_KNOWLEDGE_LLM_PRICES.
+DEFAULT_LLM_PRICES: dict[str, LLMPrice] = {
+    "gpt-4o-mini": LLMPrice(input=0.15, output=0.60),
+    "gpt-4o": LLMPrice(input=2.50, output=10.00),
+    "gpt-4.1": LLMPrice(input=2.00, output=8.00),
+    "gpt-4.1-mini": LLMPrice(input=0.40, output=1.60),
+    "gpt-4.1-nano": LLMPrice(input=0.10, output=0.40),
+    "claude-3-5-haiku": LLMPrice(input=0.80, output=4.00),
+    "claude-haiku-4-5": LLMPrice(input=1.00, output=5.00),
+    "claude-3-7-sonnet": LLMPrice(input=3.00, output=15.00),
+    "claude-sonnet-4": LLMPrice(input=3.00, output=15.00),
+    "claude-opus-4": LLMPrice(input=15.00, output=75.00),
+}
+
 
 class KnowledgeSettings(BaseModel):
     """Object storage, embeddings and vector stores for knowledge bases, and the AI nodes."""
+
+    embedder: Literal["minilm", "openai", "ollama"] = Field(
+        default="minilm",
+        description=(
+            "Embedding provider for new knowledge bases: minilm (built in, runs locally), "
+            "openai (any OpenAI-compatible endpoint) or ollama."
+        ),
+    )
+    embedder_model: str | None = Field(
+        default=None,
+        description=(
+            "Embedding model id; empty: all-MiniLM-L6-v2 (minilm), text-embedding-3-small "
+            "(openai), nomic-embed-text (ollama)."
+        ),
+    )
+    embedder_base_url: str | None = Field(
+        default=None, description="Base URL of the openai or ollama embedding endpoint."
+    )
+    embedder_api_key: SecretStr | None = Field(
+        default=None, description="API key of the openai-compatible embedding endpoint."
+    )
+    embed_batch_size: int = Field(
+        default=64, ge=1, le=2048, description="Texts per request to a remote embedder."
+    )
+    embed_max_tokens: int = Field(
+        default=256,
+        ge=16,
+        le=512,
+        description="Built-in embedder: tokens kept per text (MiniLM was trained at 256).",
+    )
+    vector_store: Literal["embedded", "pinecone"] = Field(
+        default="embedded",
+        description="embedded (SQLite files in store_path, no server) or pinecone.",
+    )
+    store_path: Path | None = Field(
+        default=None,
+        description="Folder of the embedded vector store; empty: <data_dir>/knowledge.",
+    )
+    hybrid_candidates: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Candidates taken from each of dense and BM25 search before rank fusion.",
+    )
+    pinecone_api_key: SecretStr | None = Field(
+        default=None, description="Pinecone API key (vector_store=pinecone)."
+    )
+    pinecone_index_host: str | None = Field(
+        default=None,
+        description="Pinecone index host, e.g. https://docs-abc123.svc.aped-4627.pinecone.io.",
+    )
+    pinecone_index_name: str | None = Field(
+        default=None, description="Pinecone index name; its host is looked up when host is empty."
+    )
+    pinecone_control_host: str | None = Field(
+        default=None, description="Pinecone control-plane URL; empty: Pinecone's public API."
+    )
+    pinecone_dimension: int | None = Field(
+        default=None,
+        ge=1,
+        le=20_000,
+        description="Dimension of the Pinecone index; checked against the embedder when set.",
+    )
+    pinecone_batch_size: int = Field(
+        default=100, ge=1, le=1000, description="Records per Pinecone upsert request."
+    )
+    storage_url: str | None = Field(
+        default=None,
+        description=(
+            "Where uploaded files are kept: s3://bucket/prefix (S3 or MinIO, through s3fs) or "
+            "a local folder; empty: <data_dir>/uploads."
+        ),
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint, e.g. http://minio:9000 for MinIO; empty: AWS.",
+    )
+    s3_region: str | None = Field(
+        default=None, description="S3 region of the bucket, e.g. eu-west-1."
+    )
+    s3_access_key_id: SecretStr | None = Field(
+        default=None, description="S3 access key id; empty: the AWS default credential chain."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, description="S3 secret access key."
+    )
+    max_upload_bytes: int = Field(
+        default=25_000_000, ge=1024, description="Largest document accepted by an upload."
+    )
+    chunk_size: int = Field(
+        default=1000, ge=100, le=8000, description="Target characters per chunk."
+    )
+    chunk_overlap: int = Field(
+        default=150, ge=0, le=2000, description="Characters shared by neighbouring chunks."
+    )
+    llm_model_openai: str = Field(
+        default="gpt-4o-mini",
+        min_length=1,
+        description="Chat model of AI nodes using an openai credential when they name none.",
+    )
+    llm_model_anthropic: str = Field(
+        default="claude-3-5-haiku-latest",
+        min_length=1,
+        description="Chat model of AI nodes using an anthropic credential when they name none.",
+    )
+    llm_model_ollama: str = Field(
+        default="llama3.2",
+        min_length=1,
+        description="Chat model of AI nodes using Ollama when they name none.",
+    )
+    llm_ollama_base_url: str = Field(
+        default="http://127.0.0.1:11434",
+        description="Ollama server used by AI nodes when the workspace has no ollama credential.",
+    )
+    llm_temperature: float = Field(
+        default=0.2, ge=0, le=2, description="Sampling temperature of AI nodes that set none."
+    )
+    llm_max_tokens: int = Field(
+        default=512, ge=1, le=32_000, description="Answer length limit of AI nodes that set none."
+    )
+    llm_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="Timeout of one chat-model request."
+    )
+    llm_prices: dict[str, LLMPrice] = Field(
+        default_factory=lambda: dict(DEFAULT_LLM_PRICES),
+        description=(
+            "USD per million tokens by model id (the longest matching prefix wins), as JSON: "
+            '{"gpt-4o-mini": {"input": 0.15, "output": 0.6}}. Unlisted models have no cost, '
+            "except Ollama's, which cost nothing."
+        ),
+    )
 
 
 class Settings(BaseSettings):

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import socialflow.api.models
+import socialflow.instagram._models
 import socialflow.orchestration._inbox_models
 import socialflow.orchestration._models  # noqa: F401 - registers the engine tables
 from socialflow.core.db import Base

@@ -16,11 +16,17 @@ if TYPE_CHECKING:
     import structlog
 
     from socialflow.core.settings import Settings
+    from socialflow.instagram._gateway import ActionRequest, ActionResult
+    from socialflow.knowledge._llm import ChatModel
+    from socialflow.knowledge._retriever import RetrievedChunk
 
 __all__ = [
     "BaseNode",
     "Category",
+    "ChatModelProvider",
     "CredentialResolver",
+    "InstagramService",
+    "KnowledgeRetriever",
     "NodeConfig",
     "NodeContext",
     "NodeDescription",
@@ -82,6 +88,40 @@ class CredentialResolver(Protocol):
     async def get(self, kind: str, name: str | None = None) -> dict[str, Any]: ...
 
 
+class InstagramService(Protocol):
+    """Performs Instagram actions for action nodes: ledger, policy, pacing, sandbox, send."""
+
+    async def perform(self, request: ActionRequest) -> ActionResult: ...
+
+
+class ChatModelProvider(Protocol):
+    """Builds chat models from the run's workspace credentials, for AI nodes."""
+
+    async def get(
+        self,
+        provider: str,
+        *,
+        credential: str | None = None,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> ChatModel: ...
+
+
+class KnowledgeRetriever(Protocol):
+    """Searches the knowledge bases of the run's workspace, for AI nodes."""
+
+    async def retrieve(
+        self,
+        knowledge_base_id: uuid.UUID,
+        query: str,
+        *,
+        k: int = 4,
+        score_threshold: float = 0.0,
+        filter: Mapping[str, str | int | float | bool] | None = None,
+    ) -> list[RetrievedChunk]: ...
+
+
 class _NoCredentials:
     async def get(self, kind: str, name: str | None = None) -> dict[str, Any]:
         from socialflow.core.errors import UserError
@@ -107,6 +147,9 @@ class NodeContext:
         credentials: Resolver for the node's declared credentials.
         sandbox: When true, action nodes record what they would do and send nothing.
         attempt: 1 for the first try, 2 for the first retry, and so on.
+        instagram: The Instagram service for action nodes; None outside a workspace run.
+        llm: Chat models from the workspace's credentials; None outside a workspace run.
+        retriever: The workspace's knowledge bases; None outside a workspace run.
     """
 
     execution_id: uuid.UUID
@@ -124,6 +167,9 @@ class NodeContext:
     sandbox: bool = False
     attempt: int = 1
     inputs: Mapping[str, Any] = field(default_factory=dict)
+    instagram: InstagramService | None = None
+    llm: ChatModelProvider | None = None
+    retriever: KnowledgeRetriever | None = None
 
     def template_scope(self) -> dict[str, Any]:
         """The names templates and expressions may use: ``trigger``, ``nodes``, ``input``."""

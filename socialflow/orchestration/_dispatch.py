@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.core.db import Database, utcnow
 from socialflow.core.logging import get_logger
+from socialflow.instagram import InstagramAccount
 from socialflow.nodes import NodeRegistry
 from socialflow.orchestration._inbox import QUEUE_CHANNEL, notify
 from socialflow.orchestration._inbox_models import EventStatus, FlowTrigger, WebhookEvent
@@ -75,11 +76,12 @@ class Dispatcher:
                 await session.rollback()
                 return 0
             triggers = await self._triggers(session, events)
+            owners = await self._instagram_owners(session, events)
             queued = 0
             for event in events:
                 try:
                     async with session.begin_nested():
-                        queued += await self._dispatch(session, event, triggers, postgres)
+                        queued += await self._dispatch(session, event, triggers, postgres, owners)
                 except Exception as exc:
                     event.attempts += 1
                     event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -123,14 +125,32 @@ class Dispatcher:
         )
         return list(rows)
 
+    async def _instagram_owners(
+        self, session: AsyncSession, events: list[WebhookEvent]
+    ) -> dict[str, set[uuid.UUID]]:
+        """Workspaces that connected each Instagram account the events are addressed to."""
+        accounts = {e.account_id for e in events if e.source == "instagram" and e.account_id}
+        if not accounts:
+            return {}
+        rows = await session.execute(
+            select(InstagramAccount.ig_user_id, InstagramAccount.workspace_id).where(
+                InstagramAccount.ig_user_id.in_(accounts)
+            )
+        )
+        owners: dict[str, set[uuid.UUID]] = {}
+        for ig_user_id, workspace_id in rows.tuples():
+            owners.setdefault(ig_user_id, set()).add(workspace_id)
+        return owners
+
     async def _dispatch(
         self,
         session: AsyncSession,
         event: WebhookEvent,
         triggers: list[FlowTrigger],
         postgres: bool,
+        owners: dict[str, set[uuid.UUID]] | None = None,
     ) -> int:
-        matches = [t for t in triggers if self._matches(event, t)]
+        matches = [t for t in triggers if self._matches(event, t, owners or {})]
         insert = pg_insert if postgres else sqlite_insert
         for trigger in matches:
             await session.execute(
@@ -155,11 +175,21 @@ class Dispatcher:
         event.attempts += 1
         return len(matches)
 
-    def _matches(self, event: WebhookEvent, trigger: FlowTrigger) -> bool:
+    def _matches(
+        self, event: WebhookEvent, trigger: FlowTrigger, owners: dict[str, set[uuid.UUID]]
+    ) -> bool:
         if event.flow_id is not None and event.flow_id != trigger.flow_id:
             return False
         if event.workspace_id is not None and event.workspace_id != trigger.workspace_id:
             return False
+        if event.source == "instagram":
+            # the account's own messages and comments (echoes) and dashboard tests never start
+            # a flow, whatever the trigger kind: a reply to them would answer itself forever
+            if event.payload.get("is_self") or event.payload.get("is_test"):
+                return False
+            # tenant isolation: only workspaces that connected the account see its events
+            if trigger.workspace_id not in owners.get(event.account_id or "", set()):
+                return False
         try:
             node = self.registry.get(trigger.trigger_kind)
         except Exception:

@@ -27,7 +27,9 @@ from socialflow.core.credentials import DatabaseCredentialResolver
 from socialflow.core.db import utcnow
 from socialflow.core.errors import AppError, NodeTimeoutError, TransientError, UserError
 from socialflow.core.logging import get_logger
+from socialflow.instagram._gateway import InstagramGateway
 from socialflow.nodes import NodeContext
+from socialflow.nodes._base import ChatModelProvider, KnowledgeRetriever
 from socialflow.orchestration._graph import (
     CompiledGraph,
     CompiledNode,
@@ -149,6 +151,17 @@ class GraphRun:
             if meta.workspace_id is not None
             else None
         )
+        self.llm: ChatModelProvider | None = None
+        self.retriever: KnowledgeRetriever | None = None
+        if self.credentials is not None:
+            # imported here: processes that never run an AI node skip LangChain's import
+            from socialflow.knowledge._llm import CredentialChatModels
+            from socialflow.knowledge._retriever import WorkspaceRetriever
+
+            self.llm = CredentialChatModels(self.credentials, runtime.settings)
+            self.retriever = WorkspaceRetriever(
+                runtime.db, runtime.settings, meta.workspace_id, stores=runtime.knowledge_stores()
+            )
 
     async def execute(self) -> None:
         """Run every node, each as soon as its upstream nodes are done."""
@@ -300,7 +313,26 @@ class GraphRun:
             sandbox=self.meta.sandbox,
             attempt=attempt,
             inputs=inputs,
+            instagram=self._instagram(),
+            llm=self.llm,
+            retriever=self.retriever,
             **({"credentials": self.credentials} if self.credentials is not None else {}),
+        )
+
+    def _instagram(self) -> InstagramGateway | None:
+        """The Instagram service of this run (ledger, policy, pacing, sandbox)."""
+        if self.meta.workspace_id is None:
+            return None
+        return InstagramGateway(
+            self.runtime.db,
+            self.runtime.key_wrapper(),
+            self.runtime.settings.instagram,
+            self.runtime.http_client(),
+            workspace_id=self.meta.workspace_id,
+            flow_id=self.meta.flow_id,
+            flow_version_id=self.meta.flow_version_id,
+            execution_id=self.meta.execution_id,
+            sandbox=self.meta.sandbox,
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -15,6 +16,9 @@ from socialflow.core.db import Database
 from socialflow.core.settings import Settings, get_settings
 from socialflow.nodes import NodeRegistry, default_registry
 from socialflow.orchestration._events import ExecutionEvents
+
+if TYPE_CHECKING:
+    from socialflow.knowledge._retriever import StoreCache
 
 __all__ = ["EngineRuntime", "get_runtime", "set_runtime"]
 
@@ -31,6 +35,7 @@ class EngineRuntime:
     cancel_requested: set[uuid.UUID] = field(default_factory=set)
     _http: dict[int, httpx.AsyncClient] = field(default_factory=dict, repr=False)
     _keys: LocalKeyWrapper | None = field(default=None, repr=False)
+    _stores: StoreCache | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(
@@ -64,8 +69,18 @@ class EngineRuntime:
             self._http[key] = client
         return client
 
+    def knowledge_stores(self) -> StoreCache:
+        """Knowledge-base stores kept open for this process's runs (vectors stay loaded)."""
+        if self._stores is None:
+            from socialflow.knowledge._retriever import StoreCache
+
+            self._stores = StoreCache()
+        return self._stores
+
     async def aclose(self) -> None:
-        """Close the HTTP clients and the database pool."""
+        """Close the HTTP clients, the knowledge stores and the database pool."""
+        if self._stores is not None:
+            self._stores.close()
         for client in self._http.values():
             await client.aclose()
         self._http.clear()

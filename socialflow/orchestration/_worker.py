@@ -326,12 +326,41 @@ class Worker:
                 pass  # no schedule was ever published, so the work pool does not exist yet
             except Exception as exc:
                 _log.warning("polling scheduled runs failed", error=repr(exc))
+            await self._maintenance_runs(running)
             try:
                 await asyncio.wait_for(stop.wait(), self.schedule_poll)
             except TimeoutError:
                 pass
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+
+    async def _maintenance_runs(self, running: set[asyncio.Task[Any]]) -> None:
+        """Run the due runs of prefect.yaml's static deployments (token refresh, pruning,
+        ingestion by hand) in this process, so the embedded stack needs no Prefect worker."""
+        from prefect.client.orchestration import get_client
+        from prefect.exceptions import ObjectNotFound
+
+        for pool in STATIC_POOLS:
+            try:
+                async with get_client() as client:
+                    due = await client.get_scheduled_flow_runs_for_work_pool(
+                        pool, scheduled_before=utcnow()
+                    )
+                    for response in due:
+                        flow_run = response.flow_run
+                        if flow_run.deployment_id is None:
+                            continue
+                        deployment = await client.read_deployment(flow_run.deployment_id)
+                        if not await _claim_scheduled(client, flow_run):
+                            continue
+                        flow = _load_entrypoint(deployment.entrypoint or "")
+                        task = asyncio.create_task(_run_static(flow, flow_run))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+            except ObjectNotFound:
+                pass  # nothing was deployed to this pool
+            except Exception as exc:
+                _log.warning("polling maintenance runs failed", pool=pool, error=repr(exc))
 
     async def _scheduled_run(self, flow: Any, flow_run: Any, parameters: dict[str, Any]) -> None:
         from prefect.flow_engine import run_flow_async
@@ -365,6 +394,43 @@ class Worker:
                     await session.commit()
             except Exception:
                 _log.exception("renewing leases failed")
+
+
+#: work pools of prefect.yaml's static deployments, run in-process by every worker
+STATIC_POOLS = ("socialflow-maintenance", "socialflow-knowledge")
+
+
+def _load_entrypoint(entrypoint: str) -> Any:
+    """The flow named by a deployment entrypoint (``socialflow/pkg/_mod.py:name``), imported
+    as a module of the installed package rather than from a file path."""
+    import importlib
+
+    path, _, name = entrypoint.partition(":")
+    if not path.startswith("socialflow/") or not path.endswith(".py") or not name:
+        msg = f"entrypoint {entrypoint!r} is not a Socialflow flow (socialflow/...py:name)"
+        raise ValueError(msg)
+    module = importlib.import_module(path[:-3].replace("/", "."))
+    return getattr(module, name)
+
+
+async def _run_static(flow: Any, flow_run: Any) -> None:
+    from prefect.flow_engine import run_flow_async, run_flow_sync
+
+    try:
+        if flow.isasync:
+            await run_flow_async(
+                flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
+            )
+        else:
+            await asyncio.to_thread(
+                run_flow_sync,
+                flow,
+                flow_run=flow_run,
+                parameters=flow_run.parameters,
+                return_type="state",
+            )
+    except Exception as exc:
+        _log.warning("maintenance run failed", flow_run_id=str(flow_run.id), error=repr(exc))
 
 
 def _uncancel() -> None:

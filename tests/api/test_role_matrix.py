@@ -17,6 +17,7 @@ from tests.api.conftest import Team, make_team
 ROLES = {"viewer": 0, "editor": 1, "admin": 2}
 FLOWS = "/api/workspaces/{workspace_id}/flows"
 CREDENTIALS = "/api/workspaces/{workspace_id}/credentials"
+KNOWLEDGE = "/api/workspaces/{workspace_id}/knowledge-bases"
 
 MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/workspaces/{workspace_id}"): "viewer",
@@ -56,7 +57,22 @@ MATRIX: dict[tuple[str, str], str] = {
     ("PATCH", f"{CREDENTIALS}/{{credential_id}}"): "admin",
     ("DELETE", f"{CREDENTIALS}/{{credential_id}}"): "admin",
     # instagram: accounts and the send ledger
+    ("GET", "/api/workspaces/{workspace_id}/instagram/accounts"): "viewer",
+    ("GET", "/api/workspaces/{workspace_id}/instagram/outbox"): "viewer",
+    ("PATCH", "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}"): "admin",
+    ("DELETE", "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}"): "admin",
+    ("POST", "/api/workspaces/{workspace_id}/instagram/connect"): "admin",
     # knowledge: knowledge bases and documents
+    ("GET", f"{KNOWLEDGE}"): "viewer",
+    ("GET", f"{KNOWLEDGE}/{{knowledge_base_id}}"): "viewer",
+    ("GET", f"{KNOWLEDGE}/{{knowledge_base_id}}/documents"): "viewer",
+    ("GET", f"{KNOWLEDGE}/{{knowledge_base_id}}/documents/{{document_id}}"): "viewer",
+    ("POST", f"{KNOWLEDGE}/{{knowledge_base_id}}/search"): "viewer",
+    ("POST", f"{KNOWLEDGE}"): "editor",
+    ("PATCH", f"{KNOWLEDGE}/{{knowledge_base_id}}"): "editor",
+    ("DELETE", f"{KNOWLEDGE}/{{knowledge_base_id}}"): "editor",
+    ("POST", f"{KNOWLEDGE}/{{knowledge_base_id}}/documents"): "editor",
+    ("DELETE", f"{KNOWLEDGE}/{{knowledge_base_id}}/documents/{{document_id}}"): "editor",
 }
 
 

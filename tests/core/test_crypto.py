@@ -204,6 +204,7 @@ EXAMPLES = {
     "instagram": {"access_token": "IGQVJ-token-value"},
     "openai": {"api_key": "sk-x", "base_url": "http://127.0.0.1:11434/v1"},
     "anthropic": {"api_key": "sk-ant-x"},
+    "ollama": {"base_url": "http://127.0.0.1:11434"},
     "pinecone": {"api_key": "pc-x"},
     "http-header": {"header_name": "X-Api-Key", "header_value": "v"},
     "http-basic": {"username": "u", "password": "p"},

@@ -22,6 +22,7 @@ from socialflow.core.credentials import (
     HttpBasicSecret,
     HttpHeaderSecret,
     InstagramSecret,
+    OllamaSecret,
     OpenAISecret,
     PineconeSecret,
     S3Secret,
@@ -36,6 +37,7 @@ AnySecret = (
     InstagramSecret
     | OpenAISecret
     | AnthropicSecret
+    | OllamaSecret
     | PineconeSecret
     | HttpHeaderSecret
     | HttpBasicSecret
@@ -47,7 +49,8 @@ Name = Field(
 )
 _SECRET_DOC = (
     "Secret fields of the kind: instagram {access_token}; openai {api_key, base_url?}; "
-    "anthropic {api_key}; pinecone {api_key}; http-header {header_name, header_value}; "
+    "anthropic {api_key, base_url?}; ollama {base_url, api_key?}; pinecone {api_key}; "
+    "http-header {header_name, header_value}; "
     "http-basic {username, password}; s3 {access_key_id, secret_access_key, region?, "
     "endpoint_url?}. Stored encrypted and never returned."
 )

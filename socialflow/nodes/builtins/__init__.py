@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 from socialflow.nodes._base import BaseNode
+from socialflow.nodes.builtins.ai import (
+    IntentClassifierNode,
+    KnowledgeAnswerNode,
+    KnowledgeRetrieveNode,
+    LLMPromptNode,
+)
 from socialflow.nodes.builtins.data import SetNode
 from socialflow.nodes.builtins.http import HttpRequestNode
+from socialflow.nodes.builtins.instagram_actions import (
+    InstagramHideCommentNode,
+    InstagramPrivateReplyNode,
+    InstagramReplyCommentNode,
+    InstagramSendDMNode,
+)
+from socialflow.nodes.builtins.instagram_triggers import (
+    InstagramCommentTriggerNode,
+    InstagramDMTriggerNode,
+    InstagramMentionTriggerNode,
+)
 from socialflow.nodes.builtins.logic import ConditionNode, DelayNode, StopNode, SwitchNode
 from socialflow.nodes.builtins.triggers import (
     ManualTriggerNode,
@@ -17,6 +34,17 @@ __all__ = [
     "ConditionNode",
     "DelayNode",
     "HttpRequestNode",
+    "InstagramCommentTriggerNode",
+    "InstagramDMTriggerNode",
+    "InstagramHideCommentNode",
+    "InstagramMentionTriggerNode",
+    "InstagramPrivateReplyNode",
+    "InstagramReplyCommentNode",
+    "InstagramSendDMNode",
+    "IntentClassifierNode",
+    "KnowledgeAnswerNode",
+    "KnowledgeRetrieveNode",
+    "LLMPromptNode",
     "ManualTriggerNode",
     "ScheduleTriggerNode",
     "SetNode",
@@ -29,10 +57,21 @@ BUILTIN_NODES: tuple[type[BaseNode], ...] = (
     ManualTriggerNode,
     WebhookTriggerNode,
     ScheduleTriggerNode,
+    InstagramCommentTriggerNode,
+    InstagramDMTriggerNode,
+    InstagramMentionTriggerNode,
     ConditionNode,
     SwitchNode,
     SetNode,
     DelayNode,
     StopNode,
     HttpRequestNode,
+    InstagramReplyCommentNode,
+    InstagramPrivateReplyNode,
+    InstagramSendDMNode,
+    InstagramHideCommentNode,
+    LLMPromptNode,
+    IntentClassifierNode,
+    KnowledgeRetrieveNode,
+    KnowledgeAnswerNode,
 )

@@ -1,0 +1,1 @@
+"""Instagram endpoints: connected accounts, the Instagram Login connect flow, the send ledger."""

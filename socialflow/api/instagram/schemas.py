@@ -1,0 +1,99 @@
+"""What the Instagram endpoints read and write; tokens never appear in an answer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AccountRead",
+    "AccountUpdate",
+    "ConnectStart",
+    "ConnectStartRead",
+    "OutboxPage",
+    "OutboxRead",
+]
+
+
+class AccountRead(BaseModel):
+    """A connected Instagram professional account."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    ig_user_id: str
+    username: str
+    login_kind: str
+    mode: str = Field(description="sandbox: actions are recorded, never sent; live: sent.")
+    token_status: str = Field(description="valid, expiring, expired, revoked or invalid.")
+    token_expires_at: datetime | None
+    token_refreshed_at: datetime | None
+    subscribed_fields: list[str]
+    last_error: str | None
+    created_at: datetime
+
+
+class AccountUpdate(BaseModel):
+    """Switch an account between sandbox and live."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["sandbox", "live"] = Field(description="sandbox or live.")
+
+
+class ConnectStart(BaseModel):
+    """Start Instagram Login for this workspace."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    redirect_uri: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Callback URL registered with the Instagram app; empty: the configured one.",
+    )
+
+
+class ConnectStartRead(BaseModel):
+    """Where to send the admin's browser."""
+
+    authorize_url: str
+    state: str
+    redirect_uri: str
+
+
+class OutboxRead(BaseModel):
+    """One entry of the send ledger."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    idempotency_key: str
+    account_id: uuid.UUID | None
+    flow_id: uuid.UUID | None
+    flow_version_id: uuid.UUID | None
+    execution_id: uuid.UUID | None
+    node_id: str
+    action: str
+    target: str
+    payload: dict[str, Any]
+    status: str
+    sandbox: bool
+    policy_verdict: str
+    policy_reason: str | None
+    scheduled_for: datetime | None
+    attempts: int
+    response: dict[str, Any] | None
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class OutboxPage(BaseModel):
+    """Ledger entries, newest first; ``next_before`` pages on."""
+
+    items: list[OutboxRead]
+    next_before: datetime | None

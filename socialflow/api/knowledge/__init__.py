@@ -1,0 +1,1 @@
+"""Knowledge bases API: bases, document uploads, and trying queries."""

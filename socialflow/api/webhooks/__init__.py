@@ -1,0 +1,1 @@
+"""Meta webhooks: ``/webhooks/instagram`` (app level) and ``/webhooks/instagram/{flow_id}``."""

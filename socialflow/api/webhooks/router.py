@@ -1,0 +1,177 @@
+"""Meta's Instagram webhooks: the GET verification handshake, and signed POSTs stored in the
+inbox before the answer (200 at once; flows run on a worker).
+
+``POST /webhooks/instagram`` is the app-level callback: the dispatcher finds the workspaces
+that connected the account. ``POST /webhooks/instagram/{flow_id}`` feeds one flow only.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import PlainTextResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from socialflow.api.auth.users import get_session
+from socialflow.api.webhooks.service import WebhookReceipt, store_webhook
+from socialflow.core.errors import ForbiddenError, NotFoundError, UserError
+from socialflow.core.logging import get_logger
+from socialflow.core.settings import Settings
+from socialflow.instagram import (
+    MalformedWebhookError,
+    check_challenge,
+    verify_signature,
+    webhook_secrets,
+)
+from socialflow.nodes import NodeRegistry
+from socialflow.orchestration._inbox_models import FlowTrigger
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/webhooks/instagram", tags=["webhooks"])
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+FlowId = Annotated[uuid.UUID, Path(description="The flow this callback feeds.")]
+_log = get_logger(__name__)
+
+
+class _Unauthorized(UserError):
+    code = "webhook_signature_invalid"
+    http_status = 401
+
+
+class _TooLarge(UserError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+def _handshake(request: Request, flow_id: uuid.UUID | None = None) -> PlainTextResponse:
+    settings: Settings = request.app.state.settings
+    token = settings.instagram.verify_token
+    challenge, reason = check_challenge(
+        request.query_params, token.get_secret_value() if token else None
+    )
+    if challenge is None:
+        _log.warning(
+            "instagram webhook handshake refused",
+            reason=reason,
+            flow_id=str(flow_id) if flow_id else None,
+        )
+        if reason.startswith("hub.challenge"):
+            raise UserError(reason, code="invalid_challenge")
+        raise ForbiddenError(reason, code="webhook_verification_failed")
+    return PlainTextResponse(challenge)
+
+
+_HANDSHAKE_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"text/plain": {}}, "description": "The echoed hub.challenge."},
+    400: {"description": "hub.challenge has characters other than letters, digits, - and _."},
+    403: {"description": "hub.mode is not subscribe, or hub.verify_token does not match."},
+}
+_HANDSHAKE_PARAMS: dict[str, object] = {
+    "parameters": [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in ("hub.mode", "hub.verify_token", "hub.challenge")
+    ]
+}
+_POST_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"description": "The body is not a webhook (not JSON)."},
+    401: {"description": "Missing or wrong X-Hub-Signature-256; nothing stored."},
+    413: {"description": "Larger than instagram.max_webhook_bytes."},
+}
+
+
+@router.get(
+    "",
+    name="verify_instagram_webhook",
+    response_class=PlainTextResponse,
+    responses=_HANDSHAKE_RESPONSES,
+    openapi_extra=_HANDSHAKE_PARAMS,
+)
+async def verify_instagram_webhook(request: Request) -> PlainTextResponse:
+    """Meta's subscription handshake: echo ``hub.challenge`` when the verify token matches."""
+    return _handshake(request)
+
+
+@router.get(
+    "/{flow_id}",
+    name="verify_instagram_flow_webhook",
+    response_class=PlainTextResponse,
+    responses=_HANDSHAKE_RESPONSES,
+    openapi_extra=_HANDSHAKE_PARAMS,
+)
+async def verify_instagram_flow_webhook(request: Request, flow_id: FlowId) -> PlainTextResponse:
+    """The handshake for a per-flow callback URL."""
+    return _handshake(request, flow_id)
+
+
+async def _verified_body(request: Request) -> bytes:
+    settings: Settings = request.app.state.settings
+    limit = settings.instagram.max_webhook_bytes
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            msg = f"webhook body is larger than {limit} bytes (instagram.max_webhook_bytes)"
+            raise _TooLarge(msg)
+    raw = bytes(body)
+    check = verify_signature(
+        raw,
+        request.headers,
+        webhook_secrets(settings),
+        allow_sha1=settings.instagram.allow_sha1_signature,
+    )
+    if not check:
+        _log.warning("instagram webhook refused", reason=check.reason, bytes=len(raw))
+        raise _Unauthorized(check.reason)
+    return raw
+
+
+async def _store(
+    session: AsyncSession,
+    body: bytes,
+    *,
+    flow_id: uuid.UUID | None = None,
+    workspace_id: uuid.UUID | None = None,
+) -> WebhookReceipt:
+    started = time.perf_counter()
+    try:
+        receipt = await store_webhook(session, body, flow_id=flow_id, workspace_id=workspace_id)
+    except MalformedWebhookError as exc:
+        raise UserError(str(exc), code="malformed_body") from exc
+    _log.info(
+        "instagram webhook stored",
+        received=receipt.received,
+        duplicates=receipt.duplicates,
+        flow_id=str(flow_id) if flow_id else None,
+        ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return receipt
+
+
+@router.post("", name="receive_instagram_webhook", responses=_POST_RESPONSES)
+async def receive_instagram_webhook(request: Request, session: SessionDep) -> WebhookReceipt:
+    """Store every event of a signed batch; owners are resolved when it is dispatched."""
+    body = await _verified_body(request)
+    return await _store(session, body)
+
+
+@router.post("/{flow_id}", name="receive_instagram_flow_webhook", responses=_POST_RESPONSES)
+async def receive_instagram_flow_webhook(
+    request: Request, flow_id: FlowId, session: SessionDep
+) -> WebhookReceipt:
+    """Store every event of a signed batch for one flow with an Instagram trigger."""
+    body = await _verified_body(request)
+    registry: NodeRegistry = request.app.state.registry
+    instagram_kinds = {
+        n.kind
+        for n in registry
+        if n.is_trigger() and any(k.startswith("instagram.") for k in n.event_kinds)
+    }
+    trigger = await session.get(FlowTrigger, flow_id)
+    if trigger is None or trigger.trigger_kind not in instagram_kinds:
+        msg = f"flow {flow_id} has no published Instagram trigger"
+        raise NotFoundError(msg, code="webhook_not_found")
+    return await _store(session, body, flow_id=flow_id, workspace_id=trigger.workspace_id)

@@ -1,0 +1,65 @@
+"""Storing a verified Instagram webhook body in the inbox, one row per event."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from socialflow.instagram import parse_body
+from socialflow.orchestration._inbox import EventIn, store_events
+from socialflow.orchestration._inbox_models import EventStatus
+
+__all__ = ["WebhookReceipt", "store_webhook"]
+
+
+class WebhookReceipt(BaseModel):
+    """What became of a webhook body: events found, newly stored, already known."""
+
+    received: int
+    stored: int
+    duplicates: int
+
+
+async def store_webhook(
+    session: AsyncSession,
+    body: bytes,
+    *,
+    flow_id: uuid.UUID | None = None,
+    workspace_id: uuid.UUID | None = None,
+) -> WebhookReceipt:
+    """Split a signature-checked body into events and store them, duplicates acknowledged.
+
+    Events of an unknown kind are stored already ignored; every other event waits for the
+    dispatcher, which resolves the owning workspaces through the connected accounts.
+
+    Args:
+        session: A database session (committed here).
+        body: The raw request body.
+        flow_id: The flow of a per-flow endpoint; its events are scoped to that flow.
+        workspace_id: The workspace of that flow.
+
+    Raises:
+        MalformedWebhookError: The body is not a webhook.
+    """
+    parsed = parse_body(body, key_scope=f"flow:{flow_id}" if flow_id else "")
+    rows = [
+        EventIn(
+            source="instagram",
+            kind=p.inbox_kind,
+            dedupe_key=p.dedupe_key,
+            payload=p.event.model_dump(mode="json"),
+            workspace_id=workspace_id,
+            flow_id=flow_id,
+            account_id=p.event.account_id[:100] or None,
+            # the item this event came from (the signed body may hold a thousand of them)
+            raw_body=json.dumps(p.raw, ensure_ascii=False, default=str).encode(),
+            status=EventStatus.IGNORED if p.event.kind == "unknown" else EventStatus.PENDING,
+        )
+        for p in parsed
+    ]
+    stored = await store_events(session, rows) if rows else []
+    duplicates = sum(1 for s in stored if s.duplicate)
+    return WebhookReceipt(received=len(rows), stored=len(rows) - duplicates, duplicates=duplicates)

@@ -1,0 +1,350 @@
+"""What action nodes reach Instagram through: ledger first, policy, pacing, sandbox, then the
+Graph API client."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from socialflow.core.credentials import Credential, open_credential
+from socialflow.core.crypto import KeyWrapper
+from socialflow.core.db import Database, utcnow
+from socialflow.core.errors import TransientError, UserError
+from socialflow.core.settings import InstagramSettings
+from socialflow.instagram._errors import GraphError, TokenInvalidError
+from socialflow.instagram._ledger import claim, idempotency_key, prior_private_reply
+from socialflow.instagram._models import (
+    AccountMode,
+    InstagramAccount,
+    OutboxMessage,
+    OutboxStatus,
+    TokenStatus,
+)
+from socialflow.instagram._pacing import account_lock, next_slot
+from socialflow.instagram._policy import Verdict, check_action
+from socialflow.instagram.client import GraphClient
+
+__all__ = ["ActionRequest", "ActionResult", "InstagramGateway"]
+
+Action = Literal["reply_comment", "private_reply", "send_dm", "hide_comment"]
+
+
+class ActionRequest(BaseModel):
+    """One action a node wants performed."""
+
+    action: Action
+    node_id: str
+    account: str = Field(default="", description="ig_user_id; empty: the workspace's only one.")
+    target: str = Field(min_length=1, description="Comment id or recipient IGSID.")
+    text: str | None = None
+    quick_replies: list[dict[str, str]] = Field(default_factory=list)
+    attachment: tuple[Literal["image", "file", "audio", "video"], str] | None = None
+    hide: bool = True
+    comment_time: datetime | None = None
+    last_user_message_at: datetime | None = None
+    human_agent: bool = False
+    #: distinguishes sends of one node to one target across events (a DM per message)
+    occurrence: str = ""
+
+
+class ActionResult(BaseModel):
+    """What became of an action."""
+
+    status: str
+    ledger_id: uuid.UUID
+    idempotency_key: str
+    duplicate: bool
+    policy_verdict: str
+    policy_reason: str | None
+    scheduled_for: datetime | None
+    response: dict[str, Any] | None
+
+
+class InstagramGateway:
+    """The Instagram service of one run; the runner builds it and nodes receive it.
+
+    Args:
+        db: The application database.
+        keys: Master keys to open account tokens.
+        settings: Instagram settings.
+        http: The shared outbound client.
+        workspace_id: The run's workspace.
+        flow_id: The run's flow.
+        flow_version_id: The run's flow version.
+        execution_id: The run.
+        sandbox: Whether the run itself is sandboxed (editor test runs).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        keys: KeyWrapper,
+        settings: InstagramSettings,
+        http: httpx.AsyncClient | None,
+        *,
+        workspace_id: uuid.UUID | None,
+        flow_id: uuid.UUID | None,
+        flow_version_id: uuid.UUID | None,
+        execution_id: uuid.UUID,
+        sandbox: bool,
+    ) -> None:
+        self.db, self.keys, self.settings, self.http = db, keys, settings, http
+        self.workspace_id, self.flow_id = workspace_id, flow_id
+        self.flow_version_id, self.execution_id, self.sandbox = (
+            flow_version_id,
+            execution_id,
+            sandbox,
+        )
+
+    async def perform(self, request: ActionRequest) -> ActionResult:
+        """Record, check, pace and (unless sandboxed) send one action, at most once.
+
+        Raises:
+            UserError: No such account, refused by policy, refused by Meta, token invalid.
+            TransientError: Meta throttled or failed; the ledger row stays queued for a retry.
+        """
+        account = await self._account(request.account)
+        sandbox = self.sandbox or account.mode == AccountMode.SANDBOX
+        version = self.flow_version_id or self.flow_id or self.execution_id
+        key = idempotency_key(
+            account.id,
+            request.target,
+            request.action,
+            version,
+            request.node_id,
+            request.occurrence,
+            f"sandbox:{self.execution_id}" if sandbox else "live",
+        )
+        async with account_lock(account.id), self.db.sessionmaker() as session:
+            now = utcnow()
+            prior = None
+            if request.action == "private_reply":
+                prior = await prior_private_reply(
+                    session, account.id, request.target, key, sandbox=sandbox
+                )
+            verdict = check_action(
+                request.action,
+                now=now,
+                text=request.text,
+                quick_replies=len(request.quick_replies),
+                comment_time=request.comment_time,
+                prior_private_reply=prior is not None,
+                last_user_message_at=request.last_user_message_at,
+                human_agent=request.human_agent,
+            )
+            status = (
+                OutboxStatus.REFUSED
+                if not verdict.allowed
+                else (OutboxStatus.SANDBOXED if sandbox else OutboxStatus.QUEUED)
+            )
+            slot = None
+            if status == OutboxStatus.QUEUED:
+                slot = await next_slot(session, account.id, request.action, self.settings, now)
+            row, created = await claim(
+                session,
+                {
+                    "idempotency_key": key,
+                    "workspace_id": account.workspace_id,
+                    "account_id": account.id,
+                    "flow_id": self.flow_id,
+                    "flow_version_id": self.flow_version_id,
+                    "execution_id": self.execution_id,
+                    "node_id": request.node_id,
+                    "action": request.action,
+                    "target": request.target,
+                    "payload": _payload(request, verdict),
+                    "status": status,
+                    "sandbox": sandbox,
+                    "policy_verdict": verdict.label,
+                    "policy_reason": verdict.reason,
+                    "scheduled_for": slot,
+                },
+            )
+        if row.status in (OutboxStatus.SENT, OutboxStatus.SANDBOXED):
+            return _result(row, duplicate=not created)
+        if row.status == OutboxStatus.REFUSED:
+            msg = f"Instagram {request.action.replace('_', ' ')} refused: {row.policy_reason}"
+            raise UserError(
+                msg, code="instagram_policy_refused", details={"ledger_id": str(row.id)}
+            )
+        if row.status == OutboxStatus.FAILED:
+            msg = (
+                f"Instagram {request.action.replace('_', ' ')} failed earlier: {row.error_message}"
+            )
+            raise UserError(msg, code=row.error_code or "instagram_failed")
+        if row.status == OutboxStatus.SENDING and request.action != "private_reply":
+            # a process died during the call: Meta may have it, and a second public reply or
+            # DM is worse than none, so this one is given up (private replies are safe: Meta
+            # refuses a second one)
+            await self._finish(
+                row.id,
+                OutboxStatus.FAILED,
+                error=(
+                    "instagram_outcome_unknown",
+                    "the process stopped during the call; whether Meta got it is unknown",
+                ),
+            )
+            msg = "Instagram send interrupted earlier; not repeated to avoid a duplicate"
+            raise UserError(msg, code="instagram_outcome_unknown")
+        return await self._send(account, row, request, verdict, resumed=not created)
+
+    async def _account(self, ig_user_id: str) -> InstagramAccount:
+        if self.workspace_id is None:
+            msg = "Instagram actions need a run that belongs to a workspace"
+            raise UserError(msg, code="instagram_no_workspace")
+        async with self.db.sessionmaker() as session:
+            query = select(InstagramAccount).where(
+                InstagramAccount.workspace_id == self.workspace_id
+            )
+            if ig_user_id:
+                query = query.where(InstagramAccount.ig_user_id == ig_user_id)
+            rows = list((await session.scalars(query.limit(2))).all())
+        if len(rows) == 1:
+            return rows[0]
+        which = f"account {ig_user_id!r}" if ig_user_id else "an account (field 'account' is empty)"
+        msg = (
+            f"no Instagram {which} is connected to this workspace"
+            if not rows
+            else "several Instagram accounts are connected; set the field 'account'"
+        )
+        raise UserError(msg, code="instagram_account_missing")
+
+    async def _send(
+        self,
+        account: InstagramAccount,
+        row: OutboxMessage,
+        request: ActionRequest,
+        verdict: Verdict,
+        *,
+        resumed: bool,
+    ) -> ActionResult:
+        wait = ((row.scheduled_for or utcnow()) - utcnow()).total_seconds()
+        if wait > self.settings.max_queue_wait_seconds:
+            msg = f"Instagram pacing: next slot for this account is in {wait:.0f} s"
+            raise TransientError(msg, retry_after=wait)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if account.token_status in (TokenStatus.INVALID, TokenStatus.EXPIRED, TokenStatus.REVOKED):
+            msg = (
+                f"Instagram account @{account.username}: token {account.token_status}; reconnect it"
+            )
+            raise UserError(msg, code="instagram_token_invalid")
+        async with self.db.sessionmaker() as session:
+            fresh = await session.get(OutboxMessage, row.id)
+            assert fresh is not None
+            fresh.status, fresh.attempts = OutboxStatus.SENDING, fresh.attempts + 1
+            await session.commit()
+        client = GraphClient(
+            await self._token(account),
+            self.settings,
+            ig_user_id=account.ig_user_id,
+            login_kind=account.login_kind,
+            http=self.http,
+            on_token_invalid=lambda exc: self._token_invalid(account.id, exc),
+        )
+        try:
+            response = await _call(client, request, verdict)
+        except TransientError as exc:
+            await self._finish(row.id, OutboxStatus.QUEUED, error=(exc.code, exc.message))
+            raise
+        except GraphError as exc:
+            if resumed and request.action == "private_reply" and exc.subcode == 2534025:
+                response = {"note": "already delivered before an interruption"}
+            else:
+                await self._finish(row.id, OutboxStatus.FAILED, error=(exc.code, exc.message))
+                raise
+        finally:
+            await client.aclose()
+        done = await self._finish(row.id, OutboxStatus.SENT, response=response)
+        return _result(done, duplicate=False)
+
+    async def _token(self, account: InstagramAccount) -> str:
+        async with self.db.sessionmaker() as session:
+            credential = (
+                await session.get(Credential, account.credential_id)
+                if account.credential_id
+                else None
+            )
+        if credential is None:
+            msg = f"Instagram account @{account.username} has no stored token; reconnect it"
+            raise UserError(msg, code="instagram_token_missing")
+        return str(open_credential(credential, self.keys)["access_token"])
+
+    async def _token_invalid(self, account_id: uuid.UUID, exc: TokenInvalidError) -> None:
+        async with self.db.sessionmaker() as session:
+            account = await session.get(InstagramAccount, account_id)
+            if account is not None:
+                account.token_status = TokenStatus.INVALID
+                account.last_error = exc.message
+                await session.commit()
+
+    async def _finish(
+        self,
+        row_id: uuid.UUID,
+        status: str,
+        *,
+        response: dict[str, Any] | None = None,
+        error: tuple[str, str] | None = None,
+    ) -> OutboxMessage:
+        async with self.db.sessionmaker() as session:
+            row = await session.get(OutboxMessage, row_id)
+            assert row is not None
+            row.status = status
+            if response is not None:
+                row.response, row.sent_at, row.error_code, row.error_message = (
+                    response,
+                    utcnow(),
+                    None,
+                    None,
+                )
+            if error is not None:
+                row.error_code, row.error_message = error
+            await session.commit()
+            await session.refresh(row)
+            return row
+
+
+async def _call(client: GraphClient, request: ActionRequest, verdict: Verdict) -> dict[str, Any]:
+    if request.action == "reply_comment":
+        return await client.reply_to_comment(request.target, request.text or "")
+    if request.action == "private_reply":
+        return await client.private_reply(request.target, request.text or "")
+    if request.action == "hide_comment":
+        return await client.hide_comment(request.target, request.hide)
+    return await client.send_message(
+        request.target,
+        text=request.text,
+        quick_replies=request.quick_replies or None,
+        attachment=request.attachment,
+        tag=verdict.tag,
+    )
+
+
+def _payload(request: ActionRequest, verdict: Verdict) -> dict[str, Any]:
+    if request.action == "hide_comment":
+        return {"hide": request.hide}
+    payload = request.model_dump(mode="json", include={"text", "attachment"}, exclude_none=True)
+    if request.quick_replies:
+        payload["quick_replies"] = request.quick_replies
+    if verdict.tag:
+        payload["tag"] = verdict.tag
+    return payload
+
+
+def _result(row: OutboxMessage, *, duplicate: bool) -> ActionResult:
+    return ActionResult(
+        status=row.status,
+        ledger_id=row.id,
+        idempotency_key=row.idempotency_key,
+        duplicate=duplicate,
+        policy_verdict=row.policy_verdict,
+        policy_reason=row.policy_reason,
+        scheduled_for=row.scheduled_for,
+        response=row.response,
+    )

@@ -1,0 +1,147 @@
+"""Prompts of the AI nodes and the lenient parsing of a classifier's answer."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from socialflow.knowledge._retriever import RetrievedChunk
+
+__all__ = [
+    "OTHER",
+    "classifier_system",
+    "classify_tool",
+    "format_context",
+    "grounded_system",
+    "parse_label",
+]
+
+#: The classifier's port for everything that fits no label.
+OTHER = "other"
+_WORD = re.compile(r"[a-z0-9_]+")
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+_MAX_REASON = 500
+
+
+def classify_tool(names: Sequence[str]) -> dict[str, Any]:
+    """The function the classifier's model is made to call, in OpenAI's tool format."""
+    return {
+        "type": "function",
+        "function": {
+            "name": "classify",
+            "description": "Record the single intent that best fits the message.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "label": {"type": "string", "enum": [*names, OTHER]},
+                    "reason": {"type": "string", "description": "One short sentence."},
+                },
+                "required": ["label"],
+            },
+        },
+    }
+
+
+def classifier_system(labels: Sequence[tuple[str, str]], instructions: str, method: str) -> str:
+    """The classifier's system prompt: the labels with their descriptions, and the format."""
+    lines = [
+        "You classify the intent of a message from a social-media user.",
+        "Choose exactly one of these labels:",
+        *(f"- {name}: {description or name.replace('_', ' ')}" for name, description in labels),
+        f"- {OTHER}: the message fits none of the labels above.",
+    ]
+    if instructions.strip():
+        lines += ["", instructions.strip()]
+    lines.append("")
+    if method == "tool_calling":
+        lines.append("Answer by calling the classify function.")
+    elif method == "json_mode":
+        lines.append('Answer with a JSON object only: {"label": "<label>", "reason": "<why>"}.')
+    else:
+        lines.append("Answer with the label only, nothing else.")
+    return "\n".join(lines)
+
+
+def _match(value: Any, names: Sequence[str]) -> str | None:
+    if not isinstance(value, str):
+        return None
+    wanted = value.strip().strip("\"'`.").lower()
+    if wanted == OTHER:
+        return OTHER
+    return next((name for name in names if name == wanted), None)
+
+
+def _from_json(content: str) -> Mapping[str, Any] | None:
+    found = _JSON_OBJECT.search(content)
+    if not found:
+        return None
+    try:
+        value = json.loads(found.group(0))
+    except ValueError:
+        return None
+    return value if isinstance(value, Mapping) else None
+
+
+def parse_label(
+    tool_calls: Sequence[Mapping[str, Any]], content: str, names: Sequence[str]
+) -> tuple[str, str]:
+    """The label a classifier's answer names, read as leniently as is safe.
+
+    Tried in order: the ``classify`` tool call, a JSON object in the text, the text being a
+    label, the text containing exactly one label as a word. Anything else is ``other``, so a
+    garbled answer never routes to a wrong intent.
+
+    Args:
+        tool_calls: The answer's tool calls (LangChain format: ``name``, ``args``).
+        content: The answer's text.
+        names: The configured labels.
+
+    Returns:
+        ``(label, reason)``; label is one of ``names`` or ``other``.
+    """
+    for call in tool_calls:
+        args = call.get("args")
+        if isinstance(args, Mapping):
+            label = _match(args.get("label"), names)
+            if label is not None:
+                return label, str(args.get("reason") or "")[:_MAX_REASON]
+    parsed = _from_json(content)
+    if parsed is not None:
+        label = _match(parsed.get("label") or parsed.get("intent"), names)
+        if label is not None:
+            return label, str(parsed.get("reason") or "")[:_MAX_REASON]
+    label = _match(content, names)
+    if label is not None:
+        return label, ""
+    words = set(_WORD.findall(content.lower()))
+    mentioned = [name for name in names if name in words]
+    if len(mentioned) == 1:
+        return mentioned[0], ""
+    return OTHER, ""
+
+
+def grounded_system(fallback: str, instructions: str) -> str:
+    """The knowledge answer's system prompt: context only, the fallback when it falls short."""
+    lines = [
+        "You answer questions from a social-media audience on behalf of a business.",
+        "Use only the numbered context passages in the user's message. Do not use outside "
+        "knowledge, and never invent facts, names, prices, dates, links or policies.",
+        "If the passages do not contain the answer, reply with exactly this sentence and "
+        f"nothing else: {fallback}",
+        "Cite the passages you used by their numbers, like [1] or [2].",
+    ]
+    if instructions.strip():
+        lines += ["", "Style guidance (it never overrides the rules above):", instructions.strip()]
+    return "\n".join(lines)
+
+
+def format_context(chunks: Sequence[RetrievedChunk]) -> str:
+    """Chunks as numbered passages: ``[1] (source: faq.md)`` then the text."""
+    parts = []
+    for n, chunk in enumerate(chunks, start=1):
+        source = f" (source: {chunk.source})" if chunk.source else ""
+        parts.append(f"[{n}]{source}\n{chunk.text.strip()}")
+    return "\n\n".join(parts)

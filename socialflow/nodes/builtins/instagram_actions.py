@@ -1,0 +1,243 @@
+"""Instagram actions: reply to a comment, private reply, send a DM, hide a comment.
+
+Each goes through ``ctx.instagram``, which writes the send ledger before calling Meta, checks
+Meta's messaging rules, paces the account and keeps sandboxed runs from sending.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field
+
+from socialflow.core.errors import UserError
+from socialflow.instagram._gateway import ActionRequest
+from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port
+
+__all__ = [
+    "InstagramHideCommentNode",
+    "InstagramPrivateReplyNode",
+    "InstagramReplyCommentNode",
+    "InstagramSendDMNode",
+]
+
+_ACCOUNT = Field(
+    default="{{ trigger.account_id }}",
+    max_length=200,
+    description="Instagram account id (ig_user_id) that acts; empty: the workspace's only one.",
+)
+_COMMENT = Field(
+    default="{{ trigger.comment_id }}",
+    min_length=1,
+    max_length=200,
+    description="Id of the comment; templates allowed.",
+)
+#: inbound kinds that open the 24-hour messaging window
+_WINDOW_KINDS = frozenset({"dm", "postback", "reaction", "referral"})
+_OUT = (
+    Port(name="result", type="instagram.action", description="Ledger entry and Meta's answer."),
+)
+
+
+class _InstagramAction(BaseNode):
+    category = "action"
+    icon = "instagram"
+    outputs: ClassVar[tuple[Port, ...]] = _OUT
+    action: ClassVar[str]
+
+    async def _perform(self, ctx: NodeContext, **fields: Any) -> dict[str, Any]:
+        if ctx.instagram is None:
+            msg = f"node {ctx.node_id!r}: Instagram actions need a run of a workspace flow"
+            raise UserError(msg, code="instagram_unavailable")
+        account = ctx.render_text(self.config.account, field_name="account")  # type: ignore[attr-defined]
+        request = ActionRequest(action=self.action, node_id=ctx.node_id, account=account, **fields)
+        result = await ctx.instagram.perform(request)
+        return {"result": result.model_dump(mode="json")}
+
+
+def _time(ctx: NodeContext, template: str, field_name: str) -> datetime | None:
+    value = ctx.render(template, field_name=field_name) if template else None
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        msg = f"node {ctx.node_id!r} field {field_name!r}: {value!r} is not an ISO date-time"
+        raise UserError(msg, code="invalid_config") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class InstagramReplyCommentNode(_InstagramAction):
+    """Replies publicly under a comment."""
+
+    kind = "instagram.reply_comment"
+    action = "reply_comment"
+    title = "Reply to comment"
+    description = "Posts a public reply under an Instagram comment, once per comment."
+    example_config: ClassVar[dict[str, Any]] = {"message": "Thanks, {{ trigger.from_username }}!"}
+
+    class Config(NodeConfig):
+        account: str = _ACCOUNT
+        comment_id: str = _COMMENT
+        message: str = Field(
+            min_length=1,
+            max_length=2200,
+            description="Reply text (up to 2,200 characters); templates allowed.",
+        )
+
+    config: Config
+
+    async def run(self, ctx: NodeContext, *args: Any, **inputs: Any) -> dict[str, Any]:
+        cfg = self.config
+        return await self._perform(
+            ctx,
+            target=ctx.render_text(cfg.comment_id, field_name="comment_id"),
+            text=ctx.render_text(cfg.message, field_name="message"),
+        )
+
+
+class InstagramPrivateReplyNode(_InstagramAction):
+    """Sends the one private DM a commenter may receive."""
+
+    kind = "instagram.private_reply"
+    action = "private_reply"
+    title = "Private reply"
+    description = "Sends a DM to the author of a comment: one per comment, within 7 days of it."
+    example_config: ClassVar[dict[str, Any]] = {"text": "Hi! Here is the link you asked for."}
+
+    class Config(NodeConfig):
+        account: str = _ACCOUNT
+        comment_id: str = _COMMENT
+        comment_time: str = Field(
+            default="{{ trigger.occurred_at }}",
+            max_length=200,
+            description="When the comment was made (ISO); checks the 7-day rule.",
+        )
+        text: str = Field(
+            min_length=1,
+            max_length=1000,
+            description="Message text (at most 1000 bytes of UTF-8); templates allowed.",
+        )
+
+    config: Config
+
+    async def run(self, ctx: NodeContext, *args: Any, **inputs: Any) -> dict[str, Any]:
+        cfg = self.config
+        return await self._perform(
+            ctx,
+            target=ctx.render_text(cfg.comment_id, field_name="comment_id"),
+            text=ctx.render_text(cfg.text, field_name="text"),
+            comment_time=_time(ctx, cfg.comment_time, "comment_time"),
+        )
+
+
+class QuickReply(BaseModel):
+    """A quick-reply button under a DM."""
+
+    title: str = Field(min_length=1, max_length=20, description="Button text (20 characters).")
+    payload: str = Field(min_length=1, max_length=1000, description="Sent back when tapped.")
+
+
+class InstagramSendDMNode(_InstagramAction):
+    """Sends a direct message within Meta's messaging window."""
+
+    kind = "instagram.send_dm"
+    action = "send_dm"
+    title = "Send DM"
+    description = "Sends a DM (text with quick replies, or an image or file) to a user."
+    example_config: ClassVar[dict[str, Any]] = {"text": "Thanks for your message!"}
+
+    class Config(NodeConfig):
+        account: str = _ACCOUNT
+        recipient_id: str = Field(
+            default="{{ trigger.sender_id }}",
+            min_length=1,
+            max_length=200,
+            description="IGSID of the recipient; templates allowed.",
+        )
+        text: str = Field(
+            default="",
+            max_length=1000,
+            description="Message text (at most 1000 bytes of UTF-8); templates allowed.",
+        )
+        quick_replies: list[QuickReply] = Field(
+            default_factory=list, max_length=13, description="Up to 13 quick replies."
+        )
+        attachment_type: Literal["none", "image", "file"] = Field(
+            default="none", description="Send an image or file instead of text."
+        )
+        attachment_url: str = Field(
+            default="", max_length=4000, description="Public URL of the image or file."
+        )
+        last_message_at: str = Field(
+            default="",
+            max_length=200,
+            description=(
+                "When the user last messaged the account (ISO); empty: taken from a DM trigger."
+            ),
+        )
+        human_agent: bool = Field(
+            default=False,
+            description=(
+                "Allow the HUMAN_AGENT tag: answer up to 7 days after the user's last message "
+                "(only for replies written by a person)."
+            ),
+        )
+
+    config: Config
+
+    async def run(self, ctx: NodeContext, *args: Any, **inputs: Any) -> dict[str, Any]:
+        cfg = self.config
+        recipient = ctx.render_text(cfg.recipient_id, field_name="recipient_id")
+        last = _time(ctx, cfg.last_message_at, "last_message_at")
+        trigger = ctx.trigger
+        if (
+            last is None
+            and trigger.get("kind") in _WINDOW_KINDS
+            and str(trigger.get("sender_id")) == recipient
+        ):
+            last = _time(ctx, "{{ trigger.occurred_at }}", "last_message_at")
+        attachment = None
+        if cfg.attachment_type != "none":
+            url = ctx.render_text(cfg.attachment_url, field_name="attachment_url")
+            attachment = (cfg.attachment_type, url)
+        text = ctx.render_text(cfg.text, field_name="text") if cfg.text else None
+        if text is None and attachment is None:
+            msg = f"node {ctx.node_id!r}: set 'text' or an attachment"
+            raise UserError(msg, code="invalid_config")
+        return await self._perform(
+            ctx,
+            target=recipient,
+            text=text,
+            attachment=attachment,
+            quick_replies=[q.model_dump() for q in cfg.quick_replies],
+            last_user_message_at=last,
+            human_agent=cfg.human_agent,
+            occurrence=str(trigger.get("message_id") or ctx.execution_id),
+        )
+
+
+class InstagramHideCommentNode(_InstagramAction):
+    """Hides (or unhides) a comment."""
+
+    kind = "instagram.hide_comment"
+    action = "hide_comment"
+    title = "Hide comment"
+    description = "Hides an Instagram comment from everyone but its author, or shows it again."
+    example_config: ClassVar[dict[str, Any]] = {}
+
+    class Config(NodeConfig):
+        account: str = _ACCOUNT
+        comment_id: str = _COMMENT
+        hide: bool = Field(default=True, description="Hide (true) or unhide (false).")
+
+    config: Config
+
+    async def run(self, ctx: NodeContext, *args: Any, **inputs: Any) -> dict[str, Any]:
+        cfg = self.config
+        return await self._perform(
+            ctx, target=ctx.render_text(cfg.comment_id, field_name="comment_id"), hide=cfg.hide
+        )

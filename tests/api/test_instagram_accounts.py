@@ -1,0 +1,198 @@
+"""Instagram accounts over the API: connect through Instagram Login (emulated), list, switch
+mode, disconnect, read the send ledger; admin-only where it matters."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+
+from socialflow.api.app import create_app
+from socialflow.api.auth.email import LogEmailSender
+from socialflow.core.credentials import Credential, key_wrapper, open_credential
+from socialflow.instagram import InstagramAccount, OutboxMessage
+from socialflow.instagram.emulator import GraphEmulator
+from tests.api.conftest import Team, api_settings, make_team
+from tests.fixtures.graph_emulator import ACCOUNT, emulator_settings, graph_emulator  # noqa: F401
+
+
+@pytest.fixture
+async def ig_api(
+    db: Any,
+    test_registry: Any,
+    graph_emulator: GraphEmulator,  # noqa: F811
+) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    settings = api_settings(db.url, instagram=emulator_settings(graph_emulator))
+    app = create_app(settings, db=db, registry=test_registry, email=LogEmailSender())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield app, client
+
+
+def base(team: Team) -> str:
+    return f"/api/workspaces/{team.workspace_id}/instagram"
+
+
+async def connect(client: httpx.AsyncClient, team: Team) -> dict[str, Any]:
+    started = await client.post(f"{base(team)}/connect", json={}, headers=team.admin.headers)
+    assert started.status_code == 200, started.text
+    start = started.json()
+    query = parse_qs(urlparse(start["authorize_url"]).query)
+    assert query["scope"][0].split(",") == [
+        "instagram_business_basic",
+        "instagram_business_manage_comments",
+        "instagram_business_manage_messages",
+    ]
+    assert query["response_type"] == ["code"] and query["state"] == [start["state"]]
+    # the browser visits Instagram Login (the emulator), which redirects back with a code
+    async with httpx.AsyncClient(trust_env=False) as browser:
+        login = await browser.get(f"{start['authorize_url']}&ig_user_id={ACCOUNT}")
+    assert login.status_code == 302
+    back = urlparse(login.headers["location"])
+    assert back.path == "/api/instagram/oauth/callback"
+    params = {k: v[0] for k, v in parse_qs(back.query).items()}
+    answer = await client.get("/api/instagram/oauth/callback", params=params)
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+async def test_connect_stores_the_account_an_encrypted_long_lived_token_and_subscribes(
+    ig_api: tuple[Any, httpx.AsyncClient],
+    graph_emulator: GraphEmulator,  # noqa: F811
+    db: Any,
+) -> None:
+    app, client = ig_api
+    team = await make_team(client)
+    account = await connect(client, team)
+    assert (account["ig_user_id"], account["username"]) == (ACCOUNT, "shop")
+    assert account["mode"] == "sandbox" and account["token_status"] == "valid"
+    assert "messages" in account["subscribed_fields"] and account["token_expires_at"]
+    assert "token" not in str(account).replace("token_", "")
+    async with db.sessionmaker() as session:
+        row = await session.get(InstagramAccount, uuid.UUID(account["id"]))
+        assert row is not None and row.workspace_id == uuid.UUID(team.workspace_id)
+        credential = await session.get(Credential, row.credential_id)
+    assert credential is not None and credential.kind == "instagram"
+    token = open_credential(credential, key_wrapper(app.state.settings))["access_token"]
+    assert token.startswith("IGQ-long-") and token.encode() not in credential.ciphertext
+    (subscription,) = graph_emulator.calls("subscribed_apps")
+    assert subscription["path"] == f"{ACCOUNT}/subscribed_apps"
+    assert "comments" in subscription["params"]["subscribed_fields"].split(",")
+    # connecting again updates the same account instead of adding one
+    again = await connect(client, team)
+    assert again["id"] == account["id"]
+    listed = await client.get(f"{base(team)}/accounts", headers=team.viewer.headers)
+    assert [a["id"] for a in listed.json()] == [account["id"]]
+
+
+async def test_a_code_used_twice_or_a_forged_state_is_refused(
+    ig_api: tuple[Any, httpx.AsyncClient],
+    graph_emulator: GraphEmulator,  # noqa: F811
+) -> None:
+    _, client = ig_api
+    team = await make_team(client)
+    started = (
+        await client.post(f"{base(team)}/connect", json={}, headers=team.admin.headers)
+    ).json()
+    code = graph_emulator.state.issue_code(ACCOUNT, "shop")
+    first = await client.get(
+        "/api/instagram/oauth/callback", params={"code": code, "state": started["state"]}
+    )
+    assert first.status_code == 200
+    second = await client.get(
+        "/api/instagram/oauth/callback", params={"code": code, "state": started["state"]}
+    )
+    assert second.status_code == 400 and "already used" in second.json()["message"]
+    forged = started["state"][:-4] + "AAAA"
+    bad = await client.get("/api/instagram/oauth/callback", params={"code": "x", "state": forged})
+    assert bad.status_code == 400 and bad.json()["code"] == "instagram_oauth_state_invalid"
+
+
+async def test_viewers_and_editors_cannot_manage_accounts(
+    ig_api: tuple[Any, httpx.AsyncClient],
+) -> None:
+    _, client = ig_api
+    team = await make_team(client)
+    account = await connect(client, team)
+    target = f"{base(team)}/accounts/{account['id']}"
+    for who in (team.viewer, team.editor):
+        assert (
+            await client.post(f"{base(team)}/connect", json={}, headers=who.headers)
+        ).status_code == 403
+        assert (
+            await client.patch(target, json={"mode": "live"}, headers=who.headers)
+        ).status_code == 403
+        assert (await client.delete(target, headers=who.headers)).status_code == 403
+    outsider = await client.get(f"{base(team)}/accounts", headers=team.outsider.headers)
+    assert outsider.status_code == 404
+    live = await client.patch(target, json={"mode": "live"}, headers=team.admin.headers)
+    assert live.status_code == 200 and live.json()["mode"] == "live"
+    wrong = await client.patch(target, json={"mode": "loud"}, headers=team.admin.headers)
+    assert wrong.status_code == 422
+    gone = await client.delete(target, headers=team.admin.headers)
+    assert gone.status_code == 204
+    assert (await client.get(f"{base(team)}/accounts", headers=team.admin.headers)).json() == []
+    assert (await client.delete(target, headers=team.admin.headers)).status_code == 404
+
+
+async def test_the_ledger_lists_per_workspace_with_filters(
+    ig_api: tuple[Any, httpx.AsyncClient], db: Any
+) -> None:
+    _, client = ig_api
+    team = await make_team(client)
+    workspace = uuid.UUID(team.workspace_id)
+    account_a, account_b, flow_a = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    rows = [
+        (workspace, account_a, flow_a, "sent"),
+        (workspace, account_a, uuid.uuid4(), "sandboxed"),
+        (workspace, account_b, flow_a, "refused"),
+        (uuid.UUID(team.other_workspace_id), account_a, flow_a, "sent"),
+    ]
+    async with db.sessionmaker() as session:
+        for i, (ws, account, flow, status) in enumerate(rows):
+            session.add(
+                OutboxMessage(
+                    idempotency_key=f"test:{uuid.uuid4()}",
+                    workspace_id=ws,
+                    account_id=account,
+                    flow_id=flow,
+                    node_id="n",
+                    action="private_reply",
+                    target=f"c{i}",
+                    payload={"text": "hi"},
+                    status=status,
+                    policy_verdict="refused" if status == "refused" else "allowed",
+                    policy_reason="already got a private reply" if status == "refused" else None,
+                )
+            )
+        await session.commit()
+    url = f"{base(team)}/outbox"
+    everything = (await client.get(url, headers=team.viewer.headers)).json()
+    assert sorted(i["target"] for i in everything["items"]) == ["c0", "c1", "c2"]
+    by_account = await client.get(
+        url, params={"account_id": str(account_a)}, headers=team.viewer.headers
+    )
+    assert sorted(i["target"] for i in by_account.json()["items"]) == ["c0", "c1"]
+    by_flow = await client.get(url, params={"flow_id": str(flow_a)}, headers=team.viewer.headers)
+    assert sorted(i["target"] for i in by_flow.json()["items"]) == ["c0", "c2"]
+    refused = (
+        await client.get(url, params={"status": "refused"}, headers=team.viewer.headers)
+    ).json()
+    assert [(i["target"], i["policy_reason"]) for i in refused["items"]] == [
+        ("c2", "already got a private reply")
+    ]
+    page = (await client.get(url, params={"limit": 2}, headers=team.viewer.headers)).json()
+    assert len(page["items"]) == 2 and page["next_before"]
+    rest = await client.get(
+        url, params={"limit": 2, "before": page["next_before"]}, headers=team.viewer.headers
+    )
+    assert len(rest.json()["items"]) == 1
+    assert (
+        await client.get(url, params={"status": "lost"}, headers=team.viewer.headers)
+    ).status_code == 422

@@ -1,0 +1,1 @@
+"""Tests of Instagram webhooks, events, triggers and the simulator."""

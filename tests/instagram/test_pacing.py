@@ -1,0 +1,103 @@
+"""Per-account pacing: sends past the limit wait in the ledger for their slot, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import timedelta
+
+import pytest
+
+from socialflow.core.errors import TransientError
+from socialflow.instagram._gateway import ActionRequest
+from socialflow.instagram.emulator import GraphEmulator
+from socialflow.orchestration import EngineRuntime
+from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
+    ACCOUNT,
+    connect_account,
+    graph_emulator,
+    ledger,
+    use_emulator,
+)
+from tests.instagram.test_policy import gateway
+
+
+async def test_extra_sends_are_queued_with_increasing_slots_and_sent_in_order(
+    runtime: EngineRuntime,
+    graph_emulator: GraphEmulator,  # noqa: F811
+) -> None:
+    use_emulator(runtime, graph_emulator, private_reply_limit=1, private_reply_window_seconds=0.4)
+    account = await connect_account(runtime)
+    comments = [graph_emulator.state.add_comment({"account": ACCOUNT})["id"] for _ in range(5)]
+    sender = gateway(runtime, account)
+
+    async def send(comment_id: str) -> None:
+        await sender.perform(
+            ActionRequest(node_id="pr", action="private_reply", target=comment_id, text="hi")
+        )
+
+    await asyncio.gather(*(send(c) for c in comments))
+    rows = await ledger(runtime, account_id=account.id)
+    assert [r.status for r in rows] == ["sent"] * 5
+    slots = [r.scheduled_for for r in sorted(rows, key=lambda r: r.scheduled_for)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
+    assert all(gap >= timedelta(seconds=0.4) for gap in gaps), gaps
+    in_slot_order = [r.target for r in sorted(rows, key=lambda r: r.scheduled_for)]
+    sent_order = [c["body"]["recipient"]["comment_id"] for c in graph_emulator.calls("/messages")]
+    assert sent_order == in_slot_order
+    # no send went out before its slot
+    for row in rows:
+        assert row.sent_at is not None and row.scheduled_for is not None
+        assert row.sent_at >= row.scheduled_for
+
+
+async def test_within_the_limit_nothing_waits_and_other_actions_have_their_own_limit(
+    runtime: EngineRuntime,
+    graph_emulator: GraphEmulator,  # noqa: F811
+) -> None:
+    use_emulator(
+        runtime, graph_emulator, private_reply_limit=3, send_limit=1, send_window_seconds=0.3
+    )
+    account = await connect_account(runtime)
+    comments = [graph_emulator.state.add_comment({"account": ACCOUNT})["id"] for _ in range(3)]
+    sender = gateway(runtime, account)
+    for comment_id in comments:
+        await sender.perform(
+            ActionRequest(node_id="pr", action="private_reply", target=comment_id, text="hi")
+        )
+        await sender.perform(
+            ActionRequest(node_id="rc", action="reply_comment", target=comment_id, text="hey")
+        )
+    rows = await ledger(runtime, account_id=account.id)
+    private = [r.scheduled_for for r in rows if r.action == "private_reply"]
+    public = [r.scheduled_for for r in rows if r.action == "reply_comment"]
+    assert private == sorted(private) and public == sorted(public)
+    assert public[-1] - public[0] >= timedelta(seconds=0.6)  # 1 per 0.3 s
+
+
+async def test_a_slot_too_far_away_fails_retryably_and_stays_queued(
+    runtime: EngineRuntime,
+    graph_emulator: GraphEmulator,  # noqa: F811
+) -> None:
+    use_emulator(
+        runtime,
+        graph_emulator,
+        private_reply_limit=1,
+        private_reply_window_seconds=3600,
+        max_queue_wait_seconds=1,
+    )
+    account = await connect_account(runtime)
+    first, second = (graph_emulator.state.add_comment({"account": ACCOUNT})["id"] for _ in "ab")
+    sender = gateway(runtime, account)
+    await sender.perform(
+        ActionRequest(node_id="pr", action="private_reply", target=first, text="a")
+    )
+    with pytest.raises(TransientError, match="next slot") as later:
+        await sender.perform(
+            ActionRequest(node_id="pr", action="private_reply", target=second, text="b")
+        )
+    assert later.value.retry_after is not None and later.value.retry_after > 3000
+    rows = await ledger(runtime, account_id=account.id)
+    assert [r.status for r in rows] == ["sent", "queued"]
+    assert rows[1].scheduled_for - rows[0].scheduled_for >= timedelta(seconds=3600)
+    assert len(graph_emulator.calls()) == 1

@@ -1,0 +1,262 @@
+"""From a signed webhook to flow runs: owners resolved through connected accounts, no reply
+loops, and one run however often Meta delivers the same comment."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from socialflow.api.app import create_app
+from socialflow.api.auth.email import LogEmailSender
+from socialflow.api.webhooks.service import store_webhook
+from socialflow.core.db import Database
+from socialflow.instagram import InstagramAccount, sign_sha256
+from socialflow.instagram._simulate import build_comment, build_dm, encode_body
+from socialflow.nodes import BaseNode, NodeConfig, NodeRegistry, Port
+from socialflow.nodes.builtins import BUILTIN_NODES
+from socialflow.orchestration import (
+    EngineRuntime,
+    EventStatus,
+    FlowExecution,
+    WebhookEvent,
+)
+from socialflow.orchestration._dispatch import Dispatcher
+from socialflow.orchestration._worker import Worker
+from tests.api.conftest import api_settings, make_team
+from tests.fixtures.flows import publish
+
+SECRET = "dispatch-test-secret"
+
+
+def graph(trigger: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "nodes": [
+            {"id": "ig", "kind": trigger, "config": config or {}},
+            {"id": "note", "kind": "data.set", "config": {"values": {"t": "{{ trigger.kind }}"}}},
+        ],
+        "edges": [{"source": "ig", "source_port": "event", "target": "note"}],
+    }
+
+
+def new_account_id() -> str:
+    return f"1784{uuid.uuid4().int % 10**13:013d}"
+
+
+async def connect(db: Database, workspace_id: uuid.UUID, ig_user_id: str) -> None:
+    """Connect an account to a workspace the way the connection flow leaves it."""
+    async with db.sessionmaker() as session:
+        session.add(
+            InstagramAccount(
+                workspace_id=workspace_id,
+                ig_user_id=ig_user_id,
+                username=f"shop_{ig_user_id[-4:]}",
+                login_kind="instagram",
+                credential_id=uuid.uuid4(),
+            )
+        )
+        await session.commit()
+
+
+async def deliver(db: Database, payload: dict[str, Any]) -> list[uuid.UUID]:
+    async with db.sessionmaker() as session:
+        receipt = await store_webhook(session, encode_body(payload))
+        assert receipt.received >= 1
+    from socialflow.instagram import parse_payload
+
+    keys = [p.dedupe_key for p in parse_payload(payload)]
+    async with db.sessionmaker() as session:
+        found = await session.scalars(
+            select(WebhookEvent.id).where(WebhookEvent.dedupe_key.in_(keys))
+        )
+        return list(found.all())
+
+
+async def drain(db: Database, registry: NodeRegistry) -> None:
+    while await Dispatcher(db, registry).dispatch_once():
+        pass
+
+
+async def executions(db: Database, *where: Any) -> list[FlowExecution]:
+    async with db.sessionmaker() as session:
+        return list((await session.scalars(select(FlowExecution).where(*where))).all())
+
+
+async def status(db: Database, event_id: uuid.UUID) -> str:
+    async with db.sessionmaker() as session:
+        event = await session.get(WebhookEvent, event_id)
+        assert event is not None
+        return event.status
+
+
+async def test_an_account_of_workspace_a_never_starts_a_flow_of_workspace_b(
+    runtime: EngineRuntime,
+) -> None:
+    db, registry = runtime.db, runtime.registry
+    a, b = uuid.uuid4(), uuid.uuid4()
+    flow_a, _ = await publish(
+        db, registry, runtime.settings, graph("instagram.comment"), workspace_id=a
+    )
+    flow_b, _ = await publish(
+        db, registry, runtime.settings, graph("instagram.comment"), workspace_id=b
+    )
+    account_a, nobody = new_account_id(), new_account_id()
+    await connect(db, a, account_a)
+
+    [event] = await deliver(db, build_comment("price?", account_id=account_a))
+    [orphan] = await deliver(db, build_comment("price?", account_id=nobody))
+    await drain(db, registry)
+
+    runs = await executions(db, FlowExecution.trigger_event_id == event)
+    assert [(r.flow_id, r.workspace_id) for r in runs] == [(flow_a, a)]
+    assert await executions(db, FlowExecution.flow_id == flow_b) == []
+    assert await status(db, event) == EventStatus.DISPATCHED
+    # an account connected nowhere starts nothing, in any workspace
+    assert await executions(db, FlowExecution.trigger_event_id == orphan) == []
+    assert await status(db, orphan) == EventStatus.IGNORED
+
+    # the trigger's own account filter narrows further inside the owning workspace
+    account_a2 = new_account_id()
+    await connect(db, a, account_a2)
+    flow_a2, _ = await publish(
+        db,
+        registry,
+        runtime.settings,
+        graph("instagram.comment", {"account": account_a2}),
+        workspace_id=a,
+    )
+    [second] = await deliver(db, build_comment("hello", account_id=account_a2))
+    await drain(db, registry)
+    runs = await executions(db, FlowExecution.trigger_event_id == second)
+    assert sorted(str(r.flow_id) for r in runs) == sorted([str(flow_a), str(flow_a2)])
+
+
+class EverythingTrigger(BaseNode):
+    """A trigger that accepts every Instagram event, as a careless plugin might."""
+
+    kind = "test.ig_everything"
+    title = "Everything"
+    category = "trigger"
+    inputs: ClassVar[tuple[Port, ...]] = ()
+    outputs = (Port(name="event"),)
+    event_kinds = ("instagram.comment", "instagram.echo", "instagram.dm")
+
+    @classmethod
+    def accepts(cls, config: NodeConfig, event: Mapping[str, Any]) -> bool:
+        return True
+
+    async def run(self, ctx: Any, *args: Any, **inputs: Any) -> dict[str, Any]:
+        return {"event": dict(ctx.trigger)}
+
+
+async def test_echoes_self_comments_and_dashboard_tests_are_dispatched_to_nothing(
+    runtime: EngineRuntime,
+) -> None:
+    db = runtime.db
+    registry = NodeRegistry([*BUILTIN_NODES, EverythingTrigger])
+    workspace = uuid.uuid4()
+    account = new_account_id()
+    await connect(db, workspace, account)
+    flows = [
+        (await publish(db, registry, runtime.settings, graph(kind), workspace_id=workspace))[0]
+        for kind in ("instagram.comment", "instagram.dm", EverythingTrigger.kind)
+    ]
+
+    echo = build_dm("Thanks, sent you the link!", account_id=account)
+    item = echo["entry"][0]["messaging"][0]
+    item["sender"], item["recipient"] = item["recipient"], item["sender"]
+    item["message"]["is_echo"] = True
+    own_comment = build_comment("Link in bio!", account_id=account, from_id=account)
+    scoped = build_comment("Thanks!", account_id=account)
+    scoped["entry"][0]["changes"][0]["value"]["from"]["self_ig_scoped_id"] = "5550001"
+    test_event = build_dm("random_text", account_id=account)
+    test_event["entry"][0]["id"] = "0"
+
+    quiet = [await deliver(db, p) for p in (echo, own_comment, scoped, test_event)]
+    [loud] = await deliver(db, build_comment("what price?", account_id=account))
+    await drain(db, registry)
+
+    for [event_id] in quiet:
+        assert await status(db, event_id) == EventStatus.IGNORED  # stored, never run
+        assert await executions(db, FlowExecution.trigger_event_id == event_id) == []
+    # the same flows do run for a comment from someone else
+    runs = await executions(db, FlowExecution.trigger_event_id == loud)
+    assert sorted(str(r.flow_id) for r in runs) == sorted(str(f) for f in flows[::2])
+
+
+@pytest.fixture
+async def ig_client(runtime: EngineRuntime) -> AsyncIterator[httpx.AsyncClient]:
+    settings = api_settings(runtime.db.url, instagram={"app_secrets": [SECRET]})
+    app = create_app(settings, db=runtime.db, registry=runtime.registry, email=LogEmailSender())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
+
+
+@pytest.mark.timeout(300)
+async def test_a_comment_delivered_three_times_is_stored_once_and_runs_once(
+    ig_client: httpx.AsyncClient, runtime: EngineRuntime
+) -> None:
+    team = await make_team(ig_client)
+    base = f"/api/workspaces/{team.workspace_id}/flows"
+    created = await ig_client.post(
+        base,
+        json={
+            "name": "Price replies",
+            "graph": graph("instagram.comment", {"keywords": ["price"]}),
+        },
+        headers=team.editor.headers,
+    )
+    assert created.status_code == 201, created.text
+    flow_id = uuid.UUID(created.json()["id"])
+    published = await ig_client.post(f"{base}/{flow_id}/publish", headers=team.editor.headers)
+    assert published.status_code == 201, published.text
+    account = new_account_id()
+    await connect(runtime.db, uuid.UUID(team.workspace_id), account)
+
+    body = encode_body(build_comment("What's the PRICE?", account_id=account))
+    headers = {"X-Hub-Signature-256": sign_sha256(SECRET, body)}
+    answers = await asyncio.gather(
+        *(ig_client.post("/webhooks/instagram", content=body, headers=headers) for _ in range(3))
+    )
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert sorted(a.json()["duplicates"] for a in answers) == [0, 1, 1]
+
+    worker = Worker(runtime, concurrency=2, poll_interval=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        deadline = asyncio.get_running_loop().time() + 180
+        while True:
+            runs = await executions(runtime.db, FlowExecution.flow_id == flow_id)
+            if runs and all(r.status == "completed" for r in runs):
+                break
+            assert asyncio.get_running_loop().time() < deadline, [r.status for r in runs]
+            await asyncio.sleep(0.2)
+        # a late fourth delivery, after the run: still nothing new
+        late = await ig_client.post("/webhooks/instagram", content=body, headers=headers)
+        assert late.json()["duplicates"] == 1
+        await asyncio.sleep(0.5)
+    finally:
+        stop.set()
+        await task
+    async with runtime.db.sessionmaker() as session:
+        stored = await session.scalar(
+            select(func.count()).select_from(WebhookEvent).where(WebhookEvent.account_id == account)
+        )
+    assert stored == 1
+    [run] = await executions(runtime.db, FlowExecution.flow_id == flow_id)
+    assert run.trigger_kind == "instagram.comment"
+    assert run.trigger_payload is not None and run.trigger_payload["text"] == "What's the PRICE?"
+    execution = await ig_client.get(
+        f"/api/workspaces/{team.workspace_id}/executions/{run.id}", headers=team.viewer.headers
+    )
+    nodes = {n["node_id"]: n for n in execution.json()["node_runs"]}
+    assert nodes["note"]["status"] == "completed"
+    assert nodes["note"]["output"] == {"out": {"t": "comment"}}

@@ -1,0 +1,265 @@
+"""The ingestion flow and its queue, on each database, S3 on loopback and a real Prefect server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from socialflow.api.workspaces.models import Workspace
+from socialflow.core.db import utcnow
+from socialflow.core.settings import Settings
+from socialflow.knowledge import Document, DocumentStatus, KnowledgeBase
+from socialflow.knowledge._ingest import (
+    IngestContext,
+    chunk_prefix,
+    ingest_document,
+    set_ingest_context,
+)
+from socialflow.knowledge._queue import IngestWorker
+from socialflow.knowledge._storage import ObjectStorage
+from tests.fixtures.documents import make_corrupt_pdf, make_csv, make_pdf
+from tests.fixtures.embedders import CountingEmbeddings
+from tests.fixtures.s3 import S3Server, s3, s3_endpoint  # noqa: F401 - fixtures
+from tests.knowledge._helpers import HashEmbeddings
+
+
+@pytest.fixture
+async def context(db: Any, s3: S3Server, tmp_path: Path) -> AsyncIterator[IngestContext]:  # noqa: F811
+    settings = Settings(
+        environment="test",
+        data_dir=tmp_path,
+        database={"url": db.url},
+        knowledge={**s3.knowledge_settings(), "chunk_size": 200, "chunk_overlap": 20},
+    )
+    embedder = CountingEmbeddings(HashEmbeddings())
+    ctx = IngestContext(settings=settings, db=db, embeddings=lambda _base: embedder)
+    ctx.counting = embedder  # type: ignore[attr-defined]
+    set_ingest_context(ctx)
+    yield ctx
+    set_ingest_context(None)
+
+
+async def make_base(ctx: IngestContext) -> KnowledgeBase:
+    async with ctx.db.sessionmaker() as session:
+        workspace = Workspace(name="Acme")
+        session.add(workspace)
+        await session.flush()
+        base = KnowledgeBase(
+            workspace_id=workspace.id,
+            name="Help centre",
+            embedder_provider="test",
+            embedder_model="hash-bow",
+            embedder_dimension=64,
+        )
+        session.add(base)
+        await session.commit()
+    return base
+
+
+async def add_document(
+    ctx: IngestContext, base: KnowledgeBase, filename: str, data: bytes
+) -> Document:
+    stored_name = f"{base.id.hex}/{uuid.uuid4().hex}{Path(filename).suffix}"
+    url = await ctx.objects.aput(io.BytesIO(data), stored_name)
+    async with ctx.db.sessionmaker() as session:
+        doc = Document(
+            knowledge_base_id=base.id,
+            workspace_id=base.workspace_id,
+            filename=filename,
+            stored_name=stored_name,
+            storage_url=url,
+            content_type="application/octet-stream",
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+        session.add(doc)
+        await session.commit()
+    return doc
+
+
+async def fetch(ctx: IngestContext, doc: Document) -> Document | None:
+    async with ctx.db.sessionmaker() as session:
+        return await session.get(Document, doc.id)
+
+
+POLICY = [
+    f"Refund rule {n}: money comes back within {n + 10} days of the return." for n in range(8)
+]
+
+
+async def test_a_pdf_on_s3_becomes_ready_with_its_chunks(
+    context: IngestContext,
+    s3: S3Server,  # noqa: F811
+) -> None:
+    base = await make_base(context)
+    doc = await add_document(context, base, "policy.pdf", make_pdf(POLICY))
+    assert s3.keys(f"uploads/{base.id.hex}/") == [f"uploads/{doc.stored_name}"]
+
+    outcome = await ingest_document(str(doc.id))
+
+    row = await fetch(context, doc)
+    assert row is not None and row.status == DocumentStatus.READY, row and row.error
+    assert outcome.chunks == row.chunks_total == row.chunks_done > 1
+    store = await context.store(base)
+    assert store.count(chunk_prefix(doc.sha256)) == row.chunks_total
+    hits = store.hybrid_search("how many days until the refund for rule 3", k=2)
+    assert hits and hits[0][0].metadata["document_id"] == str(doc.id)
+    assert hits[0][0].metadata["filename"] == "policy.pdf"
+
+
+async def test_the_flow_run_shows_in_prefect(context: IngestContext) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    base = await make_base(context)
+    doc = await add_document(
+        context, base, "prices.csv", make_csv(["item", "price"], [["mug", "9"]])
+    )
+    await ingest_document(str(doc.id))
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"ingest-{doc.id}"]))
+        )
+    assert len(runs) == 1
+    assert runs[0].state is not None and runs[0].state.is_completed()
+
+
+async def test_a_corrupt_pdf_fails_with_the_reason_and_the_base_stays_usable(
+    context: IngestContext,
+) -> None:
+    base = await make_base(context)
+    broken = await add_document(context, base, "broken.pdf", make_corrupt_pdf())
+    good = await add_document(context, base, "good.pdf", make_pdf(POLICY[:2]))
+
+    worker = IngestWorker(context)
+    assert await worker.drain() == 2
+
+    failed = await fetch(context, broken)
+    assert failed is not None and failed.status == DocumentStatus.FAILED
+    assert failed.error is not None and failed.error.startswith("could not read the pdf document")
+    ready = await fetch(context, good)
+    assert ready is not None and ready.status == DocumentStatus.READY
+    store = await context.store(base)
+    assert store.count() == ready.chunks_total > 0
+
+
+async def test_unchanged_content_is_not_embedded_again(context: IngestContext) -> None:
+    counting: CountingEmbeddings = context.counting  # type: ignore[attr-defined]
+    base = await make_base(context)
+    data = make_pdf(POLICY)
+    first = await add_document(context, base, "policy.pdf", data)
+    await ingest_document(str(first.id))
+    embedded = counting.documents
+    assert embedded > 0
+
+    copy = await add_document(context, base, "policy-copy.pdf", data)
+    outcome = await ingest_document(str(copy.id))
+
+    assert outcome.reused and outcome.embedded == 0
+    assert counting.documents == embedded
+    row = await fetch(context, copy)
+    assert row is not None and row.status == DocumentStatus.READY
+    assert row.chunks_total == (await fetch(context, first)).chunks_total  # type: ignore[union-attr]
+
+
+async def test_a_changed_file_replaces_the_old_one_once_ready(
+    context: IngestContext,
+    s3: S3Server,  # noqa: F811
+) -> None:
+    base = await make_base(context)
+    old = await add_document(context, base, "policy.pdf", make_pdf(POLICY))
+    await ingest_document(str(old.id))
+    new = await add_document(context, base, "policy.pdf", make_pdf(["Refunds now take 90 days."]))
+    store = await context.store(base)
+    assert store.count(chunk_prefix(old.sha256)) > 0
+
+    await ingest_document(str(new.id))
+
+    assert await fetch(context, old) is None
+    assert store.count(chunk_prefix(old.sha256)) == 0
+    assert store.count() == store.count(chunk_prefix(new.sha256)) > 0
+    assert s3.keys(f"uploads/{base.id.hex}/") == [f"uploads/{new.stored_name}"]
+
+
+async def test_workers_claim_each_document_once(context: IngestContext) -> None:
+    base = await make_base(context)
+    docs = [
+        await add_document(context, base, f"note-{n}.csv", make_csv(["n"], [[str(n)]]))
+        for n in range(4)
+    ]
+    first, second = IngestWorker(context), IngestWorker(context)
+    # other tests share the database: claim more than ours, both at once
+    claimed = await asyncio.gather(first.claim(50), second.claim(50))
+    ours = {doc.id for doc in docs}
+    mine = [i for i in claimed[0] + claimed[1] if i in ours]
+    assert len(mine) == len(set(mine)) == 4
+    async with context.db.sessionmaker() as session:
+        statuses = set(await session.scalars(select(Document.status).where(Document.id.in_(ours))))
+    assert statuses == {DocumentStatus.PROCESSING}
+
+
+async def test_a_lapsed_claim_is_taken_over_and_given_up_after_max_attempts(
+    context: IngestContext,
+) -> None:
+    base = await make_base(context)
+    doc = await add_document(context, base, "notes.csv", make_csv(["a"], [["b"]]))
+    worker = IngestWorker(context, lease_seconds=60, max_attempts=2)
+    assert doc.id in await worker.claim(10)
+    assert doc.id not in await worker.claim(10)  # the claim holds
+
+    async def lapse() -> None:
+        async with context.db.sessionmaker() as session:
+            await session.execute(
+                update(Document)
+                .where(Document.id == doc.id)
+                .values(claimed_at=utcnow() - timedelta(minutes=5))
+            )
+            await session.commit()
+
+    await lapse()
+    assert doc.id in await worker.claim(10)  # a dead worker's claim is taken over
+    await lapse()
+    assert doc.id not in await worker.claim(10)
+    row = await fetch(context, doc)
+    assert row is not None and row.status == DocumentStatus.FAILED
+    assert row.attempts == 2 and "gave up after 2 attempts" in (row.error or "")
+
+
+async def test_the_worker_loop_ingests_what_is_queued(context: IngestContext) -> None:
+    base = await make_base(context)
+    worker = IngestWorker(context, poll_interval=0.05)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        doc = await add_document(context, base, "faq.csv", make_csv(["q", "a"], [["open?", "yes"]]))
+        worker.poke()
+        for _ in range(400):
+            row = await fetch(context, doc)
+            if row is not None and row.status in (DocumentStatus.READY, DocumentStatus.FAILED):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 60)
+    assert row is not None and row.status == DocumentStatus.READY, row and row.error
+
+
+def test_local_storage_round_trip(tmp_path: Path) -> None:
+    storage = ObjectStorage(str(tmp_path / "uploads"))
+    url = storage.put(io.BytesIO(b"hello"), "kb/abc.txt")
+    assert url == (tmp_path / "uploads" / "kb" / "abc.txt").resolve().as_uri()
+    assert storage.read(url) == b"hello" and storage.exists(url)
+    storage.delete(url)
+    storage.delete(url)  # twice is fine
+    assert not storage.exists(url)
+    with pytest.raises(ValueError, match="safe"):
+        storage.url_for("../escape")
