@@ -501,7 +501,7 @@ def up(
         _echo(f"  Prefect UI   http://{host}:{port}")
         _echo(f"  data         {data_dir}")
         _echo(
-            f"  try          socialflow simulate comment \"how much is it?\" --url "
+            f'  try          socialflow simulate comment "how much is it?" --url '
             f"http://{api_host}:{api_port}"
         )
         _echo("               then open Runs and the send ledger in the app (nothing is sent)")

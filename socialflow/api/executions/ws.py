@@ -18,7 +18,7 @@ then ``execution`` (``ExecutionEventRead``) and ``node`` (``NodeEventRead``) mes
 order they happened. Messages from the client are ignored.
 
 Runs executed in this process are streamed straight from its hub; runs of worker processes
-reach the hub through the database relay (``socialflow.orchestration._relay``), about 0.1–0.3 s
+reach the hub through the database relay (``socialflow.orchestration._relay``), about 0.1 to 0.3 s
 later.
 """
 

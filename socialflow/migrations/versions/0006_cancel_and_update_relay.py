@@ -23,7 +23,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column(
         "flow_execution",
-        sa.Column("cancel_requested_at", socialflow.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "cancel_requested_at", socialflow.core.db.UTCDateTime(timezone=True), nullable=True
+        ),
     )
     op.create_table(
         "execution_update",
