@@ -6,7 +6,7 @@ TOOLS := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: install up test test-fast lint fmt typecheck bench clean
+.PHONY: install frontend up test test-fast lint fmt typecheck bench clean
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
@@ -15,10 +15,24 @@ $(TOOLS)/bin/uv:
 install: $(if $(filter $(TOOLS)/bin/uv,$(UV)),$(TOOLS)/bin/uv)
 	$(UV) sync --frozen
 
-up: install
+# the web app (frontend/dist, served by the API at /): npm ci when the lock changed, then a
+# build when any source is newer than the last one
+FRONTEND_SRC := $(shell find frontend/src frontend/scripts -type f 2>/dev/null) \
+	frontend/index.html frontend/package.json frontend/tsconfig.json frontend/vite.config.ts
+
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+
+frontend/dist/index.html: frontend/node_modules/.package-lock.json $(FRONTEND_SRC)
+	cd frontend && npm run build
+
+frontend: frontend/dist/index.html
+
+up: install frontend
 	$(RUN) socialflow up
 
-test: install
+test: install frontend
+	cd frontend && npx vitest run
 	$(RUN) pytest
 
 test-fast: install

@@ -185,3 +185,31 @@ def test_public_address_classification() -> None:
         "0.0.0.0",
     ):
         assert not is_public_address(ipaddress.ip_address(private)), private
+
+
+async def test_a_sandboxed_run_describes_the_request_and_sends_nothing(
+    server: ThreadingHTTPServer,
+) -> None:
+    import dataclasses
+
+    port = _port(server)
+    node = HttpRequestNode(
+        HttpRequestNode.Config.model_validate(
+            {
+                "method": "POST",
+                "url": f"http://127.0.0.1:{port}/orders",
+                "body_type": "json",
+                "body": "{{ trigger }}",
+            }
+        )
+    )
+    settings = Settings(http={"allowed_hosts": ["127.0.0.1"]})
+    async with httpx.AsyncClient(trust_env=False) as client:
+        ctx = make_context(settings=settings, http=client, trigger={"sku": "mug"}, node_id="call")
+        result = await node.run(dataclasses.replace(ctx, sandbox=True))
+    response = result["response"]
+    assert response["sandboxed"] is True
+    assert response["status"] is None
+    assert response["request"]["method"] == "POST"
+    assert response["request"]["json"] == {"sku": "mug"}
+    assert server.hits == []  # type: ignore[attr-defined]

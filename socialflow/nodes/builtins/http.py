@@ -83,6 +83,24 @@ class HttpRequestNode(BaseNode):
                 request["data"] = {str(k): str(v) for k, v in body.items()}
             else:
                 request["content"] = str(body).encode()
+        if ctx.sandbox:
+            # a test run has no external side effects: describe the request, send nothing
+            sent = {
+                k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                for k, v in request.items()
+                if k != "timeout"
+            }
+            ctx.logger.info("sandbox: HTTP request not sent", method=cfg.method, url=url)
+            return {
+                "response": {
+                    "status": None,
+                    "headers": {},
+                    "body": None,
+                    "url": url,
+                    "sandboxed": True,
+                    "request": {"method": cfg.method, "url": url, **sent},
+                }
+            }
         http = ctx.settings.http
         response = await guarded_request(
             ctx.http,

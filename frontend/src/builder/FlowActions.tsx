@@ -1,0 +1,91 @@
+import { useState, type FormEvent } from "react";
+import { useNavigate } from "react-router-dom";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { api, ok, type Flow, type GraphProblem } from "../api/client";
+import { ErrorNote } from "../components/ErrorNote";
+
+interface Props {
+  flow: Flow;
+  workspaceId: string;
+  problems: GraphProblem[];
+  beforePublish: () => Promise<boolean>;
+  onFailed: (error: unknown) => void;
+}
+
+/** Publish (with a version note), pause/resume and run-now of the live version. */
+export function FlowActions({ flow, workspaceId, problems, beforePublish, onFailed }: Props) {
+  const queries = useQueryClient();
+  const navigate = useNavigate();
+  const [note, setNote] = useState("");
+  const [open, setOpen] = useState(false);
+  const path = { workspace_id: workspaceId, flow_id: flow.id };
+  const refresh = (next: Flow) => {
+    queries.setQueryData(["flow", workspaceId, flow.id], next);
+    void queries.invalidateQueries({ queryKey: ["flows", workspaceId] });
+    void queries.invalidateQueries({ queryKey: ["versions", workspaceId, flow.id] });
+  };
+  const publish = useMutation({
+    mutationFn: async () => {
+      if (!(await beforePublish())) throw new Error("The draft could not be saved; publishing stopped.");
+      ok(await api.POST("/api/workspaces/{workspace_id}/flows/{flow_id}/publish", { params: { path }, body: { note } }));
+      return ok(await api.GET("/api/workspaces/{workspace_id}/flows/{flow_id}", { params: { path } }));
+    },
+    onSuccess: (next) => {
+      refresh(next);
+      setOpen(false);
+      setNote("");
+    },
+    onError: onFailed,
+  });
+  const toggle = useMutation({
+    mutationFn: async () =>
+      flow.status === "paused"
+        ? ok(await api.POST("/api/workspaces/{workspace_id}/flows/{flow_id}/resume", { params: { path } }))
+        : ok(await api.POST("/api/workspaces/{workspace_id}/flows/{flow_id}/pause", { params: { path } })),
+    onSuccess: refresh,
+  });
+  const runNow = useMutation({
+    mutationFn: async () => ok(await api.POST("/api/workspaces/{workspace_id}/flows/{flow_id}/run", { params: { path }, body: { payload: {} } })),
+    onSuccess: (queued) => navigate(`/w/${workspaceId}/runs/${queued.execution_id}`),
+  });
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    publish.mutate();
+  };
+  const blocking = problems.length;
+  return (
+    <div className="actions">
+      {flow.active_version != null && (
+        <>
+          <button type="button" onClick={() => runNow.mutate()} disabled={runNow.isPending || flow.status === "paused"}>
+            Run now
+          </button>
+          <button type="button" onClick={() => toggle.mutate()} disabled={toggle.isPending}>
+            {flow.status === "paused" ? "Resume" : "Pause"}
+          </button>
+        </>
+      )}
+      <button type="button" className="primary" onClick={() => setOpen((v) => !v)} aria-expanded={open}>
+        Publish…
+      </button>
+      {open && (
+        <form className="popover" onSubmit={submit} aria-label="Publish">
+          <label>
+            Version note
+            <input value={note} onChange={(e) => setNote(e.target.value)} maxLength={500} placeholder="What changed?" />
+          </label>
+          {blocking > 0 && (
+            <p className="error">
+              The draft has {blocking} problem{blocking > 1 ? "s" : ""}; fix {blocking > 1 ? "them" : "it"} before publishing.
+            </p>
+          )}
+          <button type="submit" className="primary" disabled={publish.isPending}>
+            Publish new version
+          </button>
+          <ErrorNote error={publish.error} />
+        </form>
+      )}
+      <ErrorNote error={toggle.error ?? runNow.error} />
+    </div>
+  );
+}

@@ -1,0 +1,131 @@
+import { useEffect, useState } from "react";
+import { useMutation, useQuery } from "@tanstack/react-query";
+import { api, errorText, ok, type Flow } from "../api/client";
+import { ErrorNote } from "../components/ErrorNote";
+import { StatusBadge, duration } from "../components/Status";
+import { useRunStream, type StreamMessage } from "../live";
+import type { EditorGraph } from "./graph";
+import type { NodeRunState } from "./SfNode";
+
+const DONE = new Set(["completed", "failed", "cancelled", "crashed"]);
+
+function initialSample(graph: EditorGraph): string {
+  const trigger = graph.nodes.find((n) => n.data.kind === "trigger.manual");
+  const sample = trigger?.data.config.sample;
+  return JSON.stringify(sample && typeof sample === "object" ? sample : { text: "hello" }, null, 2);
+}
+
+interface Props {
+  flow: Flow;
+  graph: EditorGraph;
+  workspaceId: string;
+  readOnly: boolean;
+  beforeRun: () => Promise<boolean>;
+  onSample: (sample: Record<string, unknown>) => void;
+  onRuns: (runs: Map<string, NodeRunState>) => void;
+}
+
+/** Runs the draft in the sandbox with a sample payload and lights nodes up as they run. */
+export function TestPanel({ flow, graph, workspaceId, readOnly, beforeRun, onSample, onRuns }: Props) {
+  const [text, setText] = useState(() => initialSample(graph));
+  const [parseError, setParseError] = useState("");
+  const [executionId, setExecutionId] = useState<string>();
+  const [status, setStatus] = useState<string>();
+  const [tick, setTick] = useState(0);
+
+  useEffect(() => {
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("The payload must be a JSON object.");
+      setParseError("");
+      onSample(parsed as Record<string, unknown>);
+    } catch (error) {
+      setParseError(errorText(error));
+    }
+  }, [text, onSample]);
+
+  const run = useMutation({
+    mutationFn: async () => {
+      if (!(await beforeRun())) throw new Error("The draft could not be saved; the test did not start.");
+      return ok(
+        await api.POST("/api/workspaces/{workspace_id}/flows/{flow_id}/test", {
+          params: { path: { workspace_id: workspaceId, flow_id: flow.id } },
+          body: { payload: JSON.parse(text) as Record<string, unknown> },
+        }),
+      );
+    },
+    onSuccess: (queued) => {
+      onRuns(new Map());
+      setStatus("queued");
+      setExecutionId(queued.execution_id);
+    },
+  });
+
+  const detail = useQuery({
+    queryKey: ["execution", workspaceId, executionId, tick],
+    queryFn: async () =>
+      ok(
+        await api.GET("/api/workspaces/{workspace_id}/executions/{execution_id}", {
+          params: { path: { workspace_id: workspaceId, execution_id: executionId! } },
+        }),
+      ),
+    enabled: Boolean(executionId),
+    placeholderData: (previous) => previous,
+  });
+
+  useEffect(() => {
+    if (!detail.data) return;
+    setStatus(detail.data.status);
+    onRuns(new Map(detail.data.node_runs.map((n) => [n.node_id, { status: n.status, error: n.error, duration_ms: n.duration_ms }])));
+  }, [detail.data, onRuns]);
+
+  const connected = useRunStream(
+    workspaceId,
+    (message: StreamMessage) => {
+      if (message.type === "execution") {
+        setStatus(message.status);
+        setTick((t) => t + 1);
+      } else if (message.type === "node") {
+        if (DONE.has(message.status) || message.status === "skipped") setTick((t) => t + 1);
+        else setStatus("running");
+      }
+    },
+    executionId,
+    Boolean(executionId),
+  );
+
+  const nodes = detail.data?.node_runs ?? [];
+  return (
+    <div className="panel">
+      <label>
+        Sample payload (JSON)
+        <textarea rows={7} value={text} onChange={(e) => setText(e.target.value)} spellCheck={false} className="mono" />
+      </label>
+      {parseError && <p className="error">{parseError}</p>}
+      {!readOnly && (
+        <button type="button" className="primary" disabled={Boolean(parseError) || run.isPending} onClick={() => run.mutate()}>
+          Run test (sandbox)
+        </button>
+      )}
+      <p className="muted small">Tests run the saved draft in sandbox: Instagram actions and HTTP requests are recorded, not sent.</p>
+      <ErrorNote error={run.error ?? detail.error} />
+      {executionId && (
+        <div className="test-result" aria-live="polite">
+          <p>
+            Test run {status && <StatusBadge status={status} />} {connected ? "" : <span className="muted">(reconnecting…)</span>}
+          </p>
+          {detail.data?.error && <p className="error">{detail.data.error}</p>}
+          <ol className="node-results">
+            {nodes.map((n) => (
+              <li key={n.node_id}>
+                <strong>{n.label || n.node_id}</strong> <StatusBadge status={n.status} /> <span className="muted">{duration(n.duration_ms)}</span>
+                {n.error && <p className="error">{n.error}</p>}
+                {n.output != null && <pre className="mono">{JSON.stringify(n.output, null, 2)}</pre>}
+              </li>
+            ))}
+          </ol>
+        </div>
+      )}
+    </div>
+  );
+}

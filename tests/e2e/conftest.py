@@ -1,0 +1,224 @@
+"""End-to-end fixtures: the real stack (API and web app under uvicorn, a worker, the test
+Prefect server) on a fresh SQLite database, and headless Chromium driven by Playwright.
+
+``stack`` is session-scoped and shared by every e2e test; ``page`` is a fresh browser context
+per test. Screenshots go to ``test-artifacts/e2e/<test name>/``.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from socialflow.stack import ManagedProcess, api_server, worker_process
+
+ROOT = Path(__file__).resolve().parents[2]
+DIST = ROOT / "frontend" / "dist"
+ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+CHROMIUM = Path(os.environ.get("SOCIALFLOW_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "correct horse battery"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: drives the web app in headless Chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """A running stack: where the app answers and where its processes log."""
+
+    base_url: str
+    database_url: str
+    log_dir: Path
+    env: dict[str, str]
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def client(self) -> httpx.Client:
+        """An HTTP client for the API (bearer auth is added by ``sign_up``)."""
+        return httpx.Client(base_url=self.base_url, timeout=30)
+
+    def logs(self) -> str:
+        """The tail of every process log, for failure messages."""
+        return "\n".join(f"--- {p.name}\n{p.log_tail(40)}" for p in self.processes)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """API + web app and a worker on a fresh SQLite database, using the test Prefect server."""
+    index = DIST / "index.html"
+    if not index.is_file():
+        pytest.fail(f"{index} is missing: build the web app first (make frontend)")
+    home = tmp_path_factory.mktemp("e2e-stack")
+    port = _free_port()
+    database_url = f"sqlite+aiosqlite:///{home / 'socialflow.db'}"
+    env = {
+        "SOCIALFLOW_ENVIRONMENT": "test",
+        "SOCIALFLOW_SECRET_KEY": "e2e-secret-key-that-is-long-enough-" + uuid.uuid4().hex,
+        "SOCIALFLOW_DATABASE_URL": database_url,
+        "SOCIALFLOW_DATA_DIR": str(home),
+        "SOCIALFLOW_API_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "SOCIALFLOW_HTTP_ALLOWED_HOSTS": json.dumps(["127.0.0.1"]),
+        "SOCIALFLOW_AUTH_LOGIN_ATTEMPTS_PER_IP": "100000",
+        "PREFECT_API_URL": os.environ["PREFECT_API_URL"],
+    }
+    subprocess.run(
+        [sys.executable, "-m", "socialflow.cli", "db", "upgrade"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
+    log_dir = home / "logs"
+    made = Stack(
+        base_url=f"http://127.0.0.1:{port}", database_url=database_url, log_dir=log_dir, env=env
+    )
+    made.processes = [
+        api_server(log_dir, port=port, env=env),
+        worker_process(log_dir, env=env),
+    ]
+    made.processes[1].argv += ["--poll-interval", "0.2"]  # SQLite: the worker polls
+    try:
+        for process in made.processes:
+            process.start()
+            process.wait_healthy(timeout=120)
+        yield made
+    finally:
+        for process in reversed(made.processes):
+            process.stop()
+
+
+@dataclass
+class Person:
+    """A signed-up user with a bearer token for direct API calls."""
+
+    email: str
+    headers: dict[str, str]
+
+
+def sign_up(stack: Stack, email: str | None = None) -> Person:
+    """Register a user through the API and get a bearer token for them."""
+    email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+    with stack.client() as http:
+        registered = http.post("/api/auth/register", json={"email": email, "password": PASSWORD})
+        assert registered.status_code == 201, registered.text
+        token = http.post("/api/auth/token", data={"username": email, "password": PASSWORD})
+        assert token.status_code == 200, token.text
+    return Person(email=email, headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium (never a downloaded browser), one per test: Playwright's sync
+    API keeps an event loop running while it is open, which async tests cannot share."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+class Shots:
+    """Saves numbered full-page screenshots of a test's key screens."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.count = 0
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in directory.glob("*.png"):
+            old.unlink()
+
+    def __call__(self, page: Any, name: str) -> Path:
+        self.count += 1
+        path = self.directory / f"{self.count:02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=False)
+        return path
+
+
+@pytest.fixture
+def shots(request: pytest.FixtureRequest) -> Shots:
+    return Shots(ARTIFACTS / request.node.name)
+
+
+@pytest.fixture
+def context(browser: Any, stack: Stack) -> Iterator[Any]:
+    """A fresh browser profile at 1280x800 that fails the test on any page error."""
+    made = browser.new_context(base_url=stack.base_url, viewport={"width": 1280, "height": 800})
+    made.set_default_timeout(20_000)
+    errors: list[str] = []
+    made.on("weberror", lambda error: errors.append(str(error.error)))
+    try:
+        yield made
+    finally:
+        made.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+class Sink:
+    """A loopback HTTP server that records every request it gets (a webhook's far end)."""
+
+    def __init__(self) -> None:
+        received: list[dict[str, Any]] = []
+        self.received = received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                received.append({"path": self.path, "body": body.decode(errors="replace")})
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"ok": true}')
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    made = Sink()
+    try:
+        yield made
+    finally:
+        made.close()
