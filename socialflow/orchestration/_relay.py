@@ -202,6 +202,13 @@ class UpdateFeed:
             if self._last_id is None:
                 latest = await session.scalar(select(func.max(ExecutionUpdateBatch.id)))
                 self._last_id = latest or 0
+                # what exists now is history, including the window later reads look back over
+                earlier = await session.scalars(
+                    select(ExecutionUpdateBatch.id).where(
+                        ExecutionUpdateBatch.id > self._last_id - _LOOK_BACK
+                    )
+                )
+                self._seen.update(dict.fromkeys(earlier))
                 return 0
             rows = (
                 await session.execute(
