@@ -51,6 +51,8 @@ def configure_logging(level: str = "INFO", *, json_output: bool = False) -> None
     root = logging.getLogger("socialflow")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Prefect puts a console handler on the root logger: propagating would print every line twice
+    root.propagate = False
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
