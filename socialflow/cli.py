@@ -168,11 +168,20 @@ def worker(
         float, typer.Option(min=0.01, help="Longest sleep without a wake-up (SQLite polls).")
     ] = 0.2,
     dispatch: Annotated[bool, typer.Option(help="Also dispatch inbox events.")] = True,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve Prometheus /metrics on 127.0.0.1 at this port."),
+    ] = None,
 ) -> None:
     """Run queued executions in this process, as Prefect flow runs, until SIGTERM or Ctrl-C."""
     settings = get_settings()
     _use_prefect_api(settings)
     configure_logging(settings.logging.level, json_output=settings.logging.json_output)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
+        _echo(f"metrics at http://127.0.0.1:{metrics_port}/metrics")
     asyncio.run(_work(settings, concurrency, lease_seconds, poll_interval, dispatch=dispatch))
 
 
@@ -332,6 +341,23 @@ def simulate(
     _echo(f"POST {target} -> {answer.status_code}")
     _echo(answer.text)
     if answer.status_code >= 400:
+        raise typer.Exit(1)
+
+
+@app.command()
+def doctor() -> None:
+    """Check configuration and connectivity; print OK/WARN/FAIL with a fix; exit 1 on FAIL."""
+    from socialflow.doctor import Status, diagnose, load_settings
+
+    settings, loaded = load_settings()
+    checks = [loaded]
+    if settings is not None:
+        checks += asyncio.run(diagnose(settings))
+    for check in checks:
+        _echo(check.line())
+    failed = sum(c.status is Status.FAIL for c in checks)
+    _echo(f"{failed} check(s) failed" if failed else "all checks passed")
+    if failed:
         raise typer.Exit(1)
 
 

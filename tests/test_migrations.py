@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -30,3 +31,27 @@ async def test_upgrade_is_idempotent(database_url: str) -> None:
 
     await upgrade(database_url)
     await upgrade(database_url)
+
+
+async def test_processes_starting_together_migrate_once_on_postgresql() -> None:
+    """API replicas and workers all run the migrations at start: on a fresh database they must
+    queue behind one another rather than deadlock or trip over each other's tables."""
+    import asyncio
+
+    import psycopg
+
+    from socialflow.migrations import upgrade
+    from tests.conftest import POSTGRES_URL, _postgres_admin_dsn
+
+    name = f"socialflow_test_mig_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(_postgres_admin_dsn(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(*(upgrade(url) for _ in range(4)), return_exceptions=True), 120
+        )
+        assert results == [None] * 4
+    finally:
+        with psycopg.connect(_postgres_admin_dsn(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from socialflow import __version__
-from socialflow.api import health
+from socialflow.api import health, metrics
 from socialflow.api.auth.email import EmailSender, LogEmailSender
 from socialflow.api.auth.ratelimit import LoginLimiter
 from socialflow.api.auth.router import router as auth_router
@@ -113,6 +113,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)  # internal network only (NGINX), see api/metrics.py
     for router in (
         auth_router,
         workspaces_router,

@@ -190,6 +190,16 @@ class RetentionSettings(BaseModel):
     execution_days: int = Field(
         default=30, ge=1, description="Executions older than this are pruned."
     )
+    inbox_days: int = Field(
+        default=7,
+        ge=1,
+        description="Dispatched or ignored inbox events older than this are pruned.",
+    )
+    ledger_days: int = Field(
+        default=90,
+        ge=1,
+        description="Finished send-ledger rows (outbox_message) older than this are pruned.",
+    )
 
 
 class InstagramSettings(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import httpx
 
 from socialflow.core.errors import UserError
+from socialflow.core.metrics import GRAPH_API_CALLS, GRAPH_API_ERRORS
 from socialflow.core.settings import InstagramSettings
 from socialflow.instagram._errors import TokenInvalidError, TransientGraphError, map_error
 
@@ -128,6 +129,7 @@ class GraphClient:
                 await self._sleep(min(wait, self._max_backoff))
 
     async def _once(self, method: str, path: str, call: str, **kwargs: Any) -> dict[str, Any]:
+        GRAPH_API_CALLS.labels(method=method).inc()
         try:
             response = await self._http.request(
                 method,
@@ -137,9 +139,11 @@ class GraphClient:
                 **kwargs,
             )
         except httpx.TimeoutException as exc:
+            GRAPH_API_ERRORS.labels(code="transport").inc()
             msg = f"Instagram {call}: the Graph API did not answer within {self._timeout:g} s"
             raise TransientGraphError(msg) from exc
         except httpx.TransportError as exc:
+            GRAPH_API_ERRORS.labels(code="transport").inc()
             msg = f"Instagram {call}: could not reach the Graph API: {exc!r}"
             raise TransientGraphError(msg) from exc
         try:
@@ -149,6 +153,8 @@ class GraphClient:
         if response.is_success and isinstance(body, dict) and "error" not in body:
             return body
         error = map_error(response.status_code, body, response.headers, call=call)
+        graph_code = (error.details or {}).get("graph_code")
+        GRAPH_API_ERRORS.labels(code=str(graph_code or response.status_code)).inc()
         if isinstance(error, TokenInvalidError) and self._on_token_invalid is not None:
             await self._on_token_invalid(error)
         raise error

@@ -6,12 +6,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 __all__ = ["alembic_config", "upgrade"]
 
 _HERE = Path(__file__).parent
+_LOCK = 0x50C1A1F10  # the advisory lock migrations hold
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -34,6 +35,10 @@ async def upgrade(url: str, revision: str = "head") -> None:
     engine = create_async_engine(url)
     try:
         async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # several processes start at once (API replicas, workers): one migrates, the
+                # others wait for its transaction and then find the schema at head
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
             await connection.run_sync(_upgrade, revision)
     finally:
         await engine.dispose()

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import socialflow.api.models
 import socialflow.instagram._models
+import socialflow.knowledge._models
 import socialflow.orchestration._inbox_models
 import socialflow.orchestration._models  # noqa: F401 - registers the engine tables
 from socialflow.core.db import Base

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from socialflow.core.db import Database, utcnow
 from socialflow.core.errors import UserError
 from socialflow.core.logging import get_logger
+from socialflow.core.metrics import observe_node
 from socialflow.orchestration._models import FlowExecution, NodeRun
 
 __all__ = ["ExecutionRecorder", "NodeRunRecord", "cap_json", "prune_executions"]
@@ -112,6 +113,7 @@ class ExecutionRecorder:
         self._closing = False
         self._execution: dict[str, Any] = {}
         self._execution_written = False
+        self._timed: set[str] = set()  # node runs whose duration is in the histogram
 
     def start(self, **fields: Any) -> None:
         """Queue the execution row (created, or updated when a dispatcher made it) as running,
@@ -131,6 +133,10 @@ class ExecutionRecorder:
         snapshot = replace(record)
         self._dirty[record.node_id] = snapshot
         self._wake.set()
+        if record.finished_at is not None and record.node_id not in self._timed:
+            self._timed.add(record.node_id)
+            started = record.started_at or record.finished_at
+            observe_node(record.kind, record.status, (record.finished_at - started).total_seconds())
         for listener in self.listeners:
             try:
                 listener(self.execution_id, snapshot)

@@ -294,6 +294,7 @@ class GraphRun:
     def _context(self, node: CompiledNode, inputs: dict[str, Any], attempt: int) -> NodeContext:
         logger = _log.bind(
             workspace_id=str(self.meta.workspace_id) if self.meta.workspace_id else None,
+            flow_id=str(self.meta.flow_id) if self.meta.flow_id else None,
             flow_run_id=str(self.flow_run_id),
             execution_id=str(self.meta.execution_id),
             node_id=node.spec.id,

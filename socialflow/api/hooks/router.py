@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from socialflow.api.auth.users import get_session
 from socialflow.api.deps import EditorMember
 from socialflow.core.errors import NotFoundError, UserError
+from socialflow.core.metrics import EVENTS_DEDUPLICATED, EVENTS_RECEIVED
 from socialflow.core.settings import Settings
 from socialflow.nodes.builtins import WebhookTriggerNode
 from socialflow.orchestration._inbox import EventIn, store_events
@@ -242,4 +243,7 @@ async def receive_webhook(
             )
         ],
     )
+    EVENTS_RECEIVED.labels(source="webhook").inc()
+    if stored.duplicate:
+        EVENTS_DEDUPLICATED.labels(source="webhook").inc()
     return HookAccepted(event_id=stored.id, duplicate=stored.duplicate)

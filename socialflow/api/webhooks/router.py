@@ -19,6 +19,7 @@ from socialflow.api.auth.users import get_session
 from socialflow.api.webhooks.service import WebhookReceipt, store_webhook
 from socialflow.core.errors import ForbiddenError, NotFoundError, UserError
 from socialflow.core.logging import get_logger
+from socialflow.core.metrics import EVENTS_DEDUPLICATED, EVENTS_RECEIVED
 from socialflow.core.settings import Settings
 from socialflow.instagram import (
     MalformedWebhookError,
@@ -141,6 +142,8 @@ async def _store(
         receipt = await store_webhook(session, body, flow_id=flow_id, workspace_id=workspace_id)
     except MalformedWebhookError as exc:
         raise UserError(str(exc), code="malformed_body") from exc
+    EVENTS_RECEIVED.labels(source="instagram").inc(receipt.received)
+    EVENTS_DEDUPLICATED.labels(source="instagram").inc(receipt.duplicates)
     _log.info(
         "instagram webhook stored",
         received=receipt.received,

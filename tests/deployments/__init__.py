@@ -1,0 +1,1 @@
+"""Tests of the production deployment files (compose, NGINX, Kubernetes, Dockerfile, CI)."""

@@ -1,0 +1,394 @@
+"""Compose, Kubernetes, Dockerfile and CI files: parsed and checked against the code they run."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]
+from typer.testing import CliRunner
+
+from socialflow.api.knowledge.router import UPLOAD_PATH
+from socialflow.cli import app as cli
+from socialflow.core.settings import Settings
+from socialflow.stack import api_server
+from tests.deployments._project import (
+    DEPLOYMENTS,
+    ROOT,
+    app_paths,
+    unknown_env_names,
+    url_path,
+)
+
+COMPOSE_DIR = DEPLOYMENTS / "compose"
+K8S_DIR = DEPLOYMENTS / "k8s"
+
+
+def _compose(name: str = "compose.yaml") -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((COMPOSE_DIR / name).read_text())
+    return data
+
+
+def _env_keys(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines())
+    return {
+        key.strip(): value
+        for key, value in (p for p in pairs if len(p) == 2)
+        if not key.lstrip().startswith("#")
+    }
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _k8s_docs() -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((K8S_DIR / "base" / "kustomization.yaml").read_text())
+    docs: list[dict[str, Any]] = []
+    for resource in kustomization["resources"]:
+        docs.extend(d for d in yaml.safe_load_all((K8S_DIR / "base" / resource).read_text()) if d)
+    return docs
+
+
+def _by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def _cli_ok(*args: str) -> str:
+    result = CliRunner().invoke(cli, [*args, "--help"])
+    assert result.exit_code == 0, f"`socialflow {' '.join(args)}` is not a command: {result.output}"
+    return result.output
+
+
+def _check_socialflow_command(argv: list[str]) -> None:
+    """``argv`` starts the API the way socialflow.stack does, or is a real CLI command."""
+    if argv[0] == "uvicorn":
+        reference = api_server(Path("/tmp"), host="0.0.0.0").argv
+        start = reference.index("uvicorn") + 1
+        assert argv[1] == reference[start], "uvicorn must load the app socialflow.stack loads"
+        assert {"--factory", "--proxy-headers"} <= set(argv)
+        assert argv[argv.index("--port") + 1] == "8000"
+        return
+    assert argv[0] == "socialflow", argv
+    words = [a for a in argv[1:] if not a.startswith("-")]
+    command = words[:2] if words[:1] == ["db"] else words[:1]
+    output = _cli_ok(*command)
+    for option in (a for a in argv if a.startswith("--")):
+        assert option in output, f"`socialflow {' '.join(command)}` has no option {option}"
+
+
+# --- compose ---------------------------------------------------------------------------------
+
+
+def test_compose_services_have_images_and_builds_that_exist() -> None:
+    services = _compose()["services"]
+    assert {
+        "postgres",
+        "prefect-server",
+        "minio",
+        "minio-init",
+        "migrate",
+        "api",
+        "worker",
+        "nginx",
+    } <= set(services)
+    for name, service in services.items():
+        assert service.get("image") or service.get("build"), f"{name} has no image"
+        if build := service.get("build"):
+            context = (COMPOSE_DIR / build["context"]).resolve()
+            assert context == ROOT and (context / build["dockerfile"]).is_file(), name
+    for name in ("api", "worker"):
+        replicas = str(services[name]["deploy"]["replicas"])
+        assert re.fullmatch(r"\d+|\$\{[A-Z_]+:-\d+\}", replicas), f"{name}.deploy.replicas"
+
+
+def test_compose_env_names_are_real_settings() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        assert unknown_env_names(_environment(service)) == [], name
+        for env_file in service.get("env_file", []):
+            path = COMPOSE_DIR / (env_file["path"] if isinstance(env_file, dict) else env_file)
+            example = path.with_name(path.name + ".example")
+            assert example.is_file(), f"{name} reads {path.name}: commit {example.name}"
+            assert unknown_env_names(_env_keys(example)) == [], example.name
+    # the example parses as real settings (lists as JSON, production checks pass)
+    Settings(_env_file=COMPOSE_DIR / "socialflow.env.example")
+
+
+def test_compose_variables_are_all_in_env_example_with_placeholder_secrets() -> None:
+    text = "".join((COMPOSE_DIR / f).read_text() for f in ("compose.yaml", "compose.traefik.yaml"))
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", text))
+    example = _env_keys(COMPOSE_DIR / ".env.example")
+    assert used - set(example) == set(), "variables compose reads but .env.example lacks"
+    assert set(example) - used == set(), ".env.example variables compose never reads"
+    for env in (example, _env_keys(COMPOSE_DIR / "socialflow.env.example")):
+        for key, value in env.items():
+            if re.search(r"PASSWORD|SECRET|AUTH_STRING|MASTER_KEYS|VERIFY_TOKEN", key):
+                assert "change-me" in value or value == "", f"{key} must be a placeholder"
+    ignored = (COMPOSE_DIR / ".gitignore").read_text().split()
+    assert {".env", "socialflow.env", "secrets/"} <= set(ignored)
+
+
+def test_compose_references_resolve() -> None:
+    data = _compose()
+    services, volumes, secrets = data["services"], data["volumes"], data["secrets"]
+    for name, service in services.items():
+        for target, condition in (service.get("depends_on") or {}).items():
+            assert target in services, f"{name} depends on unknown {target}"
+            if condition["condition"] == "service_completed_successfully":
+                assert services[target].get("restart") == "no", f"{target} is a one-shot"
+            if condition["condition"] == "service_healthy":
+                check = services[target].get("healthcheck", {})
+                assert check.get("test") and not check.get("disable"), f"{target} has no check"
+        for mount in service.get("volumes", []):
+            source = mount.split(":", 1)[0]
+            if source.startswith((".", "/")):
+                assert (COMPOSE_DIR / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in volumes, f"{name} uses undeclared volume {source}"
+        for secret in service.get("secrets", []):
+            assert (secret["source"] if isinstance(secret, dict) else secret) in secrets
+    for secret in secrets.values():  # operator-created, never committed
+        assert secret["file"].startswith("./secrets/"), secret
+
+
+def test_compose_commands_probes_and_prefect_wiring() -> None:
+    services = _compose()["services"]
+    assert services["migrate"]["command"] == ["socialflow", "db", "upgrade"]
+    for name in ("migrate", "api", "worker"):
+        command = services[name]["command"]
+        _check_socialflow_command([re.sub(r"\$\{[A-Z_]+:-(\w+)\}", r"\1", a) for a in command])
+        env = _environment(services[name])
+        assert env["PREFECT_API_URL"] == env["SOCIALFLOW_PREFECT_API_URL"]
+        assert env["PREFECT_API_URL"].startswith("http://prefect-server:4200/")
+        assert env["PREFECT_API_AUTH_STRING"].startswith("${PREFECT_AUTH_STRING")
+    for name in ("api", "worker"):
+        deps = services[name]["depends_on"]
+        assert deps["migrate"]["condition"] == "service_completed_successfully"
+    server_env = _environment(services["prefect-server"])
+    assert server_env["PREFECT_SERVER_API_AUTH_STRING"] == "${PREFECT_AUTH_STRING}"
+    assert server_env["PREFECT_UI_SERVE_BASE"] == "/prefect"
+    import prefect
+
+    for name in ("prefect-server", "prefect-services"):
+        assert services[name]["image"].split(":")[1].startswith(prefect.__version__ + "-")
+    probe = " ".join(services["api"]["healthcheck"]["test"])
+    for url in re.findall(r"http://127\.0\.0\.1:8000/\w+", probe):
+        assert url_path(url) in app_paths()
+    init = (COMPOSE_DIR / "initdb" / "10-databases.sh").read_text()
+    for database, role in (("socialflow", "socialflow"), ("prefect", "prefect")):
+        assert f"CREATE DATABASE {database} OWNER {role};" in init
+    assert "@postgres:5432/socialflow" in _environment(services["api"])["SOCIALFLOW_DATABASE_URL"]
+
+
+def test_nginx_limits_and_routes_match_the_api() -> None:
+    conf = (DEPLOYMENTS / "nginx" / "socialflow.conf").read_text()
+    defaults = Settings()
+    sizes = [int(n) for n in re.findall(r"client_max_body_size (\d+);", conf)]
+    assert sizes[0] == defaults.api.max_body_bytes
+    assert defaults.knowledge.max_upload_bytes + 64_000 in sizes
+    assert defaults.instagram.max_webhook_bytes in sizes
+    assert f"location ~ {UPLOAD_PATH} {{" in conf
+    locations = re.findall(r"location (?:= |\^~ )?(/[\w/.-]*)", conf)
+    for prefix in ("/api/auth/login", "/webhooks/instagram", "/hooks/", "/ws/", "/metrics"):
+        assert prefix in locations
+        assert any(p.startswith(prefix) for p in app_paths()), f"the API serves no {prefix}"
+    assert "proxy_pass http://socialflow_api;" in conf
+    assert not re.search(r"proxy_pass http://socialflow_api/", conf), "no URI rewriting"
+
+
+# --- Dockerfile and Makefile ------------------------------------------------------------------
+
+
+def _dockerfile() -> str:
+    """The Dockerfile without its comment lines."""
+    lines = (DEPLOYMENTS / "Dockerfile").read_text().splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("#")) + "\n"
+
+
+def test_dockerfile_install_steps_match_the_makefile() -> None:
+    makefile, docker = (ROOT / "Makefile").read_text(), _dockerfile()
+    uv_version = re.search(r"^UV_VERSION \?= (\S+)$", makefile, re.M)
+    assert uv_version and f"ARG UV_VERSION={uv_version.group(1)}" in docker
+    assert '"uv==${UV_VERSION}"' in docker
+    make_sync = re.search(r"\$\(UV\) sync (.+)$", makefile, re.M)
+    assert make_sync
+    docker_syncs = re.findall(r"uv sync ([^\n\\]+)", docker)
+    assert docker_syncs and all(
+        set(make_sync.group(1).split()) | {"--no-dev"} <= set(s.split()) for s in docker_syncs
+    )
+    for step in ("npm ci", "npm run build"):
+        assert re.search(rf"cd frontend && {step}", makefile)
+        assert re.search(rf"^RUN {step}", docker, re.M)
+    assert re.search(r"^FROM node:20\S* AS frontend$", docker, re.M)
+    assert "WORKDIR /app/frontend" in docker
+    assert re.search(
+        r"^COPY --from=frontend \S+ /app/frontend/dist /app/frontend/dist$", docker, re.M
+    )
+    for source in re.findall(r"^COPY (?!--from)(?:--\S+ )*(.+) \S+$", docker, re.M):
+        for item in source.split():
+            assert (ROOT / item).exists(), f"COPY of missing {item}"
+
+
+def test_dockerfile_runs_as_non_root_with_a_real_healthcheck() -> None:
+    docker = _dockerfile()
+    user = re.findall(r"^USER (\S+)$", docker, re.M)
+    assert user and not user[-1].startswith(("root", "0"))
+    check = re.search(r"^HEALTHCHECK .*\n(?:.*\n)*?.*CMD (.+)$", docker, re.M)
+    assert check and url_path(re.findall(r"http://[^'\"]+", check.group(1))[0]) in app_paths()
+    cmd = re.search(r"^CMD (\[.+\])$", docker, re.M)
+    assert cmd
+    _check_socialflow_command(json.loads(cmd.group(1)))
+    ignore = (DEPLOYMENTS / "Dockerfile.dockerignore").read_text().split()
+    assert {"**/node_modules", "frontend/dist", "**/.venv", "**/.env"} <= set(ignore)
+
+
+# --- Kubernetes --------------------------------------------------------------------------------
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    base = K8S_DIR / "base"
+    listed = set(yaml.safe_load((base / "kustomization.yaml").read_text())["resources"])
+    on_disk = {p.name for p in base.glob("*.yaml")} - {"kustomization.yaml", "externalsecret.yaml"}
+    assert listed == on_disk
+
+
+def test_k8s_references_resolve() -> None:
+    docs = _k8s_docs()
+    deployments = _by_kind(docs, "Deployment")
+    assert set(deployments) == {"socialflow-api", "socialflow-worker"}
+    configmaps, secrets = _by_kind(docs, "ConfigMap"), _by_kind(docs, "Secret")
+    claims = _by_kind(docs, "PersistentVolumeClaim")
+    pod_labels = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deployments.items()}
+    for name, deployment in deployments.items():
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= pod_labels[name].items(), name
+        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    for service in _by_kind(docs, "Service").values():
+        selector = service["spec"]["selector"]
+        matches = [n for n, labels in pod_labels.items() if selector.items() <= labels.items()]
+        assert matches == ["socialflow-api"], service["metadata"]["name"]
+        container = deployments[matches[0]]["spec"]["template"]["spec"]["containers"][0]
+        named = {p["name"] for p in container["ports"]}
+        assert all(p["targetPort"] in named for p in service["spec"]["ports"])
+    for pdb in _by_kind(docs, "PodDisruptionBudget").values():
+        selector = pdb["spec"]["selector"]["matchLabels"]
+        assert any(selector.items() <= labels.items() for labels in pod_labels.values())
+    for hpa in _by_kind(docs, "HorizontalPodAutoscaler").values():
+        assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
+    pods = [d["spec"]["template"]["spec"] for d in deployments.values()]
+    pods += [j["spec"]["template"]["spec"] for j in _by_kind(docs, "Job").values()]
+    for pod in pods:
+        for volume in pod.get("volumes", []):
+            assert volume["persistentVolumeClaim"]["claimName"] in claims
+        for container in pod["containers"]:
+            assert container["image"] == "socialflow"
+            _check_socialflow_command(container["args"])
+            for source in container["envFrom"]:
+                ref = source.get("configMapRef") or source["secretRef"]
+                assert ref["name"] in (configmaps if "configMapRef" in source else secrets)
+    for data in [*configmaps.values(), *secrets.values()]:
+        keys = data.get("data") or data.get("stringData")
+        assert unknown_env_names(keys) == [], data["metadata"]["name"]
+    external = yaml.safe_load((K8S_DIR / "base" / "externalsecret.yaml").read_text())
+    assert external["spec"]["target"]["name"] in secrets
+
+
+def test_k8s_probes_use_real_routes_and_declared_ports() -> None:
+    api = _by_kind(_k8s_docs(), "Deployment")["socialflow-api"]
+    container = api["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"] for p in container["ports"]} | {
+        p["containerPort"] for p in container["ports"]
+    }
+    probes = {
+        kind: container[f"{kind}Probe"]["httpGet"] for kind in ("readiness", "liveness", "startup")
+    }
+    assert probes["readiness"]["path"] == "/readyz" and probes["liveness"]["path"] == "/healthz"
+    for probe in probes.values():
+        assert probe["path"] in app_paths() and probe["port"] in ports
+
+
+def test_k8s_prefect_and_autoscaling_wiring() -> None:
+    docs = _k8s_docs()
+    config = _by_kind(docs, "ConfigMap")["socialflow-config"]["data"]
+    assert config["PREFECT_API_URL"] == config["SOCIALFLOW_PREFECT_API_URL"]
+    assert "PREFECT_API_AUTH_STRING" in _by_kind(docs, "Secret")["socialflow-secrets"]["stringData"]
+    hpas = _by_kind(docs, "HorizontalPodAutoscaler")
+    assert hpas["socialflow-api"]["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    external = hpas["socialflow-worker"]["spec"]["metrics"][0]
+    assert external["type"] == "External"
+    metric = external["external"]["metric"]["name"]
+    assert metric == "socialflow_queue_depth"
+    assert f'"{metric}"' in (ROOT / "socialflow" / "api" / "metrics.py").read_text()
+    import prefect
+
+    values = yaml.safe_load((K8S_DIR / "prefect" / "prefect-values.yaml").read_text())
+    assert values["server"]["image"]["prefectTag"].startswith(prefect.__version__ + "-")
+    env = {e["name"] for e in values["server"]["env"]}
+    assert {"PREFECT_SERVER_API_AUTH_STRING", "PREFECT_UI_SERVE_BASE"} <= env
+    assert unknown_env_names(env) == []
+    assert values["ingress"]["enabled"] is False  # the UI is operator-only
+
+
+def test_work_pool_template_placeholders_are_declared() -> None:
+    template = json.loads(
+        (K8S_DIR / "prefect" / "work-pool" / "base-job-template.json").read_text()
+    )
+    used = set(re.findall(r"\{\{ (\w+) \}\}", json.dumps(template["job_configuration"])))
+    assert used <= set(template["variables"]["properties"])
+    manifest = template["job_configuration"]["job_manifest"]
+    assert manifest["kind"] == "Job"
+
+
+# --- CI ---------------------------------------------------------------------------------------
+
+
+def test_ci_runs_make_test_on_postgres_and_builds_the_image() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    test = workflow["jobs"]["test"]
+    postgres = test["services"]["postgres"]
+    assert postgres["image"] == "postgres:15"
+    assert postgres["env"]["POSTGRES_HOST_AUTH_METHOD"] == "trust"
+    assert test["env"]["SOCIALFLOW_TEST_POSTGRES_URL"].startswith("postgresql+psycopg://postgres@")
+    chromium_hook = re.search(
+        r'os\.environ\.get\("(\w+)"', (ROOT / "tests/e2e/conftest.py").read_text()
+    )
+    assert chromium_hook and chromium_hook.group(1) in test["env"]
+    steps = test["steps"]
+    assert any(s.get("run", "").strip() == "make test" for s in steps)
+    node = next(s for s in steps if s.get("uses", "").startswith("actions/setup-node"))
+    assert str(node["with"]["node-version"]) == "20"
+    assert any("uv" in str(s.get("with", {}).get("key", "")) for s in steps)
+    assert any("nginx" in s.get("run", "") for s in steps)
+    builds = [
+        shlex.split(s["run"])
+        for s in workflow["jobs"]["image"]["steps"]
+        if "docker build" in s.get("run", "")
+    ]
+    assert builds and builds[0][:4] == ["docker", "build", "-f", "deployments/Dockerfile"]
+    assert builds[0][-1] == "."
+
+
+@pytest.mark.parametrize("name", ["compose.yaml", "compose.traefik.yaml"])
+def test_compose_files_parse(name: str) -> None:
+    assert _compose(name)["services"]
+
+
+def test_traefik_alternative_routes_to_real_paths() -> None:
+    services = _compose("compose.traefik.yaml")["services"]
+    labels = services["api"]["labels"]
+    assert labels["traefik.http.services.socialflow.loadbalancer.healthcheck.path"] in app_paths()
+    assert labels["traefik.http.services.socialflow.loadbalancer.server.port"] == "8000"
+    assert "/api/auth/login" in labels["traefik.http.routers.socialflow-login.rule"]
+    assert "basicauth" in " ".join(services["prefect-server"]["labels"])
+    base = _compose()["services"]
+    assert set(services) - {"traefik"} <= set(base)  # overrides only services that exist
+    for secret in services["traefik"].get("secrets", []):
+        assert secret["source"] in _compose()["secrets"]

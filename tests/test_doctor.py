@@ -1,0 +1,101 @@
+"""``socialflow doctor``: a healthy configuration passes; broken ones fail with the fix to apply."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from socialflow.cli import app
+from socialflow.core.settings import Settings
+from socialflow.doctor import Check, Status, diagnose
+
+MASTER_KEY = "k1:" + base64.b64encode(b"0" * 32).decode()
+
+
+def healthy(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "secret_key": "a-real-secret-key-for-the-doctor",
+        "database": {"url": database_url},
+        "security": {"master_keys": [MASTER_KEY]},
+        "knowledge": {"storage_url": str(tmp_path / "uploads")},
+        "instagram": {"app_secrets": ["app-secret"], "verify_token": "verify-me"},
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def by_name(checks: list[Check]) -> dict[str, Check]:
+    return {c.name: c for c in checks}
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_a_healthy_configuration_passes(db: Any, tmp_path: Path) -> None:
+    checks = await diagnose(
+        healthy(db.url, tmp_path), prefect_api_url=os.environ["PREFECT_API_URL"]
+    )
+    found = by_name(checks)
+    assert [c.line() for c in checks if c.status is Status.FAIL] == []
+    for name in ("secret key", "master keys", "database", "migrations", "prefect"):
+        assert found[name].status is Status.OK, found[name].line()
+    assert found["object storage"].status is Status.OK
+    assert found["instagram webhooks"].status is Status.OK
+    assert not any(tmp_path.iterdir())  # the storage check left nothing behind
+
+
+async def test_bad_database_and_prefect_urls_fail_with_the_fix(db: Any, tmp_path: Path) -> None:
+    port = closed_port()
+    settings = healthy(f"postgresql+psycopg://postgres@127.0.0.1:{port}/nope", tmp_path)
+    checks = by_name(await diagnose(settings, prefect_api_url=f"http://127.0.0.1:{port}/api"))
+    assert checks["database"].status is Status.FAIL
+    assert "SOCIALFLOW_DATABASE_URL" in checks["database"].fix
+    assert "migrations" not in checks
+    assert checks["prefect"].status is Status.FAIL
+    assert "SOCIALFLOW_PREFECT_API_URL" in checks["prefect"].fix
+    assert f"127.0.0.1:{port}" in checks["prefect"].line()
+
+
+async def test_placeholders_and_missing_pieces_are_named(tmp_path: Path) -> None:
+    settings = Settings(
+        environment="test",
+        database={"url": f"sqlite+aiosqlite:///{tmp_path / 'missing.db'}"},
+        security={"master_keys": ["k1:not-base64!"]},
+        knowledge={"vector_store": "pinecone"},
+    )
+    checks = by_name(await diagnose(settings, prefect_api_url=os.environ["PREFECT_API_URL"]))
+    assert checks["secret key"].status is Status.FAIL  # placeholder outside development
+    assert checks["master keys"].status is Status.FAIL
+    assert checks["database"].status is Status.FAIL and "db upgrade" in checks["database"].fix
+    assert checks["vector store"].status is Status.FAIL
+    assert "PINECONE_API_KEY" in checks["vector store"].fix
+    assert checks["instagram webhooks"].status is Status.WARN  # not production
+    assert not (tmp_path / "missing.db").exists()  # the doctor does not create databases
+
+
+def test_the_command_exits_1_and_prints_the_fix(tmp_path: Path) -> None:
+    port = closed_port()
+    env = {
+        "SOCIALFLOW_ENVIRONMENT": "development",
+        "SOCIALFLOW_DATA_DIR": str(tmp_path),
+        "SOCIALFLOW_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{port}/nope",
+        "SOCIALFLOW_PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+    }
+    result = CliRunner().invoke(app, ["doctor"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "[FAIL] database: unreachable" in result.output
+    assert "fix: check SOCIALFLOW_DATABASE_URL" in result.output
+    assert "[FAIL] prefect" in result.output
+    assert "check(s) failed" in result.output
+    bad = CliRunner().invoke(app, ["doctor"], env={**env, "SOCIALFLOW_ENVIRONMENT": "staging"})
+    assert bad.exit_code == 1
+    assert "[FAIL] settings: environment" in bad.output
