@@ -54,6 +54,7 @@ bench: install
 	$(RUN) python bench/node_overhead.py
 	$(RUN) python bench/ingest.py
 	$(RUN) python bench/latency.py
+	$(RUN) python bench/instagram_reply.py
 	$(RUN) python bench/throughput.py
 	$(RUN) python bench/retrieval.py
 	$(RUN) python bench/vector_search.py
