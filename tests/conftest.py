@@ -178,19 +178,29 @@ async def runtime(db: Any, test_registry: Any) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def pg_runtime(postgres_url: str, test_registry: Any) -> AsyncIterator[Any]:
-    """An engine runtime on PostgreSQL only, for behaviour that needs row locks and NOTIFY."""
+async def pg_runtime(test_registry: Any) -> AsyncIterator[Any]:
+    """An engine runtime on a PostgreSQL database of this test's own, for behaviour that needs
+    row locks and NOTIFY. Its own database, because these tests start worker processes, which
+    would otherwise also run whatever other tests left queued in a shared one."""
+    import psycopg
+
     from socialflow.core.db import Database
     from socialflow.core.settings import Settings
     from socialflow.migrations import upgrade
     from socialflow.orchestration import EngineRuntime, set_runtime
 
-    await upgrade(postgres_url)
-    db = Database(postgres_url)
-    runtime = EngineRuntime(
-        settings=Settings(database={"url": postgres_url}), db=db, registry=test_registry
-    )
+    name = f"socialflow_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_postgres_admin_dsn(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
+    await upgrade(url)
+    db = Database(url)
+    runtime = EngineRuntime(settings=Settings(database={"url": url}), db=db, registry=test_registry)
     set_runtime(runtime)
-    yield runtime
-    set_runtime(None)
-    await runtime.aclose()
+    try:
+        yield runtime
+    finally:
+        set_runtime(None)
+        await runtime.aclose()
+        with psycopg.connect(_postgres_admin_dsn(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

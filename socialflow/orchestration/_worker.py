@@ -91,6 +91,7 @@ class Worker:
         self.completed = 0
         self.cancelled = 0
         self._cleanup: set[uuid.UUID] = set()
+        self._cancel_sent: set[uuid.UUID] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then let runs in progress finish."""
@@ -198,6 +199,7 @@ class Worker:
             _log.exception("execution could not be started", execution_id=str(claim.execution_id))
         finally:
             self._inflight.pop(claim.execution_id, None)
+            self._cancel_sent.discard(claim.execution_id)
             wakeup.poke()
 
     async def _run(self, claim: Claim) -> None:
@@ -277,8 +279,10 @@ class Worker:
                 except Exception:
                     _log.exception("checking for cancel requests failed")
                     continue
-                for execution_id in ids - self.runtime.cancel_requested:
+                # each run is cancelled once: a second cancel would interrupt its clean-up
+                for execution_id in ids - self._cancel_sent:
                     _log.info("cancelling execution on request", execution_id=str(execution_id))
+                    self._cancel_sent.add(execution_id)
                     self.runtime.cancel_requested.add(execution_id)
                     running[execution_id].cancel()
 
@@ -376,6 +380,7 @@ class Worker:
             await self._after_cancel(flow_run.id)
         finally:
             self._scheduled.pop(flow_run.id, None)
+            self._cancel_sent.discard(flow_run.id)
 
     async def _renew_leases(self, stop: asyncio.Event) -> None:
         interval = self.lease.total_seconds() / 3
