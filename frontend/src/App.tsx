@@ -10,6 +10,7 @@ import { RunDetail } from "./pages/RunDetail";
 import { Credentials } from "./pages/Credentials";
 import { Members } from "./pages/Members";
 import { ComingSoon } from "./pages/ComingSoon";
+import { Instagram } from "./pages/Instagram";
 import { useMe } from "./state";
 
 function RequireUser({ children }: { children: JSX.Element }) {
@@ -39,7 +40,7 @@ export function App() {
         <Route path="credentials" element={<Credentials />} />
         <Route path="members" element={<Members />} />
         <Route path="knowledge" element={<ComingSoon what="Knowledge bases" />} />
-        <Route path="instagram" element={<ComingSoon what="Instagram accounts" />} />
+        <Route path="instagram" element={<Instagram />} />
       </Route>
       <Route path="*" element={<p className="center">Page not found. <a href="/">Home</a></p>} />
     </Routes>

@@ -86,6 +86,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "SOCIALFLOW_API_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "SOCIALFLOW_HTTP_ALLOWED_HOSTS": json.dumps(["127.0.0.1"]),
         "SOCIALFLOW_AUTH_LOGIN_ATTEMPTS_PER_IP": "100000",
+        # `socialflow simulate` signs with this too (Instagram webhooks are checked against it)
+        "SOCIALFLOW_INSTAGRAM_APP_SECRETS": json.dumps(["e2e-instagram-app-secret"]),
         "PREFECT_API_URL": os.environ["PREFECT_API_URL"],
     }
     subprocess.run(
@@ -112,6 +114,37 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         for process in reversed(made.processes):
             process.stop()
+
+
+def connect_instagram(stack: Stack, workspace_id: str, ig_user_id: str) -> None:
+    """Connect a sandboxed Instagram account to a workspace directly in the database, the way
+    the connection flow leaves it (Instagram Login cannot run here)."""
+    import asyncio
+
+    from socialflow.core.db import Database
+    from socialflow.instagram import InstagramAccount
+
+    async def insert() -> None:
+        db = Database(stack.database_url)
+        try:
+            async with db.sessionmaker() as session:
+                session.add(
+                    InstagramAccount(
+                        workspace_id=uuid.UUID(workspace_id),
+                        ig_user_id=ig_user_id,
+                        username=f"shop_{ig_user_id[-4:]}",
+                        login_kind="instagram",
+                        credential_id=uuid.uuid4(),
+                    )
+                )
+                await session.commit()
+        finally:
+            await db.dispose()
+
+    # Playwright's sync API keeps an event loop running in this thread: insert from another
+    worker = threading.Thread(target=lambda: asyncio.run(insert()))
+    worker.start()
+    worker.join(timeout=60)
 
 
 @dataclass

@@ -213,6 +213,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/instagram/oauth/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Finish Instagram Connect
+         * @description Where Instagram Login returns: stores the account, its token and its subscription.
+         */
+        get: operations["finish_instagram_connect"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/node-types": {
         parameters: {
             query?: never;
@@ -756,6 +776,213 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/instagram/accounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Instagram Accounts
+         * @description Connected Instagram accounts with their mode and token status (viewer).
+         */
+        get: operations["list_instagram_accounts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Instagram Account
+         * @description Disconnect an account and delete its token (admin).
+         */
+        delete: operations["delete_instagram_account"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Instagram Account
+         * @description Switch an account between sandbox and live (admin).
+         */
+        patch: operations["update_instagram_account"];
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/instagram/connect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start Instagram Connect
+         * @description Start Instagram Login: the URL to open and the state Meta sends back (admin).
+         */
+        post: operations["start_instagram_connect"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/instagram/outbox": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Instagram Outbox
+         * @description The send ledger: what actions did or would do, and why refused ones were (viewer).
+         */
+        get: operations["list_instagram_outbox"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/knowledge-bases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Knowledge Bases
+         * @description The workspace's knowledge bases, by name, with document counts.
+         */
+        get: operations["list_knowledge_bases"];
+        put?: never;
+        /**
+         * Create Knowledge Base
+         * @description Create a knowledge base (editor); its embedder is recorded and fixed from now on.
+         */
+        post: operations["create_knowledge_base"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/knowledge-bases/{knowledge_base_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Knowledge Base
+         * @description A knowledge base with its embedder and document counts.
+         */
+        get: operations["get_knowledge_base"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Knowledge Base
+         * @description Delete a knowledge base with every document, stored file and chunk (editor).
+         */
+        delete: operations["delete_knowledge_base"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Knowledge Base
+         * @description Rename a knowledge base or change its description (editor).
+         */
+        patch: operations["update_knowledge_base"];
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/knowledge-bases/{knowledge_base_id}/documents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Documents
+         * @description The base's documents with their ingestion status and progress, newest first.
+         */
+        get: operations["list_documents"];
+        put?: never;
+        /**
+         * Upload Document
+         * @description Upload a document (editor); it is queued for ingestion (202).
+         *
+         *     A file with the name of an existing document replaces it once ingested; the same file
+         *     again (same name and content) changes nothing and answers the existing document (200).
+         */
+        post: operations["upload_document"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/knowledge-bases/{knowledge_base_id}/documents/{document_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Document
+         * @description One document: status, error, chunks_done of chunks_total.
+         */
+        get: operations["get_document"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Document
+         * @description Delete a document, its stored file and every chunk of it (editor).
+         */
+        delete: operations["delete_document"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/knowledge-bases/{knowledge_base_id}/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search Knowledge Base
+         * @description Try a query: the best chunks by hybrid search (dense + BM25), with their documents.
+         */
+        post: operations["search_knowledge_base"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workspaces/{workspace_id}/members": {
         parameters: {
             query?: never;
@@ -925,6 +1152,58 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * AccountRead
+         * @description A connected Instagram professional account.
+         */
+        AccountRead: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Ig User Id */
+            ig_user_id: string;
+            /** Last Error */
+            last_error: string | null;
+            /** Login Kind */
+            login_kind: string;
+            /**
+             * Mode
+             * @description sandbox: actions are recorded, never sent; live: sent.
+             */
+            mode: string;
+            /** Subscribed Fields */
+            subscribed_fields: string[];
+            /** Token Expires At */
+            token_expires_at: string | null;
+            /** Token Refreshed At */
+            token_refreshed_at: string | null;
+            /**
+             * Token Status
+             * @description valid, expiring, expired, revoked or invalid.
+             */
+            token_status: string;
+            /** Username */
+            username: string;
+        };
+        /**
+         * AccountUpdate
+         * @description Switch an account between sandbox and live.
+         */
+        AccountUpdate: {
+            /**
+             * Mode
+             * @description sandbox or live.
+             * @enum {string}
+             */
+            mode: "sandbox" | "live";
+        };
+        /**
          * AnthropicSecret
          * @description kind ``anthropic``: an Anthropic API key.
          */
@@ -935,6 +1214,11 @@ export interface components {
              * @description API key.
              */
             api_key: string;
+            /**
+             * Base Url
+             * @description Base URL (http:// or https://); empty means Anthropic's own.
+             */
+            base_url?: string | null;
         };
         /** Body_auth_login */
         Body_auth_login: {
@@ -999,6 +1283,14 @@ export interface components {
             /** Token */
             token: string;
         };
+        /** Body_upload_document */
+        Body_upload_document: {
+            /**
+             * File
+             * @description PDF, DOCX, HTML, CSV, Markdown or text; checked by content.
+             */
+            file: string;
+        };
         /** Body_verify:request-token */
         "Body_verify_request-token": {
             /**
@@ -1013,6 +1305,29 @@ export interface components {
             token: string;
         };
         /**
+         * ConnectStart
+         * @description Start Instagram Login for this workspace.
+         */
+        ConnectStart: {
+            /**
+             * Redirect Uri
+             * @description Callback URL registered with the Instagram app; empty: the configured one.
+             */
+            redirect_uri?: string | null;
+        };
+        /**
+         * ConnectStartRead
+         * @description Where to send the admin's browser.
+         */
+        ConnectStartRead: {
+            /** Authorize Url */
+            authorize_url: string;
+            /** Redirect Uri */
+            redirect_uri: string;
+            /** State */
+            state: string;
+        };
+        /**
          * CredentialCreate
          * @description A new credential: its name, kind and secret fields.
          */
@@ -1022,7 +1337,7 @@ export interface components {
              * @description What the credential is for.
              * @enum {string}
              */
-            kind: "instagram" | "openai" | "anthropic" | "pinecone" | "http-header" | "http-basic" | "s3";
+            kind: "instagram" | "openai" | "anthropic" | "ollama" | "pinecone" | "http-header" | "http-basic" | "s3";
             /**
              * Name
              * @description Name, unique in the workspace (e.g. 'OpenAI prod').
@@ -1030,9 +1345,9 @@ export interface components {
             name: string;
             /**
              * Secret
-             * @description Secret fields of the kind: instagram {access_token}; openai {api_key, base_url?}; anthropic {api_key}; pinecone {api_key}; http-header {header_name, header_value}; http-basic {username, password}; s3 {access_key_id, secret_access_key, region?, endpoint_url?}. Stored encrypted and never returned.
+             * @description Secret fields of the kind: instagram {access_token}; openai {api_key, base_url?}; anthropic {api_key, base_url?}; ollama {base_url, api_key?}; pinecone {api_key}; http-header {header_name, header_value}; http-basic {username, password}; s3 {access_key_id, secret_access_key, region?, endpoint_url?}. Stored encrypted and never returned.
              */
-            secret: components["schemas"]["InstagramSecret"] | components["schemas"]["OpenAISecret"] | components["schemas"]["AnthropicSecret"] | components["schemas"]["PineconeSecret"] | components["schemas"]["HttpHeaderSecret"] | components["schemas"]["HttpBasicSecret"] | components["schemas"]["S3Secret"];
+            secret: components["schemas"]["InstagramSecret"] | components["schemas"]["OpenAISecret"] | components["schemas"]["AnthropicSecret"] | components["schemas"]["OllamaSecret"] | components["schemas"]["PineconeSecret"] | components["schemas"]["HttpHeaderSecret"] | components["schemas"]["HttpBasicSecret"] | components["schemas"]["S3Secret"];
         };
         /**
          * CredentialRead
@@ -1084,12 +1399,91 @@ export interface components {
             name?: string | null;
             /**
              * Secret
-             * @description All secret fields of the credential's kind, replacing the old ones. Secret fields of the kind: instagram {access_token}; openai {api_key, base_url?}; anthropic {api_key}; pinecone {api_key}; http-header {header_name, header_value}; http-basic {username, password}; s3 {access_key_id, secret_access_key, region?, endpoint_url?}. Stored encrypted and never returned.
+             * @description All secret fields of the credential's kind, replacing the old ones. Secret fields of the kind: instagram {access_token}; openai {api_key, base_url?}; anthropic {api_key, base_url?}; ollama {base_url, api_key?}; pinecone {api_key}; http-header {header_name, header_value}; http-basic {username, password}; s3 {access_key_id, secret_access_key, region?, endpoint_url?}. Stored encrypted and never returned.
              */
             secret?: {
                 [key: string]: unknown;
             } | null;
         };
+        /**
+         * DocumentPage
+         * @description One page of documents, newest first.
+         */
+        DocumentPage: {
+            /** Items */
+            items: components["schemas"]["DocumentRead"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /**
+         * DocumentRead
+         * @description An uploaded document and where its ingestion stands.
+         */
+        DocumentRead: {
+            /**
+             * Chunks Done
+             * @description Chunks embedded and stored so far.
+             */
+            chunks_done: number;
+            /**
+             * Chunks Total
+             * @description Chunks the document was split into (0 until known).
+             */
+            chunks_total: number;
+            /** Content Type */
+            content_type: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Error
+             * @description Why ingestion failed (status failed).
+             */
+            error: string | null;
+            /** Filename */
+            filename: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Knowledge Base Id
+             * Format: uuid
+             */
+            knowledge_base_id: string;
+            /**
+             * Replaces Id
+             * @description The document with the same name this one replaces once it is ready.
+             */
+            replaces_id: string | null;
+            /** Sha256 */
+            sha256: string;
+            /**
+             * Size
+             * @description Bytes.
+             */
+            size: number;
+            /** @description pending, processing, ready or failed. */
+            status: components["schemas"]["DocumentStatus"];
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * DocumentStatus
+         * @description Where a document stands in ingestion.
+         * @enum {string}
+         */
+        DocumentStatus: "pending" | "processing" | "ready" | "failed";
         /**
          * EdgeSpec
          * @description A wire from an output port to an input port.
@@ -1628,6 +2022,115 @@ export interface components {
             access_token: string;
         };
         /**
+         * KnowledgeBaseCreate
+         * @description A new knowledge base; its embedder is fixed from now on.
+         */
+        KnowledgeBaseCreate: {
+            /**
+             * Credential Id
+             * @description A workspace credential of kind openai for a remote embedder (key, URL).
+             */
+            credential_id?: string | null;
+            /**
+             * Description
+             * @description What it holds.
+             * @default
+             */
+            description?: string;
+            /**
+             * Embedder Model
+             * @description Embedding model id; empty: the default.
+             */
+            embedder_model?: string | null;
+            /**
+             * Embedder Provider
+             * @description minilm (built in), openai (OpenAI-compatible endpoint) or ollama; empty: the server's default embedder.
+             */
+            embedder_provider?: ("minilm" | "openai" | "ollama") | null;
+            /**
+             * Name
+             * @description Knowledge base name.
+             */
+            name: string;
+        };
+        /**
+         * KnowledgeBasePage
+         * @description One page of knowledge bases.
+         */
+        KnowledgeBasePage: {
+            /** Items */
+            items: components["schemas"]["KnowledgeBaseRead"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /**
+         * KnowledgeBaseRead
+         * @description A knowledge base with its recorded embedder and document counts.
+         */
+        KnowledgeBaseRead: {
+            /**
+             * Chunks
+             * @description Chunks of the ready documents.
+             */
+            chunks: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Credential Id */
+            credential_id: string | null;
+            /** Description */
+            description: string;
+            /**
+             * Documents
+             * @description Documents in the base, whatever their status.
+             */
+            documents: number;
+            /** Embedder Dimension */
+            embedder_dimension: number;
+            /** Embedder Model */
+            embedder_model: string;
+            /** Embedder Provider */
+            embedder_provider: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Ready Documents
+             * @description Documents ready to be searched.
+             */
+            ready_documents: number;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /**
+             * Workspace Id
+             * Format: uuid
+             */
+            workspace_id: string;
+        };
+        /**
+         * KnowledgeBaseUpdate
+         * @description Changes to a knowledge base; the embedder cannot change.
+         */
+        KnowledgeBaseUpdate: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name?: string | null;
+        };
+        /**
          * LoginRead
          * @description Answer to a browser login: who signed in, and the CSRF token to echo in X-CSRF-Token.
          */
@@ -1845,6 +2348,23 @@ export interface components {
             title: string;
         };
         /**
+         * OllamaSecret
+         * @description kind ``ollama``: an Ollama server, with a key when a gateway in front of it wants one.
+         */
+        OllamaSecret: {
+            /**
+             * Api Key
+             * Format: password
+             * @description Bearer token for a gateway in front of Ollama; optional.
+             */
+            api_key?: string | null;
+            /**
+             * Base Url
+             * @description Ollama server URL, e.g. http://ollama:11434.
+             */
+            base_url: string;
+        };
+        /**
          * OpenAISecret
          * @description kind ``openai``: any OpenAI-compatible LLM or embeddings endpoint.
          */
@@ -1860,6 +2380,74 @@ export interface components {
              * @description Base URL (http:// or https://); empty means OpenAI's own.
              */
             base_url?: string | null;
+        };
+        /**
+         * OutboxPage
+         * @description Ledger entries, newest first; ``next_before`` pages on.
+         */
+        OutboxPage: {
+            /** Items */
+            items: components["schemas"]["OutboxRead"][];
+            /** Next Before */
+            next_before: string | null;
+        };
+        /**
+         * OutboxRead
+         * @description One entry of the send ledger.
+         */
+        OutboxRead: {
+            /** Account Id */
+            account_id: string | null;
+            /** Action */
+            action: string;
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Error Code */
+            error_code: string | null;
+            /** Error Message */
+            error_message: string | null;
+            /** Execution Id */
+            execution_id: string | null;
+            /** Flow Id */
+            flow_id: string | null;
+            /** Flow Version Id */
+            flow_version_id: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Idempotency Key */
+            idempotency_key: string;
+            /** Node Id */
+            node_id: string;
+            /** Payload */
+            payload: {
+                [key: string]: unknown;
+            };
+            /** Policy Reason */
+            policy_reason: string | null;
+            /** Policy Verdict */
+            policy_verdict: string;
+            /** Response */
+            response: {
+                [key: string]: unknown;
+            } | null;
+            /** Sandbox */
+            sandbox: boolean;
+            /** Scheduled For */
+            scheduled_for: string | null;
+            /** Sent At */
+            sent_at: string | null;
+            /** Status */
+            status: string;
+            /** Target */
+            target: string;
         };
         /**
          * PineconeSecret
@@ -1987,6 +2575,66 @@ export interface components {
              * @description Secret access key.
              */
             secret_access_key: string;
+        };
+        /**
+         * SearchHit
+         * @description One chunk found.
+         */
+        SearchHit: {
+            /**
+             * Chunk
+             * @description Position of the chunk in its document (0-based).
+             */
+            chunk: number;
+            /**
+             * Document Id
+             * @description The document the chunk is from.
+             */
+            document_id: string | null;
+            /**
+             * Filename
+             * @description The document's name.
+             */
+            filename: string;
+            /**
+             * Score
+             * @description Reciprocal-rank-fusion score of dense and BM25 search.
+             */
+            score: number;
+            /**
+             * Section
+             * @description Headings the chunk sits under, joined with ' > '.
+             */
+            section: string;
+            /** Text */
+            text: string;
+        };
+        /**
+         * SearchQuery
+         * @description A query to try against a knowledge base.
+         */
+        SearchQuery: {
+            /**
+             * K
+             * @description How many chunks to return.
+             * @default 4
+             */
+            k?: number;
+            /**
+             * Query
+             * @description The question.
+             */
+            query: string;
+        };
+        /**
+         * SearchResult
+         * @description Chunks found for a query, best first.
+         */
+        SearchResult: {
+            /** Hits */
+            hits: components["schemas"]["SearchHit"][];
+            /** Query */
+            query: string;
         };
         /**
          * TokenRead
@@ -2917,6 +3565,76 @@ export interface operations {
             };
         };
     };
+    finish_instagram_connect: {
+        parameters: {
+            query: {
+                /** @description The state from the connect start. */
+                state: string;
+                /** @description Authorization code. */
+                code: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_node_types: {
         parameters: {
             query?: {
@@ -3653,7 +4371,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Only this kind. */
-                kind?: ("instagram" | "openai" | "anthropic" | "pinecone" | "http-header" | "http-basic" | "s3") | null;
+                kind?: ("instagram" | "openai" | "anthropic" | "ollama" | "pinecone" | "http-header" | "http-basic" | "s3") | null;
             };
             header?: never;
             path: {
@@ -5526,6 +6244,1107 @@ export interface operations {
             };
         };
     };
+    list_instagram_accounts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountRead"][];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_instagram_account: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                account_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_instagram_account: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                account_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AccountUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    start_instagram_connect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConnectStart"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectStartRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_instagram_outbox: {
+        parameters: {
+            query?: {
+                /** @description Only this account. */
+                account_id?: string | null;
+                /** @description Only this flow. */
+                flow_id?: string | null;
+                /** @description Only this status. */
+                status?: ("queued" | "sending" | "sent" | "sandboxed" | "refused" | "failed") | null;
+                /** @description Entries created before this. */
+                before?: string | null;
+                /** @description Most entries returned. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OutboxPage"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_knowledge_bases: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description Items to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeBasePage"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_knowledge_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KnowledgeBaseCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeBaseRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_knowledge_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Knowledge base id. */
+                knowledge_base_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeBaseRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_knowledge_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Knowledge base id. */
+                knowledge_base_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_knowledge_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Knowledge base id. */
+                knowledge_base_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KnowledgeBaseUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeBaseRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_documents: {
+        parameters: {
+            query?: {
+                /** @description Only documents with this status. */
+                status?: components["schemas"]["DocumentStatus"] | null;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Items to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Knowledge base id. */
+                knowledge_base_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentPage"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    upload_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Knowledge base id. */
+                knowledge_base_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_upload_document"];
+            };
+        };
+        responses: {
+            /** @description The same file was already there. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentRead"];
+                };
+            };
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Larger than the upload limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Document id. */
+                document_id: string;
+                /** @description Knowledge base id. */
+                knowledge_base_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_document: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Document id. */
+                document_id: string;
+                /** @description Knowledge base id. */
+                knowledge_base_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    search_knowledge_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Knowledge base id. */
+                knowledge_base_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SearchQuery"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchResult"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_members: {
         parameters: {
             query?: never;
@@ -6166,7 +7985,11 @@ export interface operations {
     };
     verify_instagram_webhook: {
         parameters: {
-            query?: never;
+            query?: {
+                "hub.mode"?: string;
+                "hub.verify_token"?: string;
+                "hub.challenge"?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -6295,7 +8118,11 @@ export interface operations {
     };
     verify_instagram_flow_webhook: {
         parameters: {
-            query?: never;
+            query?: {
+                "hub.mode"?: string;
+                "hub.verify_token"?: string;
+                "hub.challenge"?: string;
+            };
             header?: never;
             path: {
                 /** @description The flow this callback feeds. */

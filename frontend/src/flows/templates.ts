@@ -19,7 +19,7 @@ export const TEMPLATES: Template[] = [
     graph: {
       nodes: [
         { id: "comment", kind: "instagram.comment", label: "New comment", config: { keywords: ["price"] }, position: at(60, 120) },
-        { id: "reply", kind: "instagram.reply_comment", label: "Reply", config: { message: "Thanks @{{ trigger.username }}! Check your DMs." }, position: at(340, 120) },
+        { id: "reply", kind: "instagram.reply_comment", label: "Reply", config: { message: "Thanks @{{ trigger.from_username }}! Check your DMs." }, position: at(340, 120) },
       ],
       edges: [{ source: "comment", source_port: "event", target: "reply", target_port: "in" }],
     },

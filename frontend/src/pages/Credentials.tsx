@@ -21,6 +21,10 @@ export const KINDS: Record<Kind, Field[]> = {
     { name: "base_url", label: "Base URL", secret: false, optional: true },
   ],
   anthropic: [{ name: "api_key", label: "API key", secret: true }],
+  ollama: [
+    { name: "base_url", label: "Base URL", secret: false },
+    { name: "api_key", label: "API key", secret: true, optional: true },
+  ],
   pinecone: [{ name: "api_key", label: "API key", secret: true }],
   "http-header": [
     { name: "header_name", label: "Header name", secret: false },
