@@ -9,7 +9,6 @@ mode is switched off so that a missing URL fails loudly instead of starting a pr
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import tempfile
 import uuid
@@ -19,13 +18,9 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.ports import free_port
+
 _state: dict[str, Any] = {}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 POSTGRES_URL = os.environ.get(
@@ -54,7 +49,7 @@ def _start_prefect() -> None:
         return
     from socialflow.stack import prefect_server
 
-    port = _free_port()
+    port = free_port()
     # Prefect's server on SQLite stalls for seconds under bursts of runs; PostgreSQL does not
     database = _create_prefect_database()
     _state["prefect_database"] = database

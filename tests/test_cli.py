@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.fixtures.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,14 +87,8 @@ def test_unreadable_input_is_a_clear_error(tmp_path: Path) -> None:
     assert "is not JSON" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
-    port, api_port = _free_port(), _free_port()
+    port, api_port = free_port(), free_port()
     env = {**os.environ, "SOCIALFLOW_DATA_DIR": str(tmp_path / "data")}
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.Popen(

@@ -10,7 +10,6 @@ whose worker died before it noticed is not run again: the next claim finds the r
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from sqlalchemy import select, text, update
@@ -97,17 +96,9 @@ async def mark_prefect_cancelled(flow_run_id: uuid.UUID | None) -> None:
 
     try:
         async with get_client() as client:
-            # the engine reports its own Crashed state as the run unwinds; on a busy server that
-            # can land after ours, so set Cancelled until it is what Prefect holds
+            # after the engine reported Crashed while unwinding: Cancelled is the last word
             await client.set_flow_run_state(
                 flow_run_id, Cancelled(message="cancelled on request"), force=True
             )
-            for delay in (0.5, 1.5):
-                await asyncio.sleep(delay)
-                run = await client.read_flow_run(flow_run_id)
-                if run.state is None or not run.state.is_cancelled():
-                    await client.set_flow_run_state(
-                        flow_run_id, Cancelled(message="cancelled on request"), force=True
-                    )
     except Exception as exc:
         _log.warning("could not mark the flow run cancelled", error=repr(exc))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -31,6 +30,7 @@ from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     emulator_settings,
     graph_emulator,
 )
+from tests.fixtures.ports import free_port
 from tests.orchestration.test_dispatch import hook_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,7 +146,7 @@ async def test_a_worker_serves_its_node_durations_on_its_metrics_port(
     flow_id, version_id = await publish(runtime.db, runtime.registry, runtime.settings)
     async with runtime.db.sessionmaker() as session:
         await store_events(session, [hook_event(flow_id, 4)])
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "worker.log"
     env = {**os.environ, "SOCIALFLOW_DATABASE_URL": runtime.db.url}
     with log.open("ab") as out:
@@ -174,12 +174,6 @@ async def test_a_worker_serves_its_node_durations_on_its_metrics_port(
         s for s in families["socialflow_node_duration_seconds"].samples if s.name.endswith("_count")
     ]
     assert sum(s.value for s in counts if s.labels["status"] == "completed") >= 3
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _version_completed(runtime: EngineRuntime, version_id: uuid.UUID) -> bool:

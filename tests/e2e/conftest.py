@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import httpx
 import pytest
 
 from socialflow.stack import ManagedProcess, api_server, worker_process
+from tests.fixtures.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "frontend" / "dist"
@@ -42,12 +42,6 @@ PASSWORD = "correct horse battery"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: drives the web app in headless Chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -76,7 +70,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not index.is_file():
         pytest.fail(f"{index} is missing: build the web app first (make frontend)")
     home = tmp_path_factory.mktemp("e2e-stack")
-    port = _free_port()
+    port = free_port()
     database_url = f"sqlite+aiosqlite:///{home / 'socialflow.db'}"
     env = {
         "SOCIALFLOW_ENVIRONMENT": "test",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import uuid
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from socialflow.orchestration import FlowExecution, FlowTrigger, WebhookEvent
 from socialflow.orchestration._triggers import open_trigger_secret
 from socialflow.stack import ManagedProcess, api_server
 from tests.fixtures.flows import publish
+from tests.fixtures.ports import free_port
 from tests.fixtures.postgres_cluster import PostgresCluster, find_pg_bin
 from tests.orchestration.test_worker_crash import start_worker
 
@@ -34,12 +34,6 @@ EVENTS = 240
 SENDERS = 12
 
 pytestmark = pytest.mark.skipif(find_pg_bin() is None, reason="needs PostgreSQL's server binaries")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Load:
@@ -121,7 +115,7 @@ async def test_api_and_postgres_restarts_mid_load_lose_nothing(
             trigger = await session.get(FlowTrigger, flow_id)
             assert trigger is not None
             secret = open_trigger_secret(trigger, settings)
-        port = _free_port()
+        port = free_port()
         env = {"SOCIALFLOW_DATABASE_URL": cluster.url}
         api = api_server(tmp_path / "api-1", port=port, env=env)
         api.start()
