@@ -85,6 +85,7 @@ def list_query(
     *,
     account_id: uuid.UUID | None = None,
     flow_id: uuid.UUID | None = None,
+    execution_id: uuid.UUID | None = None,
     status: str | None = None,
     before: datetime | None = None,
     limit: int = 50,
@@ -95,6 +96,7 @@ def list_query(
         workspace_id: The workspace.
         account_id: Only this account's rows.
         flow_id: Only this flow's rows.
+        execution_id: Only the rows one run wrote.
         status: Only rows in this status.
         before: Only rows created before this time (paging).
         limit: Most rows returned.
@@ -104,6 +106,8 @@ def list_query(
         query = query.where(OutboxMessage.account_id == account_id)
     if flow_id is not None:
         query = query.where(OutboxMessage.flow_id == flow_id)
+    if execution_id is not None:
+        query = query.where(OutboxMessage.execution_id == execution_id)
     if status is not None:
         query = query.where(OutboxMessage.status == status)
     if before is not None:

@@ -148,6 +148,7 @@ async def test_the_ledger_lists_per_workspace_with_filters(
     team = await make_team(client)
     workspace = uuid.UUID(team.workspace_id)
     account_a, account_b, flow_a = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    run = uuid.uuid4()
     rows = [
         (workspace, account_a, flow_a, "sent"),
         (workspace, account_a, uuid.uuid4(), "sandboxed"),
@@ -162,6 +163,7 @@ async def test_the_ledger_lists_per_workspace_with_filters(
                     workspace_id=ws,
                     account_id=account,
                     flow_id=flow,
+                    execution_id=run if i == 1 else uuid.uuid4(),
                     node_id="n",
                     action="private_reply",
                     target=f"c{i}",
@@ -187,6 +189,8 @@ async def test_the_ledger_lists_per_workspace_with_filters(
     assert [(i["target"], i["policy_reason"]) for i in refused["items"]] == [
         ("c2", "already got a private reply")
     ]
+    by_run = await client.get(url, params={"execution_id": str(run)}, headers=team.viewer.headers)
+    assert [i["target"] for i in by_run.json()["items"]] == ["c1"]
     page = (await client.get(url, params={"limit": 2}, headers=team.viewer.headers)).json()
     assert len(page["items"]) == 2 and page["next_before"]
     rest = await client.get(
@@ -196,3 +200,25 @@ async def test_the_ledger_lists_per_workspace_with_filters(
     assert (
         await client.get(url, params={"status": "lost"}, headers=team.viewer.headers)
     ).status_code == 422
+
+
+async def test_sample_events_parse_like_real_webhooks_and_name_the_connected_account(
+    ig_api: tuple[Any, httpx.AsyncClient],
+) -> None:
+    _, client = ig_api
+    team = await make_team(client)
+    url = f"{base(team)}/sample-events"
+    before = (await client.get(url, headers=team.viewer.headers)).json()
+    assert [s["kind"] for s in before] == ["comment", "dm", "mention"]
+    comment = before[0]["payload"]
+    assert comment["kind"] == "comment" and comment["text"] and comment["from_username"]
+    assert comment["comment_id"] and comment["media_id"] and not comment["is_test"]
+    assert before[1]["payload"]["sender_id"] and before[1]["payload"]["message_id"]
+    assert {s["payload"]["account_id"] for s in before} == {"17841400000000001"}
+    await connect(client, team)
+    after = (await client.get(url, headers=team.viewer.headers)).json()
+    assert {s["payload"]["account_id"] for s in after} == {ACCOUNT}
+    other = await client.get(
+        url.replace(team.workspace_id, team.other_workspace_id), headers=team.viewer.headers
+    )
+    assert other.status_code in (403, 404)

@@ -16,6 +16,7 @@ from socialflow.api.instagram.schemas import (
     ConnectStart,
     ConnectStartRead,
     OutboxPage,
+    SampleEvent,
 )
 from socialflow.core.credentials import key_wrapper
 from socialflow.core.crypto import KeyWrapper
@@ -86,6 +87,9 @@ async def list_outbox(
     session: SessionDep,
     account_id: Annotated[uuid.UUID | None, Query(description="Only this account.")] = None,
     flow_id: Annotated[uuid.UUID | None, Query(description="Only this flow.")] = None,
+    execution_id: Annotated[
+        uuid.UUID | None, Query(description="Only what this run wrote (e.g. a sandbox test).")
+    ] = None,
     status: Annotated[Status | None, Query(description="Only this status.")] = None,
     before: Annotated[datetime | None, Query(description="Entries created before this.")] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Most entries returned.")] = 50,
@@ -96,10 +100,17 @@ async def list_outbox(
         session=session,
         account_id=account_id,
         flow_id=flow_id,
+        execution_id=execution_id,
         status=status,
         before=before,
         limit=limit,
     )
+
+
+@router.get("/sample-events", name="list_instagram_sample_events")
+async def list_sample_events(member: ViewerMember, session: SessionDep) -> list[SampleEvent]:
+    """A comment, a DM and a mention as Instagram triggers receive them, to test drafts with."""
+    return await service.sample_events(member.workspace_id, session=session)
 
 
 @callback_router.get("/oauth/callback", name="finish_instagram_connect")

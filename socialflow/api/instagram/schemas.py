@@ -15,6 +15,7 @@ __all__ = [
     "ConnectStartRead",
     "OutboxPage",
     "OutboxRead",
+    "SampleEvent",
 ]
 
 
@@ -97,3 +98,11 @@ class OutboxPage(BaseModel):
 
     items: list[OutboxRead]
     next_before: datetime | None
+
+
+class SampleEvent(BaseModel):
+    """A sample event as an Instagram trigger receives it, to test a draft with."""
+
+    kind: Literal["comment", "dm", "mention"]
+    label: str = Field(description="What the sample is, in words.")
+    payload: dict[str, Any] = Field(description="The trigger payload (edit before running).")

@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from socialflow.api.instagram.schemas import AccountRead, OutboxPage, OutboxRead
+from socialflow.api.instagram.schemas import AccountRead, OutboxPage, OutboxRead, SampleEvent
 from socialflow.api.workspaces.models import Membership, Role
 from socialflow.core.credentials import Credential
 from socialflow.core.crypto import KeyWrapper
@@ -24,12 +24,15 @@ from socialflow.core.settings import Settings
 from socialflow.instagram import InstagramAccount
 from socialflow.instagram._ledger import list_query
 from socialflow.instagram._oauth import authorize_url, connect_account
+from socialflow.instagram._parse import parse_payload
+from socialflow.instagram._simulate import DEMO_ACCOUNT_ID, SimulatedKind, build_payload
 
 __all__ = [
     "delete_account",
     "finish_connect",
     "list_accounts",
     "list_outbox",
+    "sample_events",
     "start_connect",
     "update_account",
 ]
@@ -191,6 +194,7 @@ async def list_outbox(
     session: AsyncSession,
     account_id: uuid.UUID | None = None,
     flow_id: uuid.UUID | None = None,
+    execution_id: uuid.UUID | None = None,
     status: str | None = None,
     before: datetime | None = None,
     limit: int = 50,
@@ -203,6 +207,7 @@ async def list_outbox(
                     workspace_id,
                     account_id=account_id,
                     flow_id=flow_id,
+                    execution_id=execution_id,
                     status=status,
                     before=before,
                     limit=limit + 1,
@@ -216,3 +221,29 @@ async def list_outbox(
         items=[OutboxRead.model_validate(r) for r in rows],
         next_before=rows[-1].created_at if more and rows else None,
     )
+
+
+_SAMPLES: tuple[tuple[SimulatedKind, str, str], ...] = (
+    ("comment", "A comment asking for the price", "How much is this? price please"),
+    ("dm", "A direct message", "Hi! Do you ship to Canada?"),
+    ("mention", "A mention in a comment", "@yourshop look at this"),
+)
+
+
+async def sample_events(workspace_id: uuid.UUID, *, session: AsyncSession) -> list[SampleEvent]:
+    """One event per Instagram trigger kind, parsed from a realistic webhook exactly as a real
+    one is, addressed to the workspace's first connected account (or the demo account)."""
+    account = await session.scalar(
+        select(InstagramAccount.ig_user_id)
+        .where(InstagramAccount.workspace_id == workspace_id)
+        .order_by(InstagramAccount.username, InstagramAccount.id)
+        .limit(1)
+    )
+    samples: list[SampleEvent] = []
+    for kind, label, text in _SAMPLES:
+        webhook = build_payload(kind, text, account_id=account or DEMO_ACCOUNT_ID)
+        (parsed,) = parse_payload(webhook)
+        samples.append(
+            SampleEvent(kind=kind, label=label, payload=parsed.event.model_dump(mode="json"))
+        )
+    return samples
