@@ -26,7 +26,7 @@ from socialflow.instagram._models import (
     OutboxStatus,
     TokenStatus,
 )
-from socialflow.instagram._pacing import account_lock, next_slot
+from socialflow.instagram._pacing import hold_account, next_slot
 from socialflow.instagram._policy import Verdict, check_action
 from socialflow.instagram.client import GraphClient
 
@@ -121,7 +121,7 @@ class InstagramGateway:
             request.occurrence,
             f"sandbox:{self.execution_id}" if sandbox else "live",
         )
-        async with account_lock(account.id), self.db.sessionmaker() as session:
+        async with self.db.sessionmaker() as session, hold_account(session, account.id):
             now = utcnow()
             prior = None
             if request.action == "private_reply":

@@ -1,18 +1,27 @@
-"""Per-account pacing: the earliest send time that keeps an account within Meta's limits."""
+"""Per-account pacing: the earliest send time that keeps an account within Meta's limits.
+
+Slots are computed from the ledger itself, so every process sees the same queue; what must not
+interleave is two processes reading the same last slots and each taking the next one. On
+PostgreSQL a transaction-scoped advisory lock per account serialises that across processes (and
+replicas); on SQLite a no-op write to the account's row takes the database's single write lock
+before anything is read.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.core.settings import InstagramSettings
-from socialflow.instagram._models import OutboxMessage, OutboxStatus
+from socialflow.instagram._models import InstagramAccount, OutboxMessage, OutboxStatus
 
-__all__ = ["account_lock", "limit_for", "next_slot"]
+__all__ = ["account_lock", "hold_account", "limit_for", "next_slot"]
 
 _PACED = (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.SENT)
 _locks: dict[tuple[int, uuid.UUID], asyncio.Lock] = {}
@@ -25,6 +34,34 @@ def account_lock(account_id: uuid.UUID) -> asyncio.Lock:
     if lock is None:
         lock = _locks[key] = asyncio.Lock()
     return lock
+
+
+def advisory_key(account_id: uuid.UUID) -> int:
+    """A signed 64-bit advisory lock key for an account (its uuid's first 8 bytes)."""
+    return int.from_bytes(account_id.bytes[:8], "big", signed=True)
+
+
+@asynccontextmanager
+async def hold_account(session: AsyncSession, account_id: uuid.UUID) -> AsyncIterator[None]:
+    """Serialise one account's policy checks and slot assignment, in this process and (on
+    PostgreSQL) across processes until ``session``'s transaction ends.
+
+    The process-local lock keeps this process's tasks from queueing on the database lock.
+    """
+    async with account_lock(account_id):
+        bind = session.bind
+        if bind is not None and bind.dialect.name == "postgresql":
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(account_id)}
+            )
+        else:
+            await session.execute(
+                update(InstagramAccount)
+                .where(InstagramAccount.id == account_id)
+                .values(id=InstagramAccount.id)
+                .execution_options(synchronize_session=False)
+            )
+        yield
 
 
 def limit_for(action: str, settings: InstagramSettings) -> tuple[tuple[str, ...], int, float]:

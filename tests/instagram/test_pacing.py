@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from socialflow.core.db import Database
 from socialflow.core.errors import TransientError
 from socialflow.instagram._gateway import ActionRequest
 from socialflow.instagram.emulator import GraphEmulator
@@ -101,3 +102,40 @@ async def test_a_slot_too_far_away_fails_retryably_and_stays_queued(
     assert [r.status for r in rows] == ["sent", "queued"]
     assert rows[1].scheduled_for - rows[0].scheduled_for >= timedelta(seconds=3600)
     assert len(graph_emulator.calls()) == 1
+
+
+async def test_processes_share_one_pace_per_account(
+    runtime: EngineRuntime,
+    graph_emulator: GraphEmulator,  # noqa: F811
+) -> None:
+    """Two processes (here: two threads, each with its own event loop and database engine, as
+    separate replicas have) queueing sends for one account never take the same slot."""
+    use_emulator(runtime, graph_emulator, private_reply_limit=1, private_reply_window_seconds=0.3)
+    account = await connect_account(runtime)
+    comments = [graph_emulator.state.add_comment({"account": ACCOUNT})["id"] for _ in range(6)]
+
+    async def replica(targets: list[str]) -> None:
+        db = Database(runtime.db.url)
+        try:
+            sender = gateway(runtime, account)
+            sender.db = db
+            await asyncio.gather(
+                *(
+                    sender.perform(
+                        ActionRequest(node_id="pr", action="private_reply", target=t, text="hi")
+                    )
+                    for t in targets
+                )
+            )
+        finally:
+            await db.dispose()
+
+    await asyncio.gather(
+        *(asyncio.to_thread(asyncio.run, replica(comments[i::2])) for i in range(2))
+    )
+    rows = await ledger(runtime, account_id=account.id)
+    assert sorted(r.status for r in rows) == ["sent"] * 6
+    slots = sorted(r.scheduled_for for r in rows if r.scheduled_for is not None)
+    assert len(slots) == 6
+    gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
+    assert all(gap >= timedelta(seconds=0.3) for gap in gaps), gaps
