@@ -107,6 +107,7 @@ def create_app(
     app.state.email = email or LogEmailSender()
     app.state.events = events
     app.state.login_limiter = LoginLimiter(
+        database,
         per_account=settings.auth.login_attempts_per_account,
         per_ip=settings.auth.login_attempts_per_ip,
         window_seconds=settings.auth.login_window_seconds,

@@ -1,6 +1,6 @@
 """Every table of the API, imported in one place for Alembic and the app."""
 
-from socialflow.api.auth.models import AccessToken, OAuthAccount, User
+from socialflow.api.auth.models import AccessToken, LoginAttempt, OAuthAccount, User
 from socialflow.api.flows.models import Flow, FlowStatus, FlowVersion
 from socialflow.api.workspaces.models import Membership, Role, Workspace
 from socialflow.core.credentials import Credential
@@ -11,6 +11,7 @@ __all__ = [
     "Flow",
     "FlowStatus",
     "FlowVersion",
+    "LoginAttempt",
     "Membership",
     "OAuthAccount",
     "Role",

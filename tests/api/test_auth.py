@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import httpx
@@ -166,9 +167,11 @@ async def test_login_is_rate_limited_per_address(db: Any, test_registry: Any) ->
         },
     )
     app = create_app(settings, db=db, registry=test_registry)
+    # attempts are counted in the database other tests share: an address of this test's own
+    address = f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{secrets.randbelow(256)}"
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
+            transport=httpx.ASGITransport(app=app, client=(address, 40000)), base_url="http://t"
         ) as client:
             codes = [
                 (
@@ -181,6 +184,41 @@ async def test_login_is_rate_limited_per_address(db: Any, test_registry: Any) ->
             ]
     assert codes[:4] == [400] * 4
     assert codes[4:] == [429, 429]
+
+
+async def test_replicas_share_one_login_limit(db: Any, test_registry: Any) -> None:
+    """Two API replicas on one database count the same attempts: failures spread across both
+    reach the per-account limit, and a success on either forgets them."""
+    settings = api_settings(
+        db.url,
+        auth={
+            "login_attempts_per_account": 3,
+            "login_attempts_per_ip": 100,
+            "login_window_seconds": 60,
+        },
+    )
+    apps = [create_app(settings, db=db, registry=test_registry) for _ in range(2)]
+    async with apps[0].router.lifespan_context(apps[0]), apps[1].router.lifespan_context(apps[1]):
+        clients = [
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+            for app in apps
+        ]
+        try:
+            actor = await sign_up(clients[0])
+            good = {"username": actor.email, "password": PASSWORD}
+            wrong = {"username": actor.email.upper(), "password": "wrong password"}
+            assert (await clients[0].post("/api/auth/token", data=wrong)).status_code == 400
+            assert (await clients[1].post("/api/auth/token", data=good)).status_code == 200
+            # the success on replica 1 cleared replica 0's failure: three more fit
+            for client in (clients[0], clients[1], clients[0]):
+                assert (await client.post("/api/auth/token", data=wrong)).status_code == 400
+            for client in clients:
+                limited = await client.post("/api/auth/token", data=good)
+                assert limited.status_code == 429, limited.text
+                assert "this account" in limited.json()["message"]
+        finally:
+            for client in clients:
+                await client.aclose()
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/api/users/me", "/nope"])

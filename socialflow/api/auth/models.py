@@ -9,12 +9,12 @@ from fastapi_users_db_sqlalchemy import (
     SQLAlchemyBaseUserTableUUID,
 )
 from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyBaseAccessTokenTableUUID
-from sqlalchemy import String
+from sqlalchemy import BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from socialflow.core.db import Base, utcnow
 
-__all__ = ["AccessToken", "OAuthAccount", "User"]
+__all__ = ["AccessToken", "LoginAttempt", "OAuthAccount", "User"]
 
 
 class OAuthAccount(SQLAlchemyBaseOAuthAccountTableUUID, Base):
@@ -38,3 +38,17 @@ class AccessToken(SQLAlchemyBaseAccessTokenTableUUID, Base):
     """A browser session: deleting the row signs the session out everywhere at once."""
 
     __tablename__ = "access_token"
+
+
+class LoginAttempt(Base):
+    """One counted attempt: every attempt from an address, failures for an account."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (Index("ix_login_attempt_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    #: ``ip:<address>`` or ``account:<lower-cased login>``
+    key: Mapped[str] = mapped_column(String(400))
+    at: Mapped[datetime] = mapped_column(index=True)

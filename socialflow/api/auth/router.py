@@ -42,13 +42,13 @@ async def _authenticate(
     request: Request, form: OAuth2PasswordRequestForm, manager: UserManager
 ) -> User:
     limiter: LoginLimiter = request.app.state.login_limiter
-    limiter.check(_client_ip(request), form.username)
+    await limiter.check(_client_ip(request), form.username)
     user = await manager.authenticate(form)
     if user is None or not user.is_active:
-        limiter.failed(form.username)
+        await limiter.failed(form.username)
         msg = "wrong email or password"
         raise UserError(msg, code="login_bad_credentials")
-    limiter.succeeded(form.username)
+    await limiter.succeeded(form.username)
     return user
 
 
