@@ -6,7 +6,7 @@ TOOLS := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: install frontend up test test-fast lint fmt typecheck bench clean
+.PHONY: install frontend up test test-fast lint fmt typecheck bench scale clean
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
@@ -49,6 +49,10 @@ fmt: install
 
 typecheck: install
 	$(RUN) mypy
+
+# 5,000 Instagram webhooks through NGINX to 3 APIs, run by 1 then 3 workers (~15 min here)
+scale: install
+	$(RUN) python bench/scale.py
 
 bench: install
 	$(RUN) python bench/node_overhead.py

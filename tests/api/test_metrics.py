@@ -70,8 +70,9 @@ async def test_series_move_after_a_webhook_runs_through_a_worker(
     pending = await scrape(client)
     received = "socialflow_events_received_total"
     deduplicated = "socialflow_events_deduplicated_total"
-    assert total(pending, received, source="webhook") == total(before, received, source="webhook") + 2
-    assert total(pending, deduplicated, source="webhook") == total(before, deduplicated, source="webhook") + 1
+    hooks = {"source": "webhook"}
+    assert total(pending, received, **hooks) == total(before, received, **hooks) + 2
+    assert total(pending, deduplicated, **hooks) == total(before, deduplicated, **hooks) + 1
     assert pending[("socialflow_dispatch_lag_seconds", ())] >= 0
 
     worker = Worker(runtime, concurrency=2, poll_interval=0.05)

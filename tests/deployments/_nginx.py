@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -149,7 +150,9 @@ def htpasswd(path: Path, user: str, password: str) -> None:
     path.write_text(f"{user}:{hashed}\n")
 
 
-def _sub(text: str, pattern: str, replacement: str, count: int) -> str:
+def _sub(
+    text: str, pattern: str, replacement: str | Callable[[re.Match[str]], str], count: int
+) -> str:
     """Replace ``pattern`` exactly ``count`` times, failing when the config no longer has it."""
     new, made = re.subn(pattern, replacement, text)
     assert made == count, f"expected {count} match(es) of {pattern!r} in the config, found {made}"
@@ -168,8 +171,19 @@ class Rendered:
     cert: Path
 
 
-def render(prefix: Path, *, api_port: int, prefect_port: int, htpasswd_file: Path) -> Rendered:
-    """Copy the project's NGINX files to ``prefix``, adapted to loopback and temporary paths."""
+def render(
+    prefix: Path,
+    *,
+    api_port: int | Sequence[int],
+    prefect_port: int,
+    htpasswd_file: Path,
+    worker_processes: int = 1,
+) -> Rendered:
+    """Copy the project's NGINX files to ``prefix``, adapted to loopback and temporary paths.
+
+    ``api_port`` may name several API replicas: each becomes a server of the upstream, as the
+    compose service's DNS name resolving to every replica does.
+    """
     import os
 
     logs = prefix / "logs"
@@ -182,8 +196,14 @@ def render(prefix: Path, *, api_port: int, prefect_port: int, htpasswd_file: Pat
     main = (NGINX_DIR / "nginx.conf").read_text()
     main = _sub(main, r"pid /var/run/nginx\.pid;", f"pid {prefix}/nginx.pid;", 1)
     main = _sub(main, r"/var/log/nginx/", f"{logs}/", 2)
-    main = _sub(main, r"worker_processes auto;", "worker_processes 1;", 1)
-    main = _sub(main, r"server api:8000", f"server 127.0.0.1:{api_port}", 1)
+    main = _sub(main, r"worker_processes auto;", f"worker_processes {worker_processes};", 1)
+    ports = [api_port] if isinstance(api_port, int) else list(api_port)
+    main = _sub(
+        main,
+        r"( *)server api:8000( [^;]*;)",
+        lambda m: "\n".join(f"{m[1]}server 127.0.0.1:{port}{m[2]}" for port in ports),
+        1,
+    )
     main = _sub(main, r"server prefect-server:4200;", f"server 127.0.0.1:{prefect_port};", 1)
     temp = "".join(
         f"    {kind}_temp_path {prefix}/{kind}_temp;\n"
