@@ -170,8 +170,14 @@ def worker(
     dispatch: Annotated[bool, typer.Option(help="Also dispatch inbox events.")] = True,
     metrics_port: Annotated[
         int | None,
-        typer.Option(min=1, max=65535, help="Serve Prometheus /metrics on 127.0.0.1 at this port."),
+        typer.Option(min=1, max=65535, help="Serve Prometheus /metrics at this port."),
     ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            help="Interface of /metrics: loopback, or 0.0.0.0 in a pod Prometheus scrapes."
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run queued executions in this process, as Prefect flow runs, until SIGTERM or Ctrl-C."""
     settings = get_settings()
@@ -180,8 +186,8 @@ def worker(
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr="127.0.0.1")
-        _echo(f"metrics at http://127.0.0.1:{metrics_port}/metrics")
+        start_http_server(metrics_port, addr=metrics_host)
+        _echo(f"metrics at http://{metrics_host}:{metrics_port}/metrics")
     asyncio.run(_work(settings, concurrency, lease_seconds, poll_interval, dispatch=dispatch))
 
 

@@ -315,6 +315,41 @@ def test_k8s_probes_use_real_routes_and_declared_ports() -> None:
         assert probe["path"] in app_paths() and probe["port"] in ports
 
 
+def test_k8s_scrape_annotations_name_ports_the_processes_listen_on() -> None:
+    """Prometheus scrapes every API and worker pod at a port its process really serves, and the
+    network policy lets the monitoring namespace reach exactly those ports."""
+    docs = _k8s_docs()
+    policies = {
+        p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: p
+        for p in _by_kind(docs, "NetworkPolicy").values()
+        if "app.kubernetes.io/component" in p["spec"]["podSelector"].get("matchLabels", {})
+    }
+    for name in ("socialflow-api", "socialflow-worker"):
+        template = _by_kind(docs, "Deployment")[name]["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        container = template["spec"]["containers"][0]
+        args = container["args"]
+        served = args[args.index("--metrics-port" if "--metrics-port" in args else "--port") + 1]
+        assert annotations["prometheus.io/port"] == served, name
+        port = next(p for p in container["ports"] if str(p["containerPort"]) == served)
+        if "--metrics-port" in args:  # the worker's metrics server must listen beyond loopback
+            assert args[args.index("--metrics-host") + 1] == "0.0.0.0"
+        component = template["metadata"]["labels"]["app.kubernetes.io/component"]
+        allowed = [
+            rule
+            for rule in policies[component]["spec"]["ingress"]
+            if any(
+                s.get("namespaceSelector", {})
+                .get("matchLabels", {})
+                .get("kubernetes.io/metadata.name")
+                == "monitoring"
+                for s in rule["from"]
+            )
+        ]
+        assert any(port["name"] in [p["port"] for p in r["ports"]] for r in allowed), name
+
+
 def test_k8s_prefect_and_autoscaling_wiring() -> None:
     docs = _k8s_docs()
     config = _by_kind(docs, "ConfigMap")["socialflow-config"]["data"]
