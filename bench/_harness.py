@@ -574,3 +574,44 @@ def load_average() -> str:
     """The 1-minute load average, for the tables' footnotes (the machine is shared)."""
     with open("/proc/loadavg") as f:
         return f.read().split()[0]
+
+
+# ------------------------------------------------------------------------------- instagram
+
+#: comment (keyword filter) -> logic.condition -> instagram.reply_comment
+REPLY_FLOW: dict[str, Any] = {
+    "nodes": [
+        {
+            "id": "comment",
+            "kind": "instagram.comment",
+            "label": "Comment",
+            "config": {"keywords": ["price", "cost"]},
+        },
+        {
+            "id": "check",
+            "kind": "logic.condition",
+            "label": "Asks the price?",
+            "config": {"expression": "trigger.text | lower is containing('price')"},
+        },
+        {
+            "id": "reply",
+            "kind": "instagram.reply_comment",
+            "label": "Reply",
+            "config": {"message": "Thanks {{ trigger.from_username }}, prices are in your DMs!"},
+        },
+    ],
+    "edges": [
+        {"source": "comment", "source_port": "event", "target": "check"},
+        {"source": "check", "source_port": "true", "target": "reply"},
+    ],
+}
+
+
+def emulator_process(home: Path, port: int) -> ManagedProcess:
+    """The Graph API emulator as its own process; healthy once its control API answers."""
+    return ManagedProcess(
+        name="graph api emulator",
+        argv=[sys.executable, "-m", "socialflow.instagram.emulator", "--port", str(port)],
+        log_path=home / "logs" / "emulator.log",
+        health_url=f"http://127.0.0.1:{port}/_emulator/calls",
+    )

@@ -36,10 +36,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import (
+    REPLY_FLOW,
     Stack,
     app_settings,
     apply_env,
     base_env,
+    emulator_process,
     free_port,
     load_average,
     log,
@@ -47,39 +49,12 @@ from _harness import (
     print_table,
 )
 
-from socialflow.stack import ManagedProcess, api_server
+from socialflow.stack import api_server
 
 ACCOUNT = "17841400000000001"
 TOKEN = "IGQ-bench-" + uuid.uuid4().hex
 APP_SECRET = "bench-secret"
 FINAL = ("completed", "failed", "crashed", "cancelled")
-
-REPLY_FLOW: dict[str, Any] = {
-    "nodes": [
-        {
-            "id": "comment",
-            "kind": "instagram.comment",
-            "label": "Comment",
-            "config": {"keywords": ["price", "cost"]},
-        },
-        {
-            "id": "check",
-            "kind": "logic.condition",
-            "label": "Asks the price?",
-            "config": {"expression": "trigger.text | lower is containing('price')"},
-        },
-        {
-            "id": "reply",
-            "kind": "instagram.reply_comment",
-            "label": "Reply",
-            "config": {"message": "Thanks {{ trigger.from_username }}, prices are in your DMs!"},
-        },
-    ],
-    "edges": [
-        {"source": "comment", "source_port": "event", "target": "check"},
-        {"source": "check", "source_port": "true", "target": "reply"},
-    ],
-}
 
 STAGES = [
     ("200 answered", "answered"),
@@ -91,16 +66,6 @@ STAGES = [
 
 def _ms(later: datetime | None, earlier: datetime) -> float:
     return (later - earlier).total_seconds() * 1000 if later else float("nan")
-
-
-def emulator_process(home: Path, port: int) -> ManagedProcess:
-    """The Graph API emulator as its own process; healthy once its control API answers."""
-    return ManagedProcess(
-        name="graph api emulator",
-        argv=[sys.executable, "-m", "socialflow.instagram.emulator", "--port", str(port)],
-        log_path=home / "logs" / "emulator.log",
-        health_url=f"http://127.0.0.1:{port}/_emulator/calls",
-    )
 
 
 async def prepare(url: str) -> tuple[uuid.UUID, uuid.UUID]:

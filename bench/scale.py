@@ -46,12 +46,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import (
+    REPLY_FLOW,
     ROOT,
     CpuGroups,
     Stack,
     app_settings,
     apply_env,
     base_env,
+    emulator_process,
     free_port,
     load_average,
     log,
@@ -59,7 +61,6 @@ from _harness import (
     print_table,
     sampled,
 )
-from instagram_reply import REPLY_FLOW, emulator_process
 
 from socialflow.stack import ManagedProcess, api_server
 
