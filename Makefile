@@ -50,7 +50,7 @@ fmt: install
 typecheck: install
 	$(RUN) mypy
 
-# 5,000 Instagram webhooks through NGINX to 3 APIs, run by 1 then 3 workers (~15 min here)
+# 5,000 Instagram webhooks through NGINX to 3 APIs, run by 1 and 3 workers in turn (~15 min here)
 scale: install
 	$(RUN) python bench/scale.py
 
