@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from socialflow.core.credentials import Credential, open_credential
 from socialflow.core.crypto import KeyWrapper
@@ -31,6 +31,11 @@ from socialflow.instagram._policy import Verdict, check_action
 from socialflow.instagram.client import GraphClient
 
 __all__ = ["ActionRequest", "ActionResult", "InstagramGateway"]
+
+#: how long past the request timeout a ``sending`` row may stay silent before its sender counts
+#: as gone, and how often a waiting run looks at it
+SETTLE_MARGIN = 10.0
+SETTLE_POLL_SECONDS = 0.2
 
 Action = Literal["reply_comment", "private_reply", "send_dm", "hide_comment"]
 
@@ -166,6 +171,10 @@ class InstagramGateway:
                     "scheduled_for": slot,
                 },
             )
+        if row.status == OutboxStatus.SENDING:
+            # another run of the same step (a lapsed lease re-claimed elsewhere) may be calling
+            # Meta right now: its outcome decides this one
+            row = await self._settle(row)
         if row.status in (OutboxStatus.SENT, OutboxStatus.SANDBOXED):
             return _result(row, duplicate=not created)
         if row.status == OutboxStatus.REFUSED:
@@ -179,9 +188,9 @@ class InstagramGateway:
             )
             raise UserError(msg, code=row.error_code or "instagram_failed")
         if row.status == OutboxStatus.SENDING and request.action != "private_reply":
-            # a process died during the call: Meta may have it, and a second public reply or
-            # DM is worse than none, so this one is given up (private replies are safe: Meta
-            # refuses a second one)
+            # the sender stopped answering during the call: Meta may have it, and a second
+            # public reply or DM is worse than none, so this one is given up (private replies
+            # are safe: Meta refuses a second one)
             await self._finish(
                 row.id,
                 OutboxStatus.FAILED,
@@ -235,11 +244,16 @@ class InstagramGateway:
                 f"Instagram account @{account.username}: token {account.token_status}; reconnect it"
             )
             raise UserError(msg, code="instagram_token_invalid")
-        async with self.db.sessionmaker() as session:
-            fresh = await session.get(OutboxMessage, row.id)
-            assert fresh is not None
-            fresh.status, fresh.attempts = OutboxStatus.SENDING, fresh.attempts + 1
-            await session.commit()
+        if not await self._take(row):
+            # another run of this step took the send between our read and now
+            settled = await self._settle(row)
+            if settled.status == OutboxStatus.SENT:
+                return _result(settled, duplicate=True)
+            msg = (
+                f"Instagram {request.action.replace('_', ' ')}: another attempt of this step "
+                f"is {settled.status}; retrying"
+            )
+            raise TransientError(msg, retry_after=1.0)
         client = GraphClient(
             await self._token(account),
             self.settings,
@@ -263,6 +277,40 @@ class InstagramGateway:
             await client.aclose()
         done = await self._finish(row.id, OutboxStatus.SENT, response=response)
         return _result(done, duplicate=False)
+
+    async def _take(self, row: OutboxMessage) -> bool:
+        """Move the row to ``sending`` only if nobody changed it since it was read: of two runs
+        racing for one send, exactly one calls Meta."""
+        async with self.db.sessionmaker() as session:
+            taken = await session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == row.id,
+                    OutboxMessage.status == row.status,
+                    OutboxMessage.attempts == row.attempts,
+                )
+                .values(
+                    status=OutboxStatus.SENDING,
+                    attempts=OutboxMessage.attempts + 1,
+                    updated_at=utcnow(),
+                )
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        return _rowcount(taken) == 1
+
+    async def _settle(self, row: OutboxMessage) -> OutboxMessage:
+        """Wait while another sender may still be calling Meta for ``row``; the row once it
+        leaves ``sending``, or as it is when its sender has been silent past the request
+        timeout (then it died mid-call)."""
+        patience = timedelta(seconds=self.settings.request_timeout_seconds + SETTLE_MARGIN)
+        while True:
+            async with self.db.sessionmaker() as session:
+                fresh = await session.get(OutboxMessage, row.id)
+            assert fresh is not None
+            if fresh.status != OutboxStatus.SENDING or utcnow() - fresh.updated_at > patience:
+                return fresh
+            await asyncio.sleep(SETTLE_POLL_SECONDS)
 
     async def _token(self, account: InstagramAccount) -> str:
         async with self.db.sessionmaker() as session:
@@ -308,6 +356,10 @@ class InstagramGateway:
             await session.commit()
             await session.refresh(row)
             return row
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def _call(client: GraphClient, request: ActionRequest, verdict: Verdict) -> dict[str, Any]:

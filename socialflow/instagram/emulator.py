@@ -208,6 +208,9 @@ def _graph(
         if fault is None:
             raise
     headers = state.usage(account)
+    slow = 0.0
+    if fault is not None and fault.get("kind") == "slow":  # performed, answered late
+        slow, fault = float(fault.get("seconds", 1)), None
     if fault is not None:
         return _fault_reply(fault, headers)
     assert account is not None
@@ -220,7 +223,7 @@ def _graph(
         state, account, method, parts, params, body if isinstance(body, dict) else {}
     )
     state.record(method, rest, account.ig_user_id, params, body)
-    return Reply(200, result, state.usage(account))
+    return Reply(200, result, state.usage(account), delay=slow)
 
 
 def _dispatch(

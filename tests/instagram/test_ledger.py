@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import timedelta
+from typing import Any
 
+from socialflow.core.db import utcnow
+from socialflow.instagram import OutboxMessage
+from socialflow.instagram._gateway import SETTLE_MARGIN, ActionRequest, InstagramGateway
 from socialflow.instagram.emulator import GraphEmulator
 from socialflow.orchestration import EngineRuntime
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
@@ -114,9 +120,90 @@ async def test_an_interrupted_send_is_not_repeated(
     meta = {"execution_id": uuid.uuid4(), "flow_id": uuid.uuid4(), "flow_version_id": uuid.uuid4()}
     await run_action(runtime, account, spec, event, **meta)
     async with runtime.db.sessionmaker() as session:
-        await session.execute(update(OutboxMessage).values(status="sending"))
+        # its sender went silent longer ago than a call can take
+        silent = utcnow() - timedelta(seconds=runtime.settings.instagram.request_timeout_seconds)
+        await session.execute(
+            update(OutboxMessage).values(
+                status="sending", updated_at=silent - timedelta(seconds=SETTLE_MARGIN + 1)
+            )
+        )
         await session.commit()
     await forget_node_runs(runtime, meta["execution_id"])
     again = await run_action(runtime, account, spec, event, **meta)
     assert again.status == "failed" and node_run(again).error_code == "instagram_outcome_unknown"
     assert len(graph_emulator.calls("/replies")) == 1
+
+
+def _twin_gateways(runtime: EngineRuntime, account: Any) -> list[InstagramGateway]:
+    """Two runs of one step, as when a lapsed lease lets a second worker run the execution."""
+    ids = {"flow_id": uuid.uuid4(), "flow_version_id": uuid.uuid4(), "execution_id": uuid.uuid4()}
+    return [
+        InstagramGateway(
+            runtime.db,
+            runtime.key_wrapper(),
+            runtime.settings.instagram,
+            None,
+            workspace_id=account.workspace_id,
+            sandbox=False,
+            **ids,
+        )
+        for _ in range(2)
+    ]
+
+
+async def test_a_second_run_of_a_step_waits_for_the_send_in_flight(
+    runtime: EngineRuntime,
+    graph_emulator: GraphEmulator,  # noqa: F811
+) -> None:
+    use_emulator(runtime, graph_emulator)
+    account = await connect_account(runtime)
+    comment = graph_emulator.state.add_comment({"account": ACCOUNT})["id"]
+    graph_emulator.state.add_fault({"kind": "slow", "seconds": 1.0, "path_contains": "/replies"})
+    first_run, second_run = _twin_gateways(runtime, account)
+    request = ActionRequest(node_id="reply", action="reply_comment", target=comment, text="Hi!")
+    first = asyncio.create_task(first_run.perform(request))
+    while not [r for r in await ledger(runtime, account_id=account.id) if r.status == "sending"]:
+        assert not first.done(), first
+        await asyncio.sleep(0.02)
+    # the first is waiting for Meta's answer: the second must neither send nor give up
+    second = await second_run.perform(request)
+    done = await first
+    assert (done.status, done.duplicate) == ("sent", False)
+    assert (second.status, second.duplicate, second.ledger_id) == ("sent", True, done.ledger_id)
+    assert len(graph_emulator.calls("/replies")) == 1
+
+
+async def test_of_two_runs_racing_for_a_queued_send_one_takes_it(
+    runtime: EngineRuntime,
+    graph_emulator: GraphEmulator,  # noqa: F811
+) -> None:
+    """Both read the row while it was queued; only one may move it to sending."""
+    from sqlalchemy import select
+
+    use_emulator(runtime, graph_emulator, private_reply_limit=1, private_reply_window_seconds=60)
+    account = await connect_account(runtime)
+    first_run, second_run = _twin_gateways(runtime, account)
+    async with runtime.db.sessionmaker() as session:
+        session.add(
+            OutboxMessage(
+                idempotency_key=f"race:{uuid.uuid4()}",
+                workspace_id=account.workspace_id,
+                account_id=account.id,
+                node_id="reply",
+                action="reply_comment",
+                target="c1",
+                payload={"text": "hi"},
+                status="queued",
+                policy_verdict="allowed",
+            )
+        )
+        await session.commit()
+        (row,) = (
+            await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.account_id == account.id)
+            )
+        ).all()
+    takes = await asyncio.gather(first_run._take(row), second_run._take(row))
+    assert sorted(takes) == [False, True]
+    (after,) = await ledger(runtime, account_id=account.id)
+    assert (after.status, after.attempts) == ("sending", 1)
