@@ -1,22 +1,28 @@
+import { lazy, Suspense } from "react";
 import { Navigate, Route, Routes, useLocation } from "react-router-dom";
 import { ApiError } from "./api/client";
 import { Shell } from "./components/Shell";
 import { SignIn } from "./pages/SignIn";
 import { Welcome } from "./pages/Welcome";
-import { FlowsList } from "./pages/FlowsList";
-import { Builder } from "./builder/Builder";
-import { RunsList } from "./pages/RunsList";
-import { RunDetail } from "./pages/RunDetail";
-import { Credentials } from "./pages/Credentials";
-import { Members } from "./pages/Members";
-import { ComingSoon } from "./pages/ComingSoon";
-import { Instagram } from "./pages/Instagram";
 import { useMe } from "./state";
+
+// pages load on first visit: the sign-in and flows list do not carry React Flow and the forms
+const FlowsList = lazy(() => import("./pages/FlowsList").then((m) => ({ default: m.FlowsList })));
+const Builder = lazy(() => import("./builder/Builder").then((m) => ({ default: m.Builder })));
+const RunsList = lazy(() => import("./pages/RunsList").then((m) => ({ default: m.RunsList })));
+const RunDetail = lazy(() => import("./pages/RunDetail").then((m) => ({ default: m.RunDetail })));
+const Credentials = lazy(() => import("./pages/Credentials").then((m) => ({ default: m.Credentials })));
+const Members = lazy(() => import("./pages/Members").then((m) => ({ default: m.Members })));
+const KnowledgeBases = lazy(() => import("./pages/Knowledge").then((m) => ({ default: m.KnowledgeBases })));
+const KnowledgeBasePage = lazy(() => import("./pages/Knowledge").then((m) => ({ default: m.KnowledgeBasePage })));
+const Instagram = lazy(() => import("./pages/Instagram").then((m) => ({ default: m.Instagram })));
+
+const LOADING = <p className="center muted">Loading…</p>;
 
 function RequireUser({ children }: { children: JSX.Element }) {
   const me = useMe();
   const location = useLocation();
-  if (me.isPending) return <p className="center muted">Loading…</p>;
+  if (me.isPending) return LOADING;
   if (me.error instanceof ApiError && me.error.status === 401) {
     return <Navigate to="/signin" replace state={{ from: location.pathname }} />;
   }
@@ -26,23 +32,26 @@ function RequireUser({ children }: { children: JSX.Element }) {
 
 export function App() {
   return (
-    <Routes>
-      <Route path="/signin" element={<SignIn mode="signin" />} />
-      <Route path="/register" element={<SignIn mode="register" />} />
-      <Route path="/forgot" element={<SignIn mode="forgot" />} />
-      <Route path="/" element={<RequireUser><Welcome /></RequireUser>} />
-      <Route path="/w/:ws" element={<RequireUser><Shell /></RequireUser>}>
-        <Route index element={<Navigate to="flows" replace />} />
-        <Route path="flows" element={<FlowsList />} />
-        <Route path="flows/:flowId" element={<Builder />} />
-        <Route path="runs" element={<RunsList />} />
-        <Route path="runs/:executionId" element={<RunDetail />} />
-        <Route path="credentials" element={<Credentials />} />
-        <Route path="members" element={<Members />} />
-        <Route path="knowledge" element={<ComingSoon what="Knowledge bases" />} />
-        <Route path="instagram" element={<Instagram />} />
-      </Route>
-      <Route path="*" element={<p className="center">Page not found. <a href="/">Home</a></p>} />
-    </Routes>
+    <Suspense fallback={LOADING}>
+      <Routes>
+        <Route path="/signin" element={<SignIn mode="signin" />} />
+        <Route path="/register" element={<SignIn mode="register" />} />
+        <Route path="/forgot" element={<SignIn mode="forgot" />} />
+        <Route path="/" element={<RequireUser><Welcome /></RequireUser>} />
+        <Route path="/w/:ws" element={<RequireUser><Shell /></RequireUser>}>
+          <Route index element={<Navigate to="flows" replace />} />
+          <Route path="flows" element={<FlowsList />} />
+          <Route path="flows/:flowId" element={<Builder />} />
+          <Route path="runs" element={<RunsList />} />
+          <Route path="runs/:executionId" element={<RunDetail />} />
+          <Route path="credentials" element={<Credentials />} />
+          <Route path="members" element={<Members />} />
+          <Route path="knowledge" element={<KnowledgeBases />} />
+          <Route path="knowledge/:kbId" element={<KnowledgeBasePage />} />
+          <Route path="instagram" element={<Instagram />} />
+        </Route>
+        <Route path="*" element={<p className="center">Page not found. <a href="/">Home</a></p>} />
+      </Routes>
+    </Suspense>
   );
 }

@@ -14,6 +14,11 @@ export type ExecutionSummary = Schemas["ExecutionSummaryRead"];
 export type Workspace = Schemas["WorkspaceRead"];
 export type Role = Schemas["Role"];
 export type GraphProblem = Schemas["GraphProblem"];
+export type KnowledgeBase = Schemas["KnowledgeBaseRead"];
+export type KnowledgeDocument = Schemas["DocumentRead"];
+export type SearchHit = Schemas["SearchHit"];
+export type SampleEvent = Schemas["SampleEvent"];
+export type OutboxEntry = Schemas["OutboxRead"];
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
@@ -23,10 +28,16 @@ export function cookie(name: string): string | undefined {
   return hit ? decodeURIComponent(hit.slice(name.length + 1)) : undefined;
 }
 
+/** The CSRF double-submit header a cookie-authenticated write needs: the readable `sf_csrf`
+ * cookie echoed as `X-CSRF-Token` (empty for safe methods or before the cookie is set). */
+export function csrfHeaders(method: string): Record<string, string> {
+  const token = cookie("sf_csrf");
+  return UNSAFE.has(method.toUpperCase()) && token ? { "X-CSRF-Token": token } : {};
+}
+
 const csrf: Middleware = {
   onRequest({ request }) {
-    const token = cookie("sf_csrf");
-    if (UNSAFE.has(request.method) && token) request.headers.set("X-CSRF-Token", token);
+    for (const [name, value] of Object.entries(csrfHeaders(request.method))) request.headers.set(name, value);
     return request;
   },
 };

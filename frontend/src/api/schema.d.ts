@@ -860,6 +860,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/instagram/sample-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Instagram Sample Events
+         * @description A comment, a DM and a mention as Instagram triggers receive them, to test drafts with.
+         */
+        get: operations["list_instagram_sample_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workspaces/{workspace_id}/knowledge-bases": {
         parameters: {
             query?: never;
@@ -2575,6 +2595,29 @@ export interface components {
              * @description Secret access key.
              */
             secret_access_key: string;
+        };
+        /**
+         * SampleEvent
+         * @description A sample event as an Instagram trigger receives it, to test a draft with.
+         */
+        SampleEvent: {
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "comment" | "dm" | "mention";
+            /**
+             * Label
+             * @description What the sample is, in words.
+             */
+            label: string;
+            /**
+             * Payload
+             * @description The trigger payload (edit before running).
+             */
+            payload: {
+                [key: string]: unknown;
+            };
         };
         /**
          * SearchHit
@@ -6531,6 +6574,8 @@ export interface operations {
                 account_id?: string | null;
                 /** @description Only this flow. */
                 flow_id?: string | null;
+                /** @description Only what this run wrote (e.g. a sandbox test). */
+                execution_id?: string | null;
                 /** @description Only this status. */
                 status?: ("queued" | "sending" | "sent" | "sandboxed" | "refused" | "failed") | null;
                 /** @description Entries created before this. */
@@ -6554,6 +6599,74 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OutboxPage"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_instagram_sample_events: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SampleEvent"][];
                 };
             };
             /** @description Bad input. */

@@ -1,11 +1,14 @@
-import { useEffect, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { api, errorText, ok, type Flow } from "../api/client";
 import { ErrorNote } from "../components/ErrorNote";
 import { StatusBadge, duration } from "../components/Status";
+import { instagramTriggerSample, preselected, sampleText, usesInstagram } from "../instagram/samples";
 import { useRunStream, type StreamMessage } from "../live";
+import { useNodeTypes } from "../state";
 import type { EditorGraph } from "./graph";
 import type { NodeRunState } from "./SfNode";
+import { TestLedger } from "./TestLedger";
 
 const DONE = new Set(["completed", "failed", "cancelled", "crashed"]);
 
@@ -32,6 +35,35 @@ export function TestPanel({ flow, graph, workspaceId, readOnly, beforeRun, onSam
   const [executionId, setExecutionId] = useState<string>();
   const [status, setStatus] = useState<string>();
   const [tick, setTick] = useState(0);
+  const [picked, setPicked] = useState("");
+  const [edited, setEdited] = useState(false);
+  const kinds = useNodeTypes();
+  const nodeKinds = useMemo(() => graph.nodes.map((n) => n.data.kind), [graph.nodes]);
+  const triggerSample = instagramTriggerSample(nodeKinds, (kind) => kinds.data?.byKind.get(kind)?.category);
+
+  const samples = useQuery({
+    queryKey: ["ig-sample-events", workspaceId],
+    queryFn: async () =>
+      ok(await api.GET("/api/workspaces/{workspace_id}/instagram/sample-events", { params: { path: { workspace_id: workspaceId } } })),
+    enabled: Boolean(triggerSample),
+    staleTime: 60_000,
+  });
+
+  // the trigger's own kind of sample replaces the default payload until the user changes it
+  useEffect(() => {
+    if (edited || !samples.data) return;
+    const sample = preselected(samples.data, triggerSample);
+    if (!sample) return;
+    setText(sampleText(sample));
+    setPicked(String(samples.data.indexOf(sample)));
+  }, [samples.data, triggerSample, edited]);
+
+  const pick = (value: string) => {
+    setPicked(value);
+    setEdited(true);
+    const sample = samples.data?.[Number(value)];
+    if (value !== "" && sample) setText(sampleText(sample));
+  };
 
   useEffect(() => {
     try {
@@ -97,9 +129,32 @@ export function TestPanel({ flow, graph, workspaceId, readOnly, beforeRun, onSam
   const nodes = detail.data?.node_runs ?? [];
   return (
     <div className="panel">
+      {triggerSample && (
+        <label>
+          Sample event
+          <select value={picked} onChange={(e) => pick(e.target.value)}>
+            <option value="">My own JSON (paste or edit below)</option>
+            {(samples.data ?? []).map((sample, index) => (
+              <option key={`${sample.kind}-${index}`} value={String(index)}>
+                {sample.label}
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
+      <ErrorNote error={samples.error} />
       <label>
         Sample payload (JSON)
-        <textarea rows={7} value={text} onChange={(e) => setText(e.target.value)} spellCheck={false} className="mono" />
+        <textarea
+          rows={triggerSample ? 12 : 7}
+          value={text}
+          onChange={(e) => {
+            setEdited(true);
+            setText(e.target.value);
+          }}
+          spellCheck={false}
+          className="mono"
+        />
       </label>
       {parseError && <p className="error">{parseError}</p>}
       {!readOnly && (
@@ -115,6 +170,9 @@ export function TestPanel({ flow, graph, workspaceId, readOnly, beforeRun, onSam
             Test run {status && <StatusBadge status={status} />} {connected ? "" : <span className="muted">(reconnecting…)</span>}
           </p>
           {detail.data?.error && <p className="error">{detail.data.error}</p>}
+          {usesInstagram(nodeKinds) && (
+            <TestLedger workspaceId={workspaceId} executionId={executionId} finished={Boolean(status && DONE.has(status))} />
+          )}
           <ol className="node-results">
             {nodes.map((n) => (
               <li key={n.node_id}>

@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from "react";
+import { Suspense, useState, type FormEvent } from "react";
 import { NavLink, Outlet, useNavigate } from "react-router-dom";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api, ok } from "../api/client";
@@ -79,12 +79,8 @@ export function Shell() {
           <NavLink to="runs">Runs</NavLink>
           <NavLink to="credentials">Credentials</NavLink>
           {isAdmin && <NavLink to="members">Members</NavLink>}
-          <NavLink to="knowledge" className="soon" title="Coming soon">
-            Knowledge
-          </NavLink>
-          <NavLink to="instagram" className="soon" title="Coming soon">
-            Instagram
-          </NavLink>
+          <NavLink to="knowledge">Knowledge</NavLink>
+          <NavLink to="instagram">Instagram</NavLink>
         </nav>
         <span className="who" title={me.data?.email}>
           {me.data?.email}
@@ -105,7 +101,10 @@ export function Shell() {
         </p>
       ) : (
         <main>
-          <Outlet />
+          {/* a page's code loads on its first visit; the top bar stays meanwhile */}
+          <Suspense fallback={<p className="center muted">Loading…</p>}>
+            <Outlet />
+          </Suspense>
         </main>
       )}
     </div>
