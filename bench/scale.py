@@ -119,6 +119,8 @@ class Report:
     ledger_per_comment: dict[str, int] = field(default_factory=dict)
     replies_per_comment: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    #: for comments answered other than once: their ledger rows and runs, for diagnosis
+    anomalies: list[dict[str, Any]] = field(default_factory=list)
     ratio: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -416,6 +418,66 @@ async def check(url: str, emulator: str, posts: list[Post], report: Report) -> N
     report.replies_per_comment = {
         str(k): v for k, v in Counter(replies.get(c, 0) for c in comments).items()
     }
+    odd = sorted(c for c in comments if replies.get(c, 0) != 1)[:20]
+    if odd:
+        report.anomalies = await _diagnose(url, odd, replies, calls)
+
+
+async def _diagnose(
+    url: str, comment_ids: list[str], replies: Counter[str], calls: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """What the ledger, the runs and the emulator say about comments not answered once."""
+    from sqlalchemy import select
+
+    from socialflow.core.db import Database
+    from socialflow.instagram import OutboxMessage
+    from socialflow.orchestration import FlowExecution
+
+    db = Database(url)
+    out = []
+    try:
+        async with db.sessionmaker() as session:
+            for comment_id in comment_ids:
+                rows = (
+                    await session.scalars(
+                        select(OutboxMessage).where(OutboxMessage.target == comment_id)
+                    )
+                ).all()
+                runs = []
+                for row in rows:
+                    run = await session.get(FlowExecution, row.execution_id)
+                    if run is not None:
+                        runs.append(
+                            {
+                                "status": run.status,
+                                "attempt": run.attempt,
+                                "claimed_by": run.claimed_by,
+                                "error": (run.error or "")[:300],
+                            }
+                        )
+                out.append(
+                    {
+                        "comment": comment_id,
+                        "replies": replies.get(comment_id, 0),
+                        "reply_calls_at": [
+                            c["at"] for c in calls if c["path"].strip("/").startswith(comment_id)
+                        ],
+                        "ledger": [
+                            {
+                                "status": r.status,
+                                "attempts": r.attempts,
+                                "error": f"{r.error_code}: {r.error_message}"[:300],
+                                "created_at": str(r.created_at),
+                                "sent_at": str(r.sent_at),
+                            }
+                            for r in rows
+                        ],
+                        "runs": runs,
+                    }
+                )
+    finally:
+        await db.dispose()
+    return out
 
 
 def scale_ratio(phases: list[Phase]) -> float:
@@ -599,6 +661,10 @@ def run(args: argparse.Namespace) -> Report:
         asyncio.run(check(db.psycopg_url, emulator, posts, report))
         report.ratio = scale_ratio(report.phases)
         report.problems = verdicts(report)
+        if report.problems:  # keep the logs: the stack removes its directory on a clean exit
+            kept = Path(f"/tmp/socialflow-scale-logs-{time.strftime('%Y%m%d-%H%M%S')}")
+            shutil.copytree(stack.home / "logs", kept)
+            log(f"checks failed; logs kept in {kept}")
         for process in stack.children:
             if process.process is not None and process.name.startswith("socialflow api"):
                 log(f"api pid {pid_of(process)} log {process.log_path}")
@@ -652,6 +718,8 @@ def print_report(report: Report) -> None:
     print(f"metrics moved: {report.metrics}")
     print(f"machine: {os.cpu_count()} cores, shared")
     print("checks: " + ("all passed" if not report.problems else "; ".join(report.problems)))
+    for anomaly in report.anomalies:
+        print(f"  {json.dumps(anomaly, default=str)}")
 
 
 def main() -> None:
