@@ -544,6 +544,9 @@ def run(args: argparse.Namespace) -> Report:
             "SOCIALFLOW_INSTAGRAM_GRAPH_INSTAGRAM_URL": emulator,
             "SOCIALFLOW_INSTAGRAM_GRAPH_FACEBOOK_URL": emulator,
             "SOCIALFLOW_INSTAGRAM_APP_SECRETS": json.dumps([APP_SECRET]),
+            # every process may open twice its pool: 3 APIs and 3 workers at 10 (the default)
+            # would pass PostgreSQL's default max_connections of 100 on this shared server
+            "SOCIALFLOW_DATABASE_POOL_SIZE": str(args.pool_size),
         }
         apply_env(env)  # before Prefect or the settings are imported in this process
         accounts = [
@@ -737,6 +740,9 @@ def main() -> None:
         help="workers per phase, comma-separated (1,3,1,3)",
     )
     parser.add_argument("--senders", type=int, default=32, help="concurrent senders (32)")
+    parser.add_argument(
+        "--pool-size", type=int, default=5, help="SOCIALFLOW_DATABASE_POOL_SIZE per process (5)"
+    )
     parser.add_argument("--worker-concurrency", type=int, default=8, help="runs per worker (8)")
     parser.add_argument("--timeout", type=float, default=3600, help="per phase, s (3600)")
     parser.add_argument("--seed", type=int, default=7, help="where duplicates go (7)")

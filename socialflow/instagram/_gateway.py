@@ -11,11 +11,13 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from socialflow.core.credentials import Credential, open_credential
 from socialflow.core.crypto import KeyWrapper
 from socialflow.core.db import Database, utcnow
 from socialflow.core.errors import TransientError, UserError
+from socialflow.core.logging import get_logger
 from socialflow.core.settings import InstagramSettings
 from socialflow.instagram._errors import GraphError, TokenInvalidError
 from socialflow.instagram._ledger import claim, idempotency_key, prior_private_reply
@@ -36,6 +38,8 @@ __all__ = ["ActionRequest", "ActionResult", "InstagramGateway"]
 #: as gone, and how often a waiting run looks at it
 SETTLE_MARGIN = 10.0
 SETTLE_POLL_SECONDS = 0.2
+_FINISH_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)
+_log = get_logger(__name__)
 
 Action = Literal["reply_comment", "private_reply", "send_dm", "hide_comment"]
 
@@ -254,6 +258,18 @@ class InstagramGateway:
                 f"is {settled.status}; retrying"
             )
             raise TransientError(msg, retry_after=1.0)
+        # once Meta is called, the outcome is recorded even if the run is stopped meanwhile
+        # (a cancel, a lost lease): a send must never be left behind as "sending"
+        return await asyncio.shield(self._call_and_record(account, row, request, verdict, resumed))
+
+    async def _call_and_record(
+        self,
+        account: InstagramAccount,
+        row: OutboxMessage,
+        request: ActionRequest,
+        verdict: Verdict,
+        resumed: bool,
+    ) -> ActionResult:
         client = GraphClient(
             await self._token(account),
             self.settings,
@@ -333,6 +349,27 @@ class InstagramGateway:
                 await session.commit()
 
     async def _finish(
+        self,
+        row_id: uuid.UUID,
+        status: str,
+        *,
+        response: dict[str, Any] | None = None,
+        error: tuple[str, str] | None = None,
+    ) -> OutboxMessage:
+        """Record what became of a send, riding out a database hiccup: a row left in
+        ``sending`` would make the next attempt wait, then give the send up as unknown."""
+        delays = iter(_FINISH_RETRIES)
+        while True:
+            try:
+                return await self._finish_once(row_id, status, response=response, error=error)
+            except (OperationalError, InterfaceError) as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                _log.warning("recording a send failed; retrying", error=repr(exc))
+                await asyncio.sleep(delay)
+
+    async def _finish_once(
         self,
         row_id: uuid.UUID,
         status: str,

@@ -99,8 +99,10 @@ class ExecutionRecorder:
         listeners: tuple[Listener, ...] = (),
         execution_listeners: tuple[ExecutionListener, ...] = (),
         flush_interval: float = 0.1,
+        attempt: int | None = None,
     ) -> None:
         self.db = db
+        self.attempt = attempt
         self.flush_interval = flush_interval
         self.execution_id = execution_id
         self.listeners = listeners
@@ -164,10 +166,16 @@ class ExecutionRecorder:
                 try:
                     await self._flush()
                     async with self.db.session() as session:
-                        await session.execute(
+                        written = await session.execute(
                             update(FlowExecution)
-                            .where(FlowExecution.id == self.execution_id)
+                            .where(FlowExecution.id == self.execution_id, *self._fence())
                             .values(final)
+                        )
+                    if not getattr(written, "rowcount", 1):
+                        _log.warning(
+                            "another worker claimed this execution; its outcome is theirs",
+                            execution_id=str(self.execution_id),
+                            attempt=self.attempt,
                         )
                     break
                 except DBAPIError as exc:
@@ -185,6 +193,17 @@ class ExecutionRecorder:
         finally:
             # after the write, so a listener that reads the row back sees the final status
             self._notify_execution({**self._execution, **final})
+
+    def abandon(self) -> None:
+        """Stop writing: another worker owns the execution now."""
+        self._closing = True
+        self._closed.set()
+        if self._writer is not None:
+            self._writer.cancel()
+
+    def _fence(self) -> list[Any]:
+        """Conditions that hold only while this run's claim is the latest."""
+        return [] if self.attempt is None else [FlowExecution.attempt == self.attempt]
 
     def _notify_execution(self, fields: Mapping[str, Any]) -> None:
         for listener in self.execution_listeners:
@@ -234,6 +253,12 @@ class ExecutionRecorder:
             if row is None:
                 fields.setdefault("trigger_kind", "unknown")
                 session.add(FlowExecution(id=self.execution_id, **fields))
+            elif self.attempt is not None and row.attempt != self.attempt:
+                _log.warning(
+                    "another worker claimed this execution; not recording",
+                    execution_id=str(self.execution_id),
+                    attempt=self.attempt,
+                )
             else:
                 for name, value in fields.items():
                     setattr(row, name, value)

@@ -65,6 +65,8 @@ class RunMeta(BaseModel):
     version: int | None = None
     trigger_event_id: uuid.UUID | None = None
     sandbox: bool = False
+    #: the worker's claim number: the run's writes to the execution row are fenced by it
+    attempt: int | None = None
 
     def tags(self, trigger_kind: str) -> list[str]:
         """Flow-run tags, so runs can be found by workspace, flow and version in Prefect."""
@@ -375,7 +377,11 @@ async def execute_graph(graph: str, trigger: dict[str, Any], meta: RunMeta | dic
     limit = runtime.settings.engine.max_recorded_bytes
     on_node, on_execution = _live_listeners(runtime, meta)
     recorder = ExecutionRecorder(
-        runtime.db, meta.execution_id, listeners=on_node, execution_listeners=on_execution
+        runtime.db,
+        meta.execution_id,
+        listeners=on_node,
+        execution_listeners=on_execution,
+        attempt=meta.attempt,
     )
     recorder.start(
         flow_name=meta.flow_name,
@@ -395,6 +401,9 @@ async def execute_graph(graph: str, trigger: dict[str, Any], meta: RunMeta | dic
         with TagsContext(current_tags=set()):  # tag the flow run only, never its task runs
             await run.execute()
     except asyncio.CancelledError:
+        if meta.execution_id in runtime.lease_lost:
+            recorder.abandon()  # another worker runs it now and records it
+            raise
         if meta.execution_id not in runtime.cancel_requested:
             await asyncio.shield(recorder.finish(ExecutionStatus.FAILED, error=_ABORTED))
             raise

@@ -33,6 +33,9 @@ class EngineRuntime:
     events: ExecutionEvents = field(default_factory=ExecutionEvents)
     #: executions whose cancellation was asked for; their runs end as cancelled, not failed
     cancel_requested: set[uuid.UUID] = field(default_factory=set)
+    #: executions another worker re-claimed while this process still ran them (a lapsed
+    #: lease): their runs stop without writing anything, the new owner records the run
+    lease_lost: set[uuid.UUID] = field(default_factory=set)
     _http: dict[int, httpx.AsyncClient] = field(default_factory=dict, repr=False)
     _keys: LocalKeyWrapper | None = field(default=None, repr=False)
     _stores: StoreCache | None = field(default=None, repr=False)

@@ -190,6 +190,14 @@ class Worker:
         try:
             await self._run(claim)
         except asyncio.CancelledError:
+            if claim.execution_id in self.runtime.lease_lost:
+                _uncancel()
+                self.runtime.lease_lost.discard(claim.execution_id)
+                _log.warning(
+                    "lease lost: another worker runs this execution now; stopped here",
+                    execution_id=str(claim.execution_id),
+                )
+                return
             if claim.execution_id not in self.runtime.cancel_requested:
                 raise
             _uncancel()
@@ -226,6 +234,7 @@ class Worker:
                 version=row.version_number,
                 trigger_event_id=row.trigger_event_id,
                 sandbox=row.sandbox,
+                attempt=claim.attempt,
             )
             trigger: dict[str, Any] = row.trigger_payload or {}
         if graph is None:
@@ -383,22 +392,43 @@ class Worker:
             self._cancel_sent.discard(flow_run.id)
 
     async def _renew_leases(self, stop: asyncio.Event) -> None:
+        """Extend the leases of the runs in progress; stop any run whose execution another
+        worker has claimed meanwhile (its lease lapsed, e.g. while the database was away)."""
         interval = self.lease.total_seconds() / 3
+        wait = interval
         while not stop.is_set():
-            await asyncio.sleep(interval)
+            await asyncio.sleep(wait)
             ids = list(self._inflight)
             if not ids:
                 continue
             try:
                 async with self.db.sessionmaker() as session:
-                    await session.execute(
-                        update(FlowExecution)
-                        .where(FlowExecution.id.in_(ids), FlowExecution.claimed_by == self.name)
-                        .values(lease_until=utcnow() + self.lease)
+                    renewed = set(
+                        (
+                            await session.scalars(
+                                update(FlowExecution)
+                                .where(
+                                    FlowExecution.id.in_(ids),
+                                    FlowExecution.claimed_by == self.name,
+                                )
+                                .values(lease_until=utcnow() + self.lease)
+                                .returning(FlowExecution.id)
+                                .execution_options(synchronize_session=False)
+                            )
+                        ).all()
                     )
                     await session.commit()
             except Exception:
-                _log.exception("renewing leases failed")
+                # retry soon: a lease that lapses lets another worker run the execution too
+                _log.exception("renewing leases failed; retrying in 1 s")
+                wait = 1.0
+                continue
+            wait = interval
+            for execution_id in set(ids) - renewed:
+                task = self._inflight.get(execution_id)
+                if task is not None and not task.done():
+                    self.runtime.lease_lost.add(execution_id)
+                    task.cancel()
 
 
 #: work pools of prefect.yaml's static deployments, run in-process by every worker

@@ -110,3 +110,77 @@ async def test_an_abandoned_run_is_claimed_again_and_completes_once(runtime: Eng
         assert row.claimed_by == second.name
         assert row.trigger_event_id == stored.id
     assert await statuses(runtime, version_id) == {"completed": 1}
+
+
+SLOW: dict[str, Any] = {
+    "nodes": [
+        {"id": "hook", "kind": "trigger.webhook", "label": "Webhook"},
+        {"id": "nap", "kind": "test.sleep", "label": "Nap", "config": {"seconds": 30}},
+    ],
+    "edges": [{"source": "hook", "source_port": "event", "target": "nap"}],
+}
+
+
+async def test_a_worker_that_lost_its_lease_stops_and_writes_nothing(
+    runtime: EngineRuntime,
+) -> None:
+    """While this worker runs an execution, another claims it (the lease lapsed, e.g. while
+    the database was away): this one notices at its next renewal, stops the run, and leaves
+    the row to the new owner."""
+    flow_id, version_id = await publish(runtime.db, runtime.registry, runtime.settings, SLOW)
+    async with runtime.db.sessionmaker() as session:
+        await store_events(session, [hook_event(flow_id, 1)])
+    worker = Worker(runtime, concurrency=1, poll_interval=0.05, lease_seconds=1.5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+
+        async def napping() -> bool:
+            async with runtime.db.sessionmaker() as session:
+                return bool(
+                    await session.scalar(
+                        select(func.count())
+                        .select_from(NodeRun)
+                        .join(FlowExecution, FlowExecution.id == NodeRun.execution_id)
+                        .where(
+                            FlowExecution.flow_version_id == version_id,
+                            NodeRun.node_id == "nap",
+                            NodeRun.status == "running",
+                        )
+                    )
+                )
+
+        await wait_for(napping)
+        async with runtime.db.sessionmaker() as session:
+            row = await session.scalar(
+                select(FlowExecution).where(FlowExecution.flow_version_id == version_id)
+            )
+            assert row is not None and row.claimed_by == worker.name and row.attempt == 1
+            execution_id = row.id
+            # what another worker's claim writes
+            await session.execute(
+                update(FlowExecution)
+                .where(FlowExecution.id == execution_id)
+                .values(
+                    claimed_by="another-worker",
+                    attempt=2,
+                    lease_until=utcnow() + timedelta(minutes=5),
+                )
+            )
+            await session.commit()
+        await wait_for(lambda: _idle(worker), timeout=30)
+    finally:
+        stop.set()
+        await task
+    async with runtime.db.sessionmaker() as session:
+        row = await session.get(FlowExecution, execution_id)
+        assert row is not None
+        # untouched by the stopped run: neither failed nor cancelled nor finished by it
+        assert (row.status, row.claimed_by, row.attempt) == ("running", "another-worker", 2)
+        assert row.finished_at is None and row.error is None
+    assert worker.completed == 0 and worker.cancelled == 0
+    assert execution_id not in runtime.lease_lost
+
+
+async def _idle(worker: Worker) -> bool:
+    return not worker._inflight
