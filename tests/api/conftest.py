@@ -24,6 +24,10 @@ def api_settings(database_url: str, **overrides: Any) -> Settings:
         "database": {"url": database_url},
         "auth": {"login_attempts_per_ip": 100_000, "login_attempts_per_account": 1000},
     }
+    # login attempts are counted in the database every test shares: keep the high limits
+    # unless a test sets them
+    overrides = {**overrides}
+    values["auth"] = {**values["auth"], **overrides.pop("auth", {})}
     values.update(overrides)
     return Settings(**values)
 

@@ -59,6 +59,7 @@ MATRIX: dict[tuple[str, str], str] = {
     # instagram: accounts and the send ledger
     ("GET", "/api/workspaces/{workspace_id}/instagram/accounts"): "viewer",
     ("GET", "/api/workspaces/{workspace_id}/instagram/outbox"): "viewer",
+    ("GET", "/api/workspaces/{workspace_id}/instagram/sample-events"): "viewer",
     ("PATCH", "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}"): "admin",
     ("DELETE", "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}"): "admin",
     ("POST", "/api/workspaces/{workspace_id}/instagram/connect"): "admin",
