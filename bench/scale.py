@@ -563,6 +563,16 @@ def run(args: argparse.Namespace) -> Report:
                     },
                 ).raise_for_status()
             # the emulator's per-account call limit is off unless set: leave it off
+            if args.graph_latency > 0:  # Meta answering late: every reply waits this long
+                control.post(
+                    "/_emulator/fail",
+                    json={
+                        "kind": "slow",
+                        "seconds": args.graph_latency,
+                        "path_contains": "/replies",
+                        "count": args.events,
+                    },
+                ).raise_for_status()
         asyncio.run(prepare(db.psycopg_url, accounts))
         posts = make_posts(emulator, [a for a, _ in accounts], args.events, duplicates, args.seed)
         log(f"{len(posts)} deliveries ({duplicates} duplicates) for {len(accounts)} accounts")
@@ -744,6 +754,12 @@ def main() -> None:
         "--pool-size", type=int, default=5, help="SOCIALFLOW_DATABASE_POOL_SIZE per process (5)"
     )
     parser.add_argument("--worker-concurrency", type=int, default=8, help="runs per worker (8)")
+    parser.add_argument(
+        "--graph-latency",
+        type=float,
+        default=0.0,
+        help="seconds the emulator takes to answer each reply (0): runs that wait on I/O",
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="per phase, s (3600)")
     parser.add_argument("--seed", type=int, default=7, help="where duplicates go (7)")
     parser.add_argument("--json", type=Path, help="write the report here")
