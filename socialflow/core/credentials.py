@@ -22,7 +22,7 @@ from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from socialflow.core.crypto import KeyWrapper, LocalKeyWrapper, Sealed, open_secret, rewrap, seal
-from socialflow.core.db import Base, Database, utcnow
+from socialflow.core.db import Base, Database, rows_touched, utcnow
 from socialflow.core.errors import UserError
 from socialflow.core.logging import get_logger
 
@@ -390,7 +390,7 @@ async def rotate_master_key(db: Database, settings: Settings) -> int:
                     )
                     .execution_options(synchronize_session=False)
                 )
-                count += getattr(result, "rowcount", 0) or 0
+                count += rows_touched(result)
     _log.info("credentials re-wrapped", count=count, key_id=current)
     return count
 

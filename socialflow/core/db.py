@@ -29,6 +29,7 @@ __all__ = [
     "JSONType",
     "TimestampedMixin",
     "UTCDateTime",
+    "rows_touched",
     "utcnow",
 ]
 
@@ -41,6 +42,11 @@ NAMING_CONVENTION = {
 }
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def rows_touched(result: Any) -> int:
+    """Rows an UPDATE or DELETE touched (``rowcount``, typed loosely by SQLAlchemy)."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def utcnow() -> datetime:

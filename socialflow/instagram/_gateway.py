@@ -15,7 +15,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from socialflow.core.credentials import Credential, open_credential
 from socialflow.core.crypto import KeyWrapper
-from socialflow.core.db import Database, utcnow
+from socialflow.core.db import Database, rows_touched, utcnow
 from socialflow.core.errors import TransientError, UserError
 from socialflow.core.logging import get_logger
 from socialflow.core.settings import InstagramSettings
@@ -313,7 +313,7 @@ class InstagramGateway:
                 .execution_options(synchronize_session=False)
             )
             await session.commit()
-        return _rowcount(taken) == 1
+        return rows_touched(taken) == 1
 
     async def _settle(self, row: OutboxMessage) -> OutboxMessage:
         """Wait while another sender may still be calling Meta for ``row``; the row once it
@@ -393,10 +393,6 @@ class InstagramGateway:
             await session.commit()
             await session.refresh(row)
             return row
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def _call(client: GraphClient, request: ActionRequest, verdict: Verdict) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from socialflow.core.settings import InstagramSettings
 from socialflow.instagram._models import InstagramAccount, OutboxMessage, OutboxStatus
 
-__all__ = ["account_lock", "hold_account", "limit_for", "next_slot"]
+__all__ = ["hold_account", "limit_for", "next_slot"]
 
 _PACED = (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.SENT)
 _locks: dict[tuple[int, uuid.UUID], asyncio.Lock] = {}

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from socialflow.core.db import utcnow
+from socialflow.core.db import rows_touched, utcnow
 from socialflow.core.errors import TransientError
 from socialflow.core.logging import get_logger
 from socialflow.knowledge._ingest import IngestContext, ingest_document, set_ingest_context
@@ -160,7 +160,7 @@ class IngestWorker:
                     .where(Document.id == document_id, Document.status == status, guard)
                     .values(**values)
                 )
-                if result.rowcount == 1 and values["status"] == DocumentStatus.PROCESSING:  # type: ignore[attr-defined]  # CursorResult
+                if rows_touched(result) == 1 and values["status"] == DocumentStatus.PROCESSING:
                     claimed.append(document_id)
             await session.commit()
         return claimed

@@ -15,7 +15,7 @@ import uuid
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from socialflow.core.db import utcnow
+from socialflow.core.db import rows_touched, utcnow
 from socialflow.core.errors import ConflictError, NotFoundError
 from socialflow.core.logging import get_logger
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution
@@ -56,7 +56,7 @@ async def request_cancel(
         )
         .execution_options(synchronize_session=False)
     )
-    if getattr(result, "rowcount", 0) == 0:
+    if rows_touched(result) == 0:
         await session.execute(
             update(FlowExecution)
             .where(

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any
 
 from prefect import flow
 from sqlalchemy import delete, func, select, update
 
-from socialflow.core.db import Database, utcnow
+from socialflow.core.db import Database, rows_touched, utcnow
 from socialflow.core.errors import UserError
 from socialflow.core.logging import get_logger
 from socialflow.core.settings import RetentionSettings
@@ -95,9 +94,9 @@ async def prune_tables(db: Database, retention: RetentionSettings) -> PruneRepor
         )
     report = PruneReport(
         executions=executions,
-        inbox_events=_count(inbox),
-        execution_updates=_count(updates),
-        ledger_rows=_count(ledger),
+        inbox_events=rows_touched(inbox),
+        execution_updates=rows_touched(updates),
+        ledger_rows=rows_touched(ledger),
     )
     _log.info("pruned history", **asdict(report))
     return report
@@ -139,7 +138,7 @@ async def redispatch_stuck_events(
             )
             .values(next_attempt_at=now)
         )
-        events = _count(result)
+        events = rows_touched(result)
         if events:
             await notify(session, INBOX_CHANNEL)
         queued = int(
@@ -186,8 +185,3 @@ async def redispatch_stuck(
         get_runtime().db, stuck_minutes=stuck_minutes, queued_minutes=queued_minutes
     )
     return asdict(report)
-
-
-def _count(result: Any) -> int:
-    """Rows a DML statement touched (``rowcount`` is typed loosely by SQLAlchemy)."""
-    return int(getattr(result, "rowcount", 0) or 0)

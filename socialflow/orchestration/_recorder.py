@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from socialflow.core.db import Database, utcnow
+from socialflow.core.db import Database, rows_touched, utcnow
 from socialflow.core.errors import UserError
 from socialflow.core.logging import get_logger
 from socialflow.core.metrics import observe_node
@@ -171,7 +171,7 @@ class ExecutionRecorder:
                             .where(FlowExecution.id == self.execution_id, *self._fence())
                             .values(final)
                         )
-                    if not getattr(written, "rowcount", 1):
+                    if not rows_touched(written):
                         _log.warning(
                             "another worker claimed this execution; its outcome is theirs",
                             execution_id=str(self.execution_id),
