@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -42,6 +43,36 @@ class Usage(BaseModel):
             unpriced_calls=self.unpriced_calls + other.unpriced_calls,
         )
 
+    @classmethod
+    def of_output(cls, output: Any) -> Usage | None:
+        """What one node reported in its output (port → value); None when it called no model.
+
+        AI nodes put a ``usage`` object either on a port of that name or inside the value of the
+        port that fired (the intent classifier); both are counted. Only objects with this
+        model's fields and nothing else count, so a ``usage`` key in some API's answer that an
+        HTTP node passes on is not taken for model usage.
+        """
+        if not isinstance(output, Mapping):
+            return None
+        total: Usage | None = None
+        for port, value in output.items():
+            found = value if port == "usage" else None
+            if found is None and isinstance(value, Mapping):
+                found = value.get("usage")
+            if not isinstance(found, Mapping) or not found.keys() <= _FIELDS:
+                continue
+            try:
+                usage = cls.model_validate(found)
+            except ValueError:
+                continue
+            total = usage if total is None else total.plus(usage)
+        if total is None or (total.calls == 0 and total.total_tokens == 0):
+            return None
+        return total
+
+
+_FIELDS = frozenset(Usage.model_fields)
+
 
 def price_of(settings: Settings, model: str) -> LLMPrice | None:
     """The price of ``model``: an exact entry of the table, else its longest listed prefix.
@@ -61,25 +92,13 @@ def price_of(settings: Settings, model: str) -> LLMPrice | None:
 
 
 def sum_usage(node_outputs: Iterable[Mapping[str, Any]]) -> Usage:
-    """Total usage of a run, from the recorded outputs of its nodes.
-
-    AI nodes put a ``usage`` object either on a port of that name or inside the value of the
-    port that fired (the intent classifier); both are counted, anything else is ignored.
+    """Total usage of a run, from the recorded outputs of its nodes (see ``Usage.of_output``).
 
     Args:
         node_outputs: The output mapping (port → value) of each node run.
+
+    Returns:
+        The sum; all zeros when no node called a model.
     """
-    total: Usage | None = None
-    for output in node_outputs:
-        for port, value in output.items():
-            found = value if port == "usage" else None
-            if found is None and isinstance(value, Mapping):
-                found = value.get("usage")
-            if not isinstance(found, Mapping):
-                continue
-            try:
-                usage = Usage.model_validate(found)
-            except ValueError:
-                continue
-            total = usage if total is None else total.plus(usage)
-    return total or Usage()
+    found = [u for u in map(Usage.of_output, node_outputs) if u is not None]
+    return reduce(Usage.plus, found) if found else Usage()

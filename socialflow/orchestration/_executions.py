@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
@@ -14,6 +14,10 @@ from sqlalchemy.orm import selectinload
 from socialflow.core.errors import NotFoundError
 from socialflow.nodes import NodeRegistry
 from socialflow.orchestration._models import FlowExecution, NodeType
+from socialflow.orchestration._recorder import reported_usage
+
+if TYPE_CHECKING:
+    from socialflow.knowledge import Usage
 
 __all__ = ["ExecutionRead", "NodeRunRead", "get_execution", "sync_node_types"]
 
@@ -47,6 +51,11 @@ class NodeRunRead(BaseModel):
             return None
         return (self.finished_at - self.started_at).total_seconds() * 1000
 
+    @property
+    def usage(self) -> Usage | None:
+        """The model usage the node reported (kept when its output was truncated)."""
+        return reported_usage(self.output)
+
 
 class ExecutionRead(BaseModel):
     """An execution with every node run."""
@@ -67,6 +76,13 @@ class ExecutionRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # model usage summed over the AI nodes, written when the run finishes
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced_calls: int = 0
     node_runs: list[NodeRunRead]
 
     def node(self, node_id: str) -> NodeRunRead:

@@ -14,7 +14,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from functools import reduce
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -25,14 +26,35 @@ from socialflow.core.logging import get_logger
 from socialflow.core.metrics import observe_node
 from socialflow.orchestration._models import FlowExecution, NodeRun
 
-__all__ = ["ExecutionRecorder", "NodeRunRecord", "cap_json", "prune_executions"]
+if TYPE_CHECKING:
+    from socialflow.knowledge import Usage
+
+__all__ = [
+    "ExecutionRecorder",
+    "NodeRunRecord",
+    "cap_json",
+    "prune_executions",
+    "reported_usage",
+]
 
 _log = get_logger(__name__)
 _FINAL_WRITE_RETRIES = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+# flow_execution column → Usage field
+_USAGE_COLUMNS = {
+    "llm_calls": "calls",
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "total_tokens": "total_tokens",
+    "cost_usd": "cost_usd",
+    "unpriced_calls": "unpriced_calls",
+}
 
 
 def cap_json(value: Any, limit: int) -> tuple[Any, bool]:
     """``value`` made JSON-safe, replaced by a truncated preview when larger than ``limit``.
+
+    The preview of a node output keeps the node's model usage under ``usage``: the run's
+    token and cost totals are summed from recorded outputs, so they survive the cap.
 
     Returns:
         The value to store, and whether it was truncated.
@@ -40,12 +62,35 @@ def cap_json(value: Any, limit: int) -> tuple[Any, bool]:
     text = json.dumps(value, default=str, ensure_ascii=False)
     if len(text) <= limit:
         return json.loads(text) if _needs_roundtrip(value) else value, False
-    return {
+    preview: dict[str, Any] = {
         "truncated": True,
         "size": len(text),
         "limit": limit,
         "preview": text[: limit // 2],
-    }, True
+    }
+    usage = reported_usage(value)
+    if usage is not None:
+        preview["usage"] = usage.model_dump()
+    return preview, True
+
+
+def reported_usage(output: Any) -> Usage | None:
+    """The model usage a node reported in ``output`` (see ``Usage.of_output``); None if none.
+
+    The knowledge package is imported only for outputs that mention ``usage``: only AI nodes
+    produce those, and they have imported it already.
+    """
+    if not isinstance(output, Mapping) or not _mentions_usage(output):
+        return None
+    from socialflow.knowledge import Usage
+
+    return Usage.of_output(output)
+
+
+def _mentions_usage(output: Mapping[str, Any]) -> bool:
+    return "usage" in output or any(
+        isinstance(value, Mapping) and "usage" in value for value in output.values()
+    )
 
 
 def _needs_roundtrip(value: Any) -> bool:
@@ -116,6 +161,7 @@ class ExecutionRecorder:
         self._execution: dict[str, Any] = {}
         self._execution_written = False
         self._timed: set[str] = set()  # node runs whose duration is in the histogram
+        self._usage: dict[str, Usage] = {}  # model usage by node, totalled on the row at the end
 
     def start(self, **fields: Any) -> None:
         """Queue the execution row (created, or updated when a dispatcher made it) as running,
@@ -135,6 +181,9 @@ class ExecutionRecorder:
         snapshot = replace(record)
         self._dirty[record.node_id] = snapshot
         self._wake.set()
+        usage = reported_usage(record.output)
+        if usage is not None:
+            self._usage[record.node_id] = usage
         if record.finished_at is not None and record.node_id not in self._timed:
             self._timed.add(record.node_id)
             started = record.started_at or record.finished_at
@@ -157,6 +206,7 @@ class ExecutionRecorder:
             "error": error,
             "error_node_id": error_node_id,
             "finished_at": utcnow(),
+            **_usage_columns(list(self._usage.values())),
         }
         try:
             if self._writer is not None:
@@ -268,6 +318,12 @@ class ExecutionRecorder:
         row = dict(record.__dict__)
         row["execution_id"] = self.execution_id
         return row
+
+
+def _usage_columns(usages: list[Usage]) -> dict[str, Any]:
+    """The ``flow_execution`` usage columns of a run whose nodes reported ``usages``."""
+    total = reduce(lambda a, b: a.plus(b), usages) if usages else None
+    return {column: getattr(total, name) if total else 0 for column, name in _USAGE_COLUMNS.items()}
 
 
 async def prune_executions(db: Database, *, older_than_days: int, batch_size: int = 500) -> int:

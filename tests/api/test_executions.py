@@ -8,7 +8,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from socialflow.api.executions.service import prefect_ui_url
 from socialflow.api.executions.ws import events_hub
+from socialflow.core.credentials import Credential, key_wrapper, parse_secret, seal_credential
 from socialflow.core.db import utcnow
 from socialflow.core.settings import Settings
 from socialflow.orchestration import (
@@ -34,6 +35,8 @@ from socialflow.orchestration import (
     start_graph_run,
 )
 from tests.api.conftest import PASSWORD, Team
+from tests.fixtures.llm_server import ScriptedLLM, serve_llm
+from tests.orchestration.test_usage import script_question, two_model_graph
 
 CHAIN = GraphSpec.model_validate(
     {
@@ -240,6 +243,105 @@ async def test_detail_of_a_real_run(
         assert node["status"] == "completed" and node["attempts"] == 1
         assert node["prefect_task_run_id"] and node["duration_ms"] is not None
     assert body["node_runs"][1]["input"] == {"in": [{"n": 1}]}
+
+
+@pytest.fixture
+def llm() -> Iterator[ScriptedLLM]:
+    with serve_llm() as server:
+        yield server
+
+
+async def test_runs_carry_their_model_usage_and_cost(
+    client: httpx.AsyncClient, team: Team, runtime: EngineRuntime, llm: ScriptedLLM
+) -> None:
+    workspace = uuid.UUID(team.workspace_id)
+    async with runtime.db.session() as session:
+        row = Credential(workspace_id=workspace, name="Scripted", kind="openai")
+        secret = parse_secret("openai", {"api_key": "sk-test-key", "base_url": llm.url})
+        seal_credential(row, secret, key_wrapper(runtime.settings))
+        session.add(row)
+    script_question(llm, "Yes, we ship to Spain.")
+    ai = RunMeta(flow_name="AI", workspace_id=workspace)
+    await start_graph_run(two_model_graph(), {"text": "Do you ship to Spain?"}, ai)
+    plain = RunMeta(flow_name="Chain", workspace_id=workspace)
+    await start_graph_run(CHAIN, {"n": 1}, plain)
+
+    async with runtime.db.session() as session:
+        recorded = await session.get(FlowExecution, ai.execution_id)
+    assert recorded is not None and recorded.llm_calls == 2
+    expected = {
+        "calls": 2,
+        "input_tokens": recorded.input_tokens,
+        "output_tokens": recorded.output_tokens,
+        "total_tokens": recorded.total_tokens,
+        "cost_usd": pytest.approx(recorded.cost_usd),
+        "unpriced_calls": 0,
+    }
+    assert recorded.total_tokens > 0 and recorded.cost_usd > 0
+
+    listed = await client.get(executions_url(team.workspace_id), headers=team.viewer.headers)
+    assert listed.status_code == 200, listed.text
+    by_id = {e["id"]: e for e in listed.json()["items"]}
+    assert by_id[str(ai.execution_id)]["usage"] == expected
+    assert by_id[str(plain.execution_id)]["usage"] is None
+    assert "llm_calls" not in by_id[str(ai.execution_id)]
+
+    detail = await client.get(
+        executions_url(team.workspace_id, f"/{ai.execution_id}"), headers=team.viewer.headers
+    )
+    body = detail.json()
+    assert body["usage"] == expected
+    nodes = {n["node_id"]: n["usage"] for n in body["node_runs"]}
+    assert nodes["t"] is None
+    assert nodes["intent"]["calls"] == nodes["reply"]["calls"] == 1
+    assert nodes["intent"]["total_tokens"] + nodes["reply"]["total_tokens"] == (
+        recorded.total_tokens
+    )
+    assert nodes["reply"]["model"] == "gpt-4o-mini"
+    detail = await client.get(
+        executions_url(team.workspace_id, f"/{plain.execution_id}"), headers=team.viewer.headers
+    )
+    assert detail.json()["usage"] is None
+    assert all(n["usage"] is None for n in detail.json()["node_runs"])
+
+
+async def test_a_running_runs_usage_is_the_sum_of_its_nodes_so_far(
+    client: httpx.AsyncClient, team: Team, db: Any
+) -> None:
+    usage = {"provider": "openai", "model": "m", "calls": 1, "input_tokens": 10}
+    usage |= {"output_tokens": 4, "total_tokens": 14, "cost_usd": 0.5, "unpriced_calls": 0}
+    execution_id = await add_execution(
+        db,
+        team.workspace_id,
+        created_at=utcnow(),
+        status="running",
+        nodes=[
+            {"node_id": "a", "output": {"text": "hi", "usage": usage}},
+            {
+                "node_id": "b",
+                "output": {"truncated": True, "size": 9000, "preview": "{", "usage": usage},
+                "output_truncated": True,
+            },
+            {"node_id": "c", "status": "running"},
+        ],
+    )
+    answer = await client.get(
+        executions_url(team.workspace_id, f"/{execution_id}"), headers=team.viewer.headers
+    )
+    body = answer.json()
+    assert body["usage"] == {
+        "calls": 2,
+        "input_tokens": 20,
+        "output_tokens": 8,
+        "total_tokens": 28,
+        "cost_usd": 1.0,
+        "unpriced_calls": 0,
+    }
+    by_node = {n["node_id"]: n["usage"] for n in body["node_runs"]}
+    assert by_node["a"] == by_node["b"] == usage and by_node["c"] is None
+    listed = await client.get(executions_url(team.workspace_id), headers=team.viewer.headers)
+    (item,) = [e for e in listed.json()["items"] if e["id"] == str(execution_id)]
+    assert item["usage"] is None, "the list shows the totals written when a run finishes"
 
 
 def test_the_prefect_link_uses_the_ui_url_else_the_api_url_without_api() -> None:

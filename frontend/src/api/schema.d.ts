@@ -1629,6 +1629,11 @@ export interface components {
              * @description The trigger payload as recorded.
              */
             trigger_payload?: unknown;
+            /**
+             * @description Tokens and cost of the run's model calls: the totals written when it finished, else
+             *     (while it runs) the sum over the node runs so far; null when no model was called.
+             */
+            readonly usage: components["schemas"]["RunUsageRead"] | null;
             /** Workspace Id */
             workspace_id: string | null;
         };
@@ -1695,6 +1700,11 @@ export interface components {
             trigger_event_id: string | null;
             /** Trigger Kind */
             trigger_kind: string;
+            /**
+             * @description Tokens and cost of the run's model calls, totalled when it finishes; null when no
+             *     model was called (or the run has not finished).
+             */
+            readonly usage: components["schemas"]["RunUsageRead"] | null;
             /** Workspace Id */
             workspace_id: string | null;
         };
@@ -2289,6 +2299,11 @@ export interface components {
              * @description pending, running, retrying, completed, failed, skipped or cancelled.
              */
             status: string;
+            /**
+             * @description Tokens and cost of the node's model calls (kept when the output is truncated);
+             *     null for a node that called no model.
+             */
+            readonly usage: components["schemas"]["Usage"] | null;
             /** Version */
             version: number;
         };
@@ -2570,6 +2585,42 @@ export interface components {
             };
         };
         /**
+         * RunUsageRead
+         * @description Tokens and cost of a run's model calls, summed over its AI nodes.
+         */
+        RunUsageRead: {
+            /**
+             * Calls
+             * @description Model calls made.
+             */
+            calls: number;
+            /**
+             * Cost Usd
+             * @description Cost in USD of the priced calls.
+             */
+            cost_usd: number;
+            /**
+             * Input Tokens
+             * @description Prompt tokens.
+             */
+            input_tokens: number;
+            /**
+             * Output Tokens
+             * @description Completion tokens.
+             */
+            output_tokens: number;
+            /**
+             * Total Tokens
+             * @description Prompt and completion tokens.
+             */
+            total_tokens: number;
+            /**
+             * Unpriced Calls
+             * @description Calls of models missing from the price table: their cost is unknown.
+             */
+            unpriced_calls: number;
+        };
+        /**
          * S3Secret
          * @description kind ``s3``: keys for S3 or an S3-compatible store (MinIO, …).
          */
@@ -2691,6 +2742,49 @@ export interface components {
              * @default bearer
              */
             token_type?: string;
+        };
+        /**
+         * Usage
+         * @description Tokens spent by an AI node (or summed over a run) and what they cost.
+         *
+         *     ``cost_usd`` is the sum over priced calls; ``unpriced_calls`` counts calls whose model is
+         *     not in the price table (their cost is unknown, not zero).
+         */
+        Usage: {
+            /**
+             * Calls
+             * @default 0
+             */
+            calls?: number;
+            /**
+             * Cost Usd
+             * @default 0
+             */
+            cost_usd?: number;
+            /**
+             * Input Tokens
+             * @default 0
+             */
+            input_tokens?: number;
+            /** Model */
+            model?: string | null;
+            /**
+             * Output Tokens
+             * @default 0
+             */
+            output_tokens?: number;
+            /** Provider */
+            provider?: string | null;
+            /**
+             * Total Tokens
+             * @default 0
+             */
+            total_tokens?: number;
+            /**
+             * Unpriced Calls
+             * @default 0
+             */
+            unpriced_calls?: number;
         };
         /**
          * UserCreate

@@ -9,6 +9,7 @@ import { ErrorNote } from "../components/ErrorNote";
 import { StatusBadge, duration, timeAgo } from "../components/Status";
 import { useRunStream } from "../live";
 import { useNodeTypes, useWorkspace } from "../state";
+import { costText, nodeUsageText, tokensText } from "./runUsage";
 
 const NODE_TYPES = { sf: SfNode };
 const ACTIVE = new Set(["pending", "queued", "running"]);
@@ -105,6 +106,14 @@ export function RunDetail() {
         <dd title={exec.created_at}>{timeAgo(exec.created_at)}</dd>
         <dt>Duration</dt>
         <dd>{duration(exec.duration_ms)}</dd>
+        {exec.usage && (
+          <>
+            <dt>Model usage</dt>
+            <dd>{tokensText(exec.usage)}</dd>
+            <dt>Cost</dt>
+            <dd title={exec.usage.unpriced_calls ? "? : calls of models missing from the price table" : undefined}>{costText(exec.usage) || "$0"}</dd>
+          </>
+        )}
         {exec.cancel_requested_at && (
           <>
             <dt>Cancel</dt>
@@ -150,6 +159,7 @@ export function RunDetail() {
                 {duration(n.duration_ms)}
                 {n.attempts > 1 ? ` · ${n.attempts} attempts` : ""}
                 {n.fired_ports ? ` · fired ${n.fired_ports.join(", ") || "nothing"}` : ""}
+                {nodeUsageText(n.usage) && ` · ${nodeUsageText(n.usage)}`}
               </span>
             </summary>
             {n.error && (

@@ -7,6 +7,7 @@ import { ErrorNote } from "../components/ErrorNote";
 import { StatusBadge, duration, timeAgo } from "../components/Status";
 import { useRunStream } from "../live";
 import { useWorkspace } from "../state";
+import { costText, tokensText } from "./runUsage";
 
 type Status = Schemas["ExecutionStatus"];
 const STATUSES: Status[] = ["pending", "queued", "running", "completed", "failed", "cancelled", "crashed"];
@@ -44,6 +45,7 @@ export function RunsList() {
     pending.current = setTimeout(() => void queries.invalidateQueries({ queryKey: ["executions", ws] }), 200);
   });
   const items = useMemo(() => runs.data?.items ?? [], [runs.data]);
+  const showCost = items.some((r) => costText(r.usage) !== "");
   return (
     <section className="page">
       <div className="page-head">
@@ -102,6 +104,7 @@ export function RunsList() {
               <th>Trigger</th>
               <th>Started</th>
               <th>Duration</th>
+              {showCost && <th title="Cost of the run's model calls (? : a model missing from the price table)">Cost</th>}
             </tr>
           </thead>
           <tbody>
@@ -116,6 +119,7 @@ export function RunsList() {
                 <td>{r.trigger_kind}</td>
                 <td title={r.created_at}>{timeAgo(r.created_at)}</td>
                 <td>{duration(r.duration_ms)}</td>
+                {showCost && <td title={tokensText(r.usage)}>{costText(r.usage)}</td>}
               </tr>
             ))}
           </tbody>

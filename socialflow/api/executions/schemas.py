@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
+from socialflow.knowledge import Usage, sum_usage
 from socialflow.orchestration import ExecutionStatus
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "ExecutionSummaryRead",
     "NodeEventRead",
     "NodeRunRead",
+    "RunUsageRead",
 ]
 
 
@@ -55,6 +57,26 @@ class ExecutionQuery(BaseModel):
         return value
 
 
+class RunUsageRead(BaseModel):
+    """Tokens and cost of a run's model calls, summed over its AI nodes."""
+
+    calls: int = Field(description="Model calls made.")
+    input_tokens: int = Field(description="Prompt tokens.")
+    output_tokens: int = Field(description="Completion tokens.")
+    total_tokens: int = Field(description="Prompt and completion tokens.")
+    cost_usd: float = Field(description="Cost in USD of the priced calls.")
+    unpriced_calls: int = Field(
+        description="Calls of models missing from the price table: their cost is unknown."
+    )
+
+    @classmethod
+    def of(cls, usage: Usage) -> RunUsageRead | None:
+        """The run-level view of ``usage``; None when no model was called."""
+        if usage.calls == 0 and usage.total_tokens == 0:
+            return None
+        return cls.model_validate(usage.model_dump(exclude={"provider", "model"}))
+
+
 class NodeRunRead(BaseModel):
     """One node of an execution, as recorded (inputs and outputs capped in size)."""
 
@@ -84,6 +106,13 @@ class NodeRunRead(BaseModel):
     def duration_ms(self) -> float | None:
         """Milliseconds from first start to finish."""
         return _duration_ms(self.started_at, self.finished_at)
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented pattern
+    @property
+    def usage(self) -> Usage | None:
+        """Tokens and cost of the node's model calls (kept when the output is truncated);
+        null for a node that called no model."""
+        return Usage.of_output(self.output)
 
 
 class ExecutionSummaryRead(BaseModel):
@@ -115,6 +144,13 @@ class ExecutionSummaryRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # the row's usage columns, sent as ``usage``
+    llm_calls: int = Field(default=0, exclude=True)
+    input_tokens: int = Field(default=0, exclude=True)
+    output_tokens: int = Field(default=0, exclude=True)
+    total_tokens: int = Field(default=0, exclude=True)
+    cost_usd: float = Field(default=0.0, exclude=True)
+    unpriced_calls: int = Field(default=0, exclude=True)
 
     @computed_field  # type: ignore[prop-decorator]  # pydantic's documented pattern
     @property
@@ -122,12 +158,39 @@ class ExecutionSummaryRead(BaseModel):
         """Milliseconds from start to finish."""
         return _duration_ms(self.started_at, self.finished_at)
 
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented pattern
+    @property
+    def usage(self) -> RunUsageRead | None:
+        """Tokens and cost of the run's model calls, totalled when it finishes; null when no
+        model was called (or the run has not finished)."""
+        return RunUsageRead.of(self._row_usage())
+
+    def _row_usage(self) -> Usage:
+        return Usage(
+            calls=self.llm_calls,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            total_tokens=self.total_tokens,
+            cost_usd=self.cost_usd,
+            unpriced_calls=self.unpriced_calls,
+        )
+
 
 class ExecutionRead(ExecutionSummaryRead):
     """One run of a flow with every node run, in the order they started."""
 
     trigger_payload: Any = Field(default=None, description="The trigger payload as recorded.")
     node_runs: list[NodeRunRead]
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented pattern
+    @property
+    def usage(self) -> RunUsageRead | None:
+        """Tokens and cost of the run's model calls: the totals written when it finished, else
+        (while it runs) the sum over the node runs so far; null when no model was called."""
+        totals = self._row_usage()
+        if totals.calls == 0 and totals.total_tokens == 0:
+            totals = sum_usage(n.output for n in self.node_runs if n.output is not None)
+        return RunUsageRead.of(totals)
 
 
 class ExecutionPage(BaseModel):
