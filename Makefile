@@ -21,6 +21,7 @@ FRONTEND_SRC := $(shell find frontend/src frontend/scripts -type f 2>/dev/null) 
 	frontend/index.html frontend/package.json frontend/tsconfig.json frontend/vite.config.ts
 
 frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	@command -v npm >/dev/null || { echo "The web app needs Node.js 20+ with npm: install it (e.g. apt-get install nodejs npm, or https://nodejs.org) and run make again." >&2; exit 1; }
 	cd frontend && npm ci --no-audit --no-fund
 
 frontend/dist/index.html: frontend/node_modules/.package-lock.json $(FRONTEND_SRC)

@@ -178,8 +178,15 @@ def worker(
             help="Interface of /metrics: loopback, or 0.0.0.0 in a pod Prometheus scrapes."
         ),
     ] = "127.0.0.1",
+    isolate: Annotated[
+        bool,
+        typer.Option(
+            help="Run each execution in a fresh Python process of its own (isolation; slower "
+            "to start) instead of in this one."
+        ),
+    ] = False,
 ) -> None:
-    """Run queued executions in this process, as Prefect flow runs, until SIGTERM or Ctrl-C."""
+    """Run queued executions as Prefect flow runs, until SIGTERM or Ctrl-C."""
     settings = get_settings()
     _use_prefect_api(settings)
     configure_logging(settings.logging.level, json_output=settings.logging.json_output)
@@ -188,7 +195,11 @@ def worker(
 
         start_http_server(metrics_port, addr=metrics_host)
         _echo(f"metrics at http://{metrics_host}:{metrics_port}/metrics")
-    asyncio.run(_work(settings, concurrency, lease_seconds, poll_interval, dispatch=dispatch))
+    asyncio.run(
+        _work(
+            settings, concurrency, lease_seconds, poll_interval, dispatch=dispatch, isolate=isolate
+        )
+    )
 
 
 async def _retrying(
@@ -214,7 +225,13 @@ async def _retrying(
 
 
 async def _work(
-    settings: Settings, concurrency: int, lease: float, poll: float, *, dispatch: bool
+    settings: Settings,
+    concurrency: int,
+    lease: float,
+    poll: float,
+    *,
+    dispatch: bool,
+    isolate: bool = False,
 ) -> None:
     from prefect.context import AsyncClientContext, SyncClientContext
 
@@ -236,10 +253,12 @@ async def _work(
         lease_seconds=lease,
         poll_interval=poll,
         dispatch=dispatch,
+        isolate=isolate,
     )
     # uploaded documents wait as pending rows; this worker also claims and ingests them
     ingester = IngestWorker(IngestContext(settings=settings, db=runtime.db))
-    _echo(f"worker {runner.name} ready (concurrency {concurrency})")
+    mode = ", each run in its own process" if isolate else ""
+    _echo(f"worker {runner.name} ready (concurrency {concurrency}{mode})")
     try:
         # one Prefect API client of each kind for the process: otherwise every flow run builds
         # a fresh sync client (a TLS context, ~36 ms of CPU) and blocks the loop on a GET

@@ -92,6 +92,14 @@ class EngineSettings(BaseModel):
     max_delay_seconds: float = Field(
         default=3600.0, gt=0, description="Longest wait a delay node may hold a run."
     )
+    max_retry_after_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        description=(
+            "Longest wait before a node's retry when the upstream said how long to wait "
+            "(Retry-After, Meta's estimated_time_to_regain_access); longer asks are cut to it."
+        ),
+    )
 
 
 class OAuthProvider(BaseModel):

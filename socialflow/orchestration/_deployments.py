@@ -1,10 +1,13 @@
-"""Prefect deployments of scheduled flows, and the work pool they run from.
+"""Prefect deployments of published flows, and the work pool they run from.
 
-A flow started by a schedule trigger gets one deployment (named after the flow, in the
-``socialflow`` work pool) whose schedule is the trigger's cron or interval; its parameters
-carry the frozen graph, so each scheduled run executes the version that was active when it was
-published. Socialflow's workers pick these runs up and execute them in-process; a standard
-Prefect process worker on the same pool can run them in a process of their own instead.
+Every published flow has one deployment (named after the flow, in the ``socialflow`` work
+pool). Its default parameters carry the active version's frozen graph, so a run started from
+the Prefect UI (with the defaults or edited parameters) executes that version; a schedule
+trigger becomes the deployment's schedule (cron or interval, with its timezone). Runs of
+events are created from the same deployment by the worker that claimed them (see
+``start_graph_run``), so the Prefect UI lists every run of a flow under its deployment.
+Socialflow's workers execute all of them in-process; ``socialflow worker --isolate`` runs each
+in a process of its own instead.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.utilities.callables import parameter_schema
 
-from socialflow.orchestration._runner import flow_for
+from socialflow.orchestration._runner import execute_graph, flow_for
 
 __all__ = [
     "ENTRYPOINT",
@@ -26,7 +30,7 @@ __all__ = [
     "delete_deployment",
     "ensure_work_pool",
     "set_deployment_paused",
-    "upsert_schedule_deployment",
+    "upsert_deployment",
 ]
 
 WORK_POOL = "socialflow"
@@ -51,7 +55,12 @@ def _schedule(config: dict[str, Any]) -> CronSchedule | IntervalSchedule:
     )
 
 
-async def upsert_schedule_deployment(
+def deployment_name(flow_name: str, flow_id: uuid.UUID) -> str:
+    """The deployment's name: the flow's, made unique by the start of its id."""
+    return f"{flow_name} [{str(flow_id)[:8]}]"
+
+
+async def upsert_deployment(
     *,
     flow_id: uuid.UUID,
     flow_name: str,
@@ -59,23 +68,26 @@ async def upsert_schedule_deployment(
     version_id: uuid.UUID,
     version_number: int,
     graph_json: str,
-    schedule: dict[str, Any],
+    trigger_kind: str,
+    schedule: dict[str, Any] | None,
     existing: uuid.UUID | None,
 ) -> uuid.UUID:
-    """Create or update the flow's deployment so that its schedule runs this version.
+    """Create or update the flow's deployment so that it runs this version.
+
+    Args:
+        schedule: The schedule trigger's config (cron or interval, timezone), or ``None`` for
+            a flow started by events: its deployment has no schedule.
+        existing: The flow's deployment so far. A flow renamed since is a new Prefect flow
+            name, hence a new deployment; the old one is deleted.
 
     Returns:
-        The deployment id (the same one on every call for the same flow).
+        The deployment id (the same one on every call for the same flow and name).
     """
     await ensure_work_pool()
     prefect_flow = flow_for(flow_name)
-    tags = [
-        "socialflow",
-        f"workspace:{workspace_id}",
-        f"flow:{flow_id}",
-        f"version:{version_number}",
-        "trigger:trigger.schedule",
-    ]
+    # no version tag: Prefect adds a deployment's tags to every run created from it, and
+    # runs of older versions (re-runs, events queued before a publish) carry their own
+    tags = ["socialflow", f"workspace:{workspace_id}", f"flow:{flow_id}", f"trigger:{trigger_kind}"]
     meta = {
         "flow_name": flow_name,
         "workspace_id": str(workspace_id),
@@ -83,29 +95,50 @@ async def upsert_schedule_deployment(
         "flow_version_id": str(version_id),
         "version": version_number,
     }
+    name = deployment_name(flow_name, flow_id)
+    schedules = (
+        []
+        if schedule is None
+        else [DeploymentScheduleCreate(schedule=_schedule(schedule), active=True)]
+    )
     async with get_client() as client:
         prefect_flow_id = await client.create_flow_from_name(prefect_flow.name)
+        stale: uuid.UUID | None = None
         if existing is not None:
-            # schedules are replaced, not merged: drop the old ones first
             try:
-                for old in (await client.read_deployment(existing)).schedules or []:
-                    await client.delete_deployment_schedule(existing, old.id)
+                previous = await client.read_deployment(existing)
             except ObjectNotFound:
-                pass
+                previous = None
+            if previous is not None and previous.flow_id != prefect_flow_id:
+                stale = existing  # renamed: the new name gets its own deployment
+            elif previous is not None:
+                # schedules are replaced, not merged: drop the old ones first
+                for old in previous.schedules or []:
+                    await client.delete_deployment_schedule(existing, old.id)
         deployment_id = await client.create_deployment(
             flow_id=prefect_flow_id,
-            name=f"{flow_name} [{str(flow_id)[:8]}]",
+            name=name,
             version=str(version_number),
             parameters={"graph": graph_json, "trigger": {}, "meta": meta},
+            parameter_openapi_schema=_PARAMETER_SCHEMA,
             tags=tags,
             work_pool_name=WORK_POOL,
             entrypoint=ENTRYPOINT,
-            schedules=[DeploymentScheduleCreate(schedule=_schedule(schedule), active=True)],
+            schedules=schedules,
             paused=False,
             enforce_parameter_schema=False,
             description=f"Socialflow flow {flow_id}, version {version_number}",
         )
+        if stale is not None and stale != deployment_id:
+            try:
+                await client.delete_deployment(stale)
+            except ObjectNotFound:
+                pass
     return deployment_id
+
+
+#: the parameters form the Prefect UI shows for a custom run: graph, trigger payload, meta
+_PARAMETER_SCHEMA = parameter_schema(execute_graph.fn).model_dump_for_openapi()
 
 
 async def set_deployment_paused(deployment_id: uuid.UUID, *, paused: bool) -> None:

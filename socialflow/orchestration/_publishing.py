@@ -16,7 +16,7 @@ from socialflow.nodes import NodeRegistry
 from socialflow.orchestration._deployments import (
     delete_deployment,
     set_deployment_paused,
-    upsert_schedule_deployment,
+    upsert_deployment,
 )
 from socialflow.orchestration._graph import GraphSpec, compile_graph
 from socialflow.orchestration._inbox_models import FlowTrigger
@@ -38,16 +38,16 @@ async def activate_version(
     registry: NodeRegistry,
     settings: Settings,
     session: AsyncSession,
-) -> uuid.UUID | None:
+) -> uuid.UUID:
     """Make a published version the one that runs for its flow.
 
     Called when a version is published, when an older version is made active again (rollback)
     and when a paused flow resumes. It stores the version's graph snapshot and makes it the
     flow's active trigger for the dispatcher (with the flow's webhook secret, kept across
-    versions). A flow started by a schedule gets a Prefect deployment named after the flow,
-    tagged with workspace, flow and version, whose schedule runs the version; other flows are
-    run by Socialflow's workers from the inbox and need no deployment. Calling it twice for
-    the same version leaves one trigger and one deployment.
+    versions). The flow's Prefect deployment (named after the flow, tagged with workspace and
+    flow) is created or updated to run the version: with the schedule trigger's schedule, or
+    without a schedule for flows started by events, whose runs the workers create from it.
+    Calling it twice for the same version leaves one trigger and one deployment.
 
     ``session`` is the caller's transaction: rows written through it commit together with the
     flow's new state, and the caller commits only after this returns, so a failure here leaves
@@ -66,7 +66,7 @@ async def activate_version(
         session: The caller's open transaction; this function never commits it.
 
     Returns:
-        The Prefect deployment id serving a scheduled version, else ``None``.
+        The flow's Prefect deployment id.
 
     Raises:
         ValidationError: The graph does not compile, with every problem.
@@ -74,20 +74,18 @@ async def activate_version(
     compiled = compile_graph(graph, registry)
     graph_json = graph.model_dump_json(exclude_defaults=True)
     previous = await session.get(FlowTrigger, flow_id)
-    deployment_id = None
-    if compiled.trigger.spec.kind == "trigger.schedule":
-        deployment_id = await upsert_schedule_deployment(
-            flow_id=flow_id,
-            flow_name=flow_name,
-            workspace_id=workspace_id,
-            version_id=version_id,
-            version_number=version_number,
-            graph_json=graph_json,
-            schedule=compiled.trigger.config.model_dump(),
-            existing=previous.deployment_id if previous is not None else None,
-        )
-    elif previous is not None and previous.deployment_id is not None:
-        await delete_deployment(previous.deployment_id)  # no longer scheduled
+    kind = compiled.trigger.spec.kind
+    deployment_id = await upsert_deployment(
+        flow_id=flow_id,
+        flow_name=flow_name,
+        workspace_id=workspace_id,
+        version_id=version_id,
+        version_number=version_number,
+        graph_json=graph_json,
+        trigger_kind=kind,
+        schedule=compiled.trigger.config.model_dump() if kind == "trigger.schedule" else None,
+        existing=previous.deployment_id if previous is not None else None,
+    )
     await upsert_trigger(
         session,
         settings=settings,
@@ -105,7 +103,7 @@ async def activate_version(
         workspace_id=str(workspace_id),
         flow_id=str(flow_id),
         version=version_number,
-        deployment_id=str(deployment_id) if deployment_id else None,
+        deployment_id=str(deployment_id),
     )
     return deployment_id
 

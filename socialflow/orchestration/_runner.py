@@ -14,13 +14,16 @@ import re
 import uuid
 from collections.abc import Coroutine
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from prefect import Flow, Task, flow, tags, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State, TaskRun
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun, State, TaskRun
 from prefect.context import FlowRunContext, TagsContext, TaskRunContext
-from prefect.states import Completed, Failed
+from prefect.exceptions import ObjectNotFound
+from prefect.flow_engine import run_flow_async
+from prefect.states import Completed, Failed, Pending
 from pydantic import BaseModel, Field
 
 from socialflow.core.credentials import DatabaseCredentialResolver
@@ -67,6 +70,8 @@ class RunMeta(BaseModel):
     sandbox: bool = False
     #: the worker's claim number: the run's writes to the execution row are fenced by it
     attempt: int | None = None
+    #: the flow's Prefect deployment: the run is created from it, so it is listed under it
+    deployment_id: uuid.UUID | None = None
 
     def tags(self, trigger_kind: str) -> list[str]:
         """Flow-run tags, so runs can be found by workspace, flow and version in Prefect."""
@@ -274,6 +279,8 @@ class GraphRun:
             raise error from exc
         except Exception as exc:
             self._failed(node, record, exc)
+            if record.status == NodeRunStatus.RETRYING and isinstance(exc, TransientError):
+                await self._wait_as_asked(node, record, exc)
             raise
         self.outputs[node_id] = result
         record.status = NodeRunStatus.COMPLETED
@@ -282,6 +289,19 @@ class GraphRun:
         record.finished_at = utcnow()
         self.recorder.node(record)
         return result
+
+    async def _wait_as_asked(
+        self, node: CompiledNode, record: NodeRunRecord, exc: TransientError
+    ) -> None:
+        """Hold the retry until the upstream's ``retry_after`` (e.g. Meta's usage headers)
+        when that is later than the node's own backoff, which Prefect applies after this."""
+        if not exc.retry_after:
+            return
+        settings = node.spec.settings
+        backoff = settings.retry_delay_seconds * 2 ** (record.attempts - 1)
+        asked = min(exc.retry_after, self.runtime.settings.engine.max_retry_after_seconds)
+        if asked > backoff:
+            await asyncio.sleep(asked - backoff)
 
     def _failed(self, node: CompiledNode, record: NodeRunRecord, exc: Exception) -> None:
         retries = node.spec.settings.retries
@@ -465,8 +485,49 @@ async def start_graph_run(
     meta = meta or RunMeta()
     text = graph if isinstance(graph, str) else graph.model_dump_json(exclude_defaults=True)
     compiled = compile_graph_json(text, get_runtime().registry)
-    with tags(*meta.tags(compiled.trigger.spec.kind)):
-        state: State[Any] = await flow_for(meta.flow_name)(
+    run_tags = meta.tags(compiled.trigger.spec.kind)
+    prefect_flow = flow_for(meta.flow_name)
+    if meta.deployment_id is not None:
+        flow_run = await _deployment_run(meta, text, trigger, run_tags)
+        if flow_run is not None:
+            final = await run_flow_async(
+                prefect_flow,
+                flow_run=flow_run,
+                parameters={"graph": text, "trigger": trigger, "meta": meta},
+                return_type="state",
+            )
+            return cast(State[Any], final)
+    with tags(*run_tags):
+        state: State[Any] = await prefect_flow(
             graph=text, trigger=trigger, meta=meta, return_state=True
         )
     return state
+
+
+async def _deployment_run(
+    meta: RunMeta, graph: str, trigger: dict[str, Any], run_tags: list[str]
+) -> FlowRun | None:
+    """Create the run's Prefect flow run from the flow's deployment, Pending, so that no
+    Prefect worker polling the pool takes it: this process runs it. ``None`` when the
+    deployment is gone (the flow was deleted after the event was queued)."""
+    assert meta.deployment_id is not None
+    async with get_client() as client:
+        try:
+            return await client.create_flow_run_from_deployment(
+                meta.deployment_id,
+                parameters={
+                    "graph": graph,
+                    "trigger": trigger,
+                    "meta": meta.model_dump(mode="json"),
+                },
+                state=Pending(),
+                tags=run_tags,
+                # a retried request after a timeout answers the same flow run
+                idempotency_key=f"{meta.execution_id}:{meta.attempt or 0}",
+            )
+        except ObjectNotFound:
+            _log.warning(
+                "the flow's deployment is gone; running without it",
+                deployment_id=str(meta.deployment_id),
+            )
+            return None

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,8 +26,11 @@ from socialflow.core.db import utcnow
 from socialflow.core.logging import get_logger
 from socialflow.orchestration._cancel import CANCEL_CHANNEL, mark_prefect_cancelled
 from socialflow.orchestration._dispatch import Dispatcher
+from socialflow.orchestration._graph import compile_graph_json
 from socialflow.orchestration._inbox import INBOX_CHANNEL, QUEUE_CHANNEL
+from socialflow.orchestration._inbox_models import FlowTrigger
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution, GraphSnapshot, NodeRun
+from socialflow.orchestration._recorder import cap_json
 from socialflow.orchestration._relay import UpdateRelay
 from socialflow.orchestration._runner import CANCELLED_MESSAGE, RunMeta, start_graph_run
 from socialflow.orchestration._runtime import EngineRuntime
@@ -58,6 +63,10 @@ class Worker:
         schedule_poll: How often Prefect is asked for due scheduled runs (seconds).
         relay: Relay this worker's live run updates to API processes through the database.
         cancel_poll: Longest wait before a cancel request is noticed without a NOTIFY.
+        isolate: Run each claimed execution in a fresh Python process of its own
+            (``socialflow.orchestration._isolated``) instead of in this one: a crash in a run
+            cannot take the worker or other runs down, at the cost of a process start per run.
+            This process keeps the claim, the lease and the cancellation.
     """
 
     def __init__(
@@ -73,6 +82,7 @@ class Worker:
         schedule_poll: float = 2.0,
         relay: bool = True,
         cancel_poll: float = 1.0,
+        isolate: bool = False,
     ) -> None:
         self.runtime = runtime
         self.db = runtime.db
@@ -85,9 +95,12 @@ class Worker:
         self.schedule_poll = schedule_poll
         self.relay = relay
         self.cancel_poll = cancel_poll
+        self.isolate = isolate
+        #: processes running isolated executions, by execution id
+        self.children: dict[uuid.UUID, asyncio.subprocess.Process] = {}
+        # runs in progress by execution id: claimed executions and the deployments' scheduled
+        # runs (whose execution id is their flow run's id), all leased and renewed
         self._inflight: dict[uuid.UUID, asyncio.Task[None]] = {}
-        # scheduled runs from deployments, keyed by execution id (their flow run's id)
-        self._scheduled: dict[uuid.UUID, asyncio.Task[Any]] = {}
         self.completed = 0
         self.cancelled = 0
         self._cleanup: set[uuid.UUID] = set()
@@ -188,7 +201,10 @@ class Worker:
 
     async def _execute(self, claim: Claim, wakeup: Wakeup) -> None:
         try:
-            await self._run(claim)
+            if self.isolate:
+                await self._run_isolated(claim)
+            else:
+                await self._run(claim)
         except asyncio.CancelledError:
             if claim.execution_id in self.runtime.lease_lost:
                 _uncancel()
@@ -225,6 +241,15 @@ class Worker:
             graph = await session.scalar(
                 select(GraphSnapshot.graph).where(GraphSnapshot.id == row.flow_version_id)
             )
+            # runs of a published flow are created from its deployment (listed under it in
+            # Prefect's UI); sandboxed test runs of drafts are not the published flow
+            deployment_id = (
+                None
+                if row.sandbox or row.flow_id is None
+                else await session.scalar(
+                    select(FlowTrigger.deployment_id).where(FlowTrigger.flow_id == row.flow_id)
+                )
+            )
             meta = RunMeta(
                 execution_id=row.id,
                 flow_name=row.flow_name,
@@ -235,6 +260,7 @@ class Worker:
                 trigger_event_id=row.trigger_event_id,
                 sandbox=row.sandbox,
                 attempt=claim.attempt,
+                deployment_id=deployment_id,
             )
             trigger: dict[str, Any] = row.trigger_payload or {}
         if graph is None:
@@ -242,6 +268,56 @@ class Worker:
             return
         await start_graph_run(graph, trigger, meta)
         self.completed += 1
+
+    async def _run_isolated(self, claim: Claim) -> None:
+        """Run the claim in a child process; hold its lease here meanwhile."""
+        args = [str(claim.execution_id), str(claim.attempt)]
+        if claim.abandoned_flow_run_id is not None:
+            args.append(str(claim.abandoned_flow_run_id))
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "socialflow.orchestration._isolated", *args
+        )
+        self.children[claim.execution_id] = child
+        _log.info(
+            "running execution in its own process",
+            execution_id=str(claim.execution_id),
+            pid=child.pid,
+        )
+        try:
+            code = await child.wait()
+        except asyncio.CancelledError:
+            cancelled = claim.execution_id in self.runtime.cancel_requested
+            # on request the child stops the run and records it cancelled; when the lease
+            # was lost, the new owner records the run, so this one just ends
+            child.send_signal(signal.SIGUSR1 if cancelled else signal.SIGKILL)
+            try:
+                await asyncio.shield(asyncio.wait_for(child.wait(), 30))
+            except TimeoutError:
+                child.kill()
+            raise
+        finally:
+            self.children.pop(claim.execution_id, None)
+        if code == 0:
+            self.completed += 1
+            return
+        # the process died (a crash in a node, out of memory, killed): let the lease lapse
+        # now, so the next claim (this worker's or another's) runs the execution again
+        _log.warning(
+            "the process running the execution ended abnormally; it will be run again",
+            execution_id=str(claim.execution_id),
+            exit_code=code,
+        )
+        async with self.db.sessionmaker() as session:
+            await session.execute(
+                update(FlowExecution)
+                .where(
+                    FlowExecution.id == claim.execution_id,
+                    FlowExecution.attempt == claim.attempt,
+                    FlowExecution.status == ExecutionStatus.RUNNING,
+                )
+                .values(lease_until=utcnow())
+            )
+            await session.commit()
 
     async def _after_cancel(self, execution_id: uuid.UUID) -> None:
         """The run stopped on request: make sure the row says so, and so does Prefect."""
@@ -272,7 +348,7 @@ class Worker:
         async with Wakeup(self.db.url, (CANCEL_CHANNEL,), poll_interval=self.cancel_poll) as wake:
             while not stop.is_set():
                 await wake.wait()
-                running = {**self._inflight, **self._scheduled}
+                running = dict(self._inflight)
                 if not running:
                     continue
                 try:
@@ -320,20 +396,24 @@ class Worker:
                         WORK_POOL, scheduled_before=utcnow()
                     )
                     for response in due:
+                        if len(self._inflight) >= self.concurrency:
+                            break  # the rest stay scheduled for the next poll
                         flow_run = response.flow_run
                         if not await _claim_scheduled(client, flow_run):
                             continue
                         meta = dict(flow_run.parameters.get("meta") or {})
                         # the flow run's id names the execution, so it can be found to cancel
                         meta["execution_id"] = str(flow_run.id)
+                        meta["attempt"] = 1
+                        parameters = {**flow_run.parameters, "meta": meta}
+                        if not await self._lease_scheduled(client, flow_run, parameters):
+                            continue
                         name = meta.get("flow_name", "scheduled")
                         task = asyncio.create_task(
-                            self._scheduled_run(
-                                flow_for(name), flow_run, {**flow_run.parameters, "meta": meta}
-                            )
+                            self._scheduled_run(flow_for(name), flow_run, parameters)
                         )
                         running.add(task)
-                        self._scheduled[flow_run.id] = task
+                        self._inflight[flow_run.id] = task
                         task.add_done_callback(running.discard)
             except ObjectNotFound:
                 pass  # no schedule was ever published, so the work pool does not exist yet
@@ -375,6 +455,69 @@ class Worker:
             except Exception as exc:
                 _log.warning("polling maintenance runs failed", pool=pool, error=repr(exc))
 
+    async def _lease_scheduled(
+        self, client: Any, flow_run: Any, parameters: dict[str, Any]
+    ) -> bool:
+        """Record a claimed scheduled run as an execution this worker leases, before it starts:
+        if the worker dies mid-run, the lease lapses and another worker runs it again (from
+        the version's graph and the run's trigger payload), as for event-triggered runs.
+
+        Returns:
+            Whether to run it: a run whose parameters are not a graph run is failed in Prefect
+            with the reason; one that could not be recorded is scheduled again.
+        """
+        from prefect.states import Failed, Scheduled
+
+        flow_run_id: uuid.UUID = flow_run.id
+        try:
+            meta = RunMeta.model_validate(parameters.get("meta") or {})
+            trigger = parameters.get("trigger") or {}
+            graph = parameters["graph"]
+            kind = compile_graph_json(graph, self.runtime.registry).trigger.spec.kind
+        except Exception as exc:
+            message = f"not a Socialflow graph run (parameters graph, trigger, meta): {exc}"
+            await client.set_flow_run_state(flow_run_id, Failed(message=message[:1000]), force=True)
+            return False
+        limit = self.runtime.settings.engine.max_recorded_bytes
+        now = utcnow()
+        try:
+            async with self.db.sessionmaker() as session:
+                session.add(
+                    FlowExecution(
+                        id=flow_run_id,
+                        workspace_id=meta.workspace_id,
+                        flow_id=meta.flow_id,
+                        flow_version_id=meta.flow_version_id,
+                        flow_name=meta.flow_name,
+                        version_number=meta.version,
+                        trigger_kind=kind,
+                        trigger_payload=cap_json(trigger, limit)[0],
+                        status=ExecutionStatus.RUNNING,
+                        prefect_flow_run_id=flow_run_id,
+                        attempt=1,
+                        claimed_by=self.name,
+                        lease_until=now + self.lease,
+                        started_at=now,
+                    )
+                )
+                await session.commit()
+        except Exception as exc:
+            _log.warning(
+                "recording a scheduled run failed; it waits for the next poll",
+                flow_run_id=str(flow_run_id),
+                error=repr(exc),
+            )
+            await client.set_flow_run_state(flow_run_id, Scheduled(), force=True)
+            return False
+        # the deployment gave it workspace and flow tags; add version and trigger like event runs
+        tags = sorted(set(flow_run.tags or []) | set(meta.tags(kind)))
+        if tags != sorted(flow_run.tags or []):
+            try:
+                await client.update_flow_run(flow_run_id, tags=tags)
+            except Exception as exc:
+                _log.warning("tagging a scheduled run failed", error=repr(exc))
+        return True
+
     async def _scheduled_run(self, flow: Any, flow_run: Any, parameters: dict[str, Any]) -> None:
         from prefect.flow_engine import run_flow_async
 
@@ -382,13 +525,22 @@ class Worker:
             await run_flow_async(
                 flow, flow_run=flow_run, parameters=parameters, return_type="state"
             )
+            self.completed += 1
         except asyncio.CancelledError:
+            if flow_run.id in self.runtime.lease_lost:
+                _uncancel()
+                self.runtime.lease_lost.discard(flow_run.id)
+                _log.warning(
+                    "lease lost: another worker runs this execution now; stopped here",
+                    execution_id=str(flow_run.id),
+                )
+                return
             if flow_run.id not in self.runtime.cancel_requested:
                 raise
             _uncancel()
             await self._after_cancel(flow_run.id)
         finally:
-            self._scheduled.pop(flow_run.id, None)
+            self._inflight.pop(flow_run.id, None)
             self._cancel_sent.discard(flow_run.id)
 
     async def _renew_leases(self, stop: asyncio.Event) -> None:

@@ -17,6 +17,7 @@ from socialflow.orchestration import (
     get_execution,
     start_graph_run,
 )
+from tests.fixtures.nodes import FlakyNode
 from tests.fixtures.prefect import flow_run as read_flow_run
 from tests.fixtures.prefect import task_run as read_task_run
 from tests.fixtures.prefect import task_runs_of
@@ -165,6 +166,42 @@ async def test_transient_errors_are_retried_until_success(runtime: EngineRuntime
     assert node.output == {"out": {"attempt": 3}}
     task_run = await read_task_run(node.prefect_task_run_id)
     assert task_run.run_count == 3
+
+
+async def test_a_retry_waits_as_long_as_the_upstream_asked(
+    runtime: EngineRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TransientError's retry_after (Retry-After, Meta's usage headers) holds the retry
+    when it is longer than the node's own backoff, up to engine.max_retry_after_seconds."""
+
+    def flaky(retry_after: float) -> GraphSpec:
+        return graph(
+            [
+                {"id": "t", "kind": "trigger.manual"},
+                {
+                    "id": "flaky",
+                    "kind": "test.flaky",
+                    "config": {"failures": 1, "retry_after": retry_after},
+                    "settings": {"retries": 1, "retry_delay_seconds": 0},
+                },
+            ],
+            [{"source": "t", "source_port": "event", "target": "flaky"}],
+        )
+
+    FlakyNode.attempts_at.clear()
+    execution = await run(runtime, flaky(1.5))
+    assert execution.status == "completed", execution.error
+    assert execution.node("flaky").attempts == 2
+    first, second = FlakyNode.attempts_at
+    assert second - first >= 1.5  # asked 1.5 s; the node's own backoff was 0
+
+    # a longer ask is cut to the configured ceiling (an hour would outlast this test)
+    monkeypatch.setattr(runtime.settings.engine, "max_retry_after_seconds", 0.2)
+    FlakyNode.attempts_at.clear()
+    execution = await run(runtime, flaky(3600))
+    assert execution.status == "completed", execution.error
+    first, second = FlakyNode.attempts_at
+    assert second - first >= 0.2
 
 
 async def test_transient_errors_beyond_the_retry_budget_fail(runtime: EngineRuntime) -> None:

@@ -191,7 +191,7 @@ async def _activate(
         session=session,
     )
     # where the version is deployed is bookkeeping, not part of the frozen version
-    if deployment_id is not None and deployment_id != version.prefect_deployment_id:
+    if deployment_id != version.prefect_deployment_id:
         version.prefect_deployment_id = deployment_id
     flow.active_version_id = version.id
     flow.status = FlowStatus.ACTIVE
