@@ -286,6 +286,13 @@ class ExecutionRecorder:
         old = [r for r in batch.values() if r.node_id in self._written]
         try:
             async with self.db.session() as session:
+                if not await self._still_ours(session):
+                    _log.warning(
+                        "another worker claimed this execution; node runs not recorded",
+                        execution_id=str(self.execution_id),
+                        attempt=self.attempt,
+                    )
+                    return  # the batch is dropped: the new owner records the run
                 if new:
                     await session.execute(insert(NodeRun), [self._row(r) for r in new])
                 if old:
@@ -295,6 +302,18 @@ class ExecutionRecorder:
                 self._dirty.setdefault(node_id, record)
             raise
         self._written.update(r.node_id for r in new)
+
+    async def _still_ours(self, session: Any) -> bool:
+        """Whether this run's claim is still the execution's latest, held until the batch
+        commits: on PostgreSQL a share lock on the row makes a worker re-claiming it wait, and
+        that worker clears the node runs before starting, so none of ours outlives its claim."""
+        if self.attempt is None:
+            return True
+        query = select(FlowExecution.attempt).where(FlowExecution.id == self.execution_id)
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(read=True)
+        current = await session.scalar(query)
+        return current is None or current == self.attempt
 
     async def _write_execution(self) -> None:
         fields = dict(self._execution)

@@ -172,6 +172,7 @@ class Worker:
                 query = query.with_for_update(skip_locked=True)
             rows = list((await session.scalars(query)).all())
             claims = []
+            crashed: list[uuid.UUID] = []
             for row in rows:
                 abandoned = (
                     row.prefect_flow_run_id if row.status == ExecutionStatus.RUNNING else None
@@ -188,6 +189,8 @@ class Worker:
                     row.status = ExecutionStatus.CRASHED
                     row.error = f"gave up after {row.attempt} attempts: each worker stopped mid-run"
                     row.finished_at = now
+                    if abandoned is not None:
+                        crashed.append(abandoned)  # the last attempt's flow run says so too
                     continue
                 row.status = ExecutionStatus.RUNNING
                 row.attempt += 1
@@ -197,6 +200,8 @@ class Worker:
             await session.commit()
         while self._cleanup:
             await mark_prefect_cancelled(self._cleanup.pop())
+        for flow_run_id in crashed:
+            await _mark_crashed(flow_run_id)
         return claims
 
     async def _execute(self, claim: Claim, wakeup: Wakeup) -> None:
