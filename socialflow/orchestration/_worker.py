@@ -27,7 +27,7 @@ from socialflow.core.logging import get_logger
 from socialflow.orchestration._cancel import CANCEL_CHANNEL, mark_prefect_cancelled
 from socialflow.orchestration._dispatch import Dispatcher
 from socialflow.orchestration._graph import compile_graph_json
-from socialflow.orchestration._inbox import INBOX_CHANNEL, QUEUE_CHANNEL
+from socialflow.orchestration._inbox import INBOX_CHANNEL, QUEUE_CHANNEL, notify
 from socialflow.orchestration._inbox_models import FlowTrigger
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution, GraphSnapshot, NodeRun
 from socialflow.orchestration._recorder import cap_json
@@ -63,6 +63,8 @@ class Worker:
         schedule_poll: How often Prefect is asked for due scheduled runs (seconds).
         relay: Relay this worker's live run updates to API processes through the database.
         cancel_poll: Longest wait before a cancel request is noticed without a NOTIFY.
+        prefect_cancel_poll: How often Prefect is asked whether a run in progress was
+            cancelled from its UI (only while runs are in progress).
         isolate: Run each claimed execution in a fresh Python process of its own
             (``socialflow.orchestration._isolated``) instead of in this one: a crash in a run
             cannot take the worker or other runs down, at the cost of a process start per run.
@@ -83,6 +85,7 @@ class Worker:
         relay: bool = True,
         cancel_poll: float = 1.0,
         isolate: bool = False,
+        prefect_cancel_poll: float = 2.0,
     ) -> None:
         self.runtime = runtime
         self.db = runtime.db
@@ -96,6 +99,7 @@ class Worker:
         self.relay = relay
         self.cancel_poll = cancel_poll
         self.isolate = isolate
+        self.prefect_cancel_poll = prefect_cancel_poll
         #: processes running isolated executions, by execution id
         self.children: dict[uuid.UUID, asyncio.subprocess.Process] = {}
         # runs in progress by execution id: claimed executions and the deployments' scheduled
@@ -117,6 +121,7 @@ class Worker:
                 asyncio.create_task(self._renew_leases(stop), name="lease-renewal"),
                 asyncio.create_task(self._scheduled_runs(stop), name="scheduled-runs"),
                 asyncio.create_task(self._watch_cancellations(stop), name="cancellations"),
+                asyncio.create_task(self._watch_prefect_cancels(stop), name="prefect-cancels"),
             ]
             relay_stop = asyncio.Event()
             relay = None
@@ -375,6 +380,70 @@ class Worker:
                     self._cancel_sent.add(execution_id)
                     self.runtime.cancel_requested.add(execution_id)
                     running[execution_id].cancel()
+
+    async def _watch_prefect_cancels(self, stop: asyncio.Event) -> None:
+        """Turn a cancel made in Prefect's UI (the flow run goes Cancelling) into a cancel
+        request on the execution, which the watcher above carries out like one from the API."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterId,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+        )
+        from prefect.client.schemas.objects import StateType
+
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.prefect_cancel_poll)
+                return
+            except TimeoutError:
+                pass
+            if not self._inflight:
+                continue
+            try:
+                async with self.db.sessionmaker() as session:
+                    by_run = dict(
+                        (
+                            await session.execute(
+                                select(FlowExecution.prefect_flow_run_id, FlowExecution.id).where(
+                                    FlowExecution.id.in_(list(self._inflight)),
+                                    FlowExecution.prefect_flow_run_id.is_not(None),
+                                    FlowExecution.cancel_requested_at.is_(None),
+                                )
+                            )
+                        )
+                        .tuples()
+                        .all()
+                    )
+                if not by_run:
+                    continue
+                async with get_client() as client:
+                    cancelling = await client.read_flow_runs(
+                        flow_run_filter=FlowRunFilter(
+                            id=FlowRunFilterId(any_=list(by_run)),
+                            state=FlowRunFilterState(
+                                type=FlowRunFilterStateType(any_=[StateType.CANCELLING])
+                            ),
+                        )
+                    )
+                ids = [by_run[run.id] for run in cancelling if run.id in by_run]
+                if not ids:
+                    continue
+                async with self.db.sessionmaker() as session:
+                    await session.execute(
+                        update(FlowExecution)
+                        .where(
+                            FlowExecution.id.in_(ids), FlowExecution.cancel_requested_at.is_(None)
+                        )
+                        .values(cancel_requested_at=utcnow())
+                        .execution_options(synchronize_session=False)
+                    )
+                    await notify(session, CANCEL_CHANNEL)
+                    await session.commit()
+                _log.info("cancel requested in Prefect", executions=[str(i) for i in ids])
+            except Exception as exc:
+                _log.warning("checking Prefect for cancelled runs failed", error=repr(exc))
 
     async def _fail(self, execution_id: uuid.UUID, message: str) -> None:
         async with self.db.sessionmaker() as session:

@@ -277,3 +277,57 @@ async def test_a_scheduled_run_left_by_a_stopped_worker_is_run_again_by_another(
         rerun = await prefect.read_flow_run(row.prefect_flow_run_id)
         assert rerun.deployment_id == deployment_id
         assert rerun.state is not None and rerun.state.is_completed()
+
+
+async def test_a_cancel_from_the_prefect_ui_stops_the_run(runtime: EngineRuntime) -> None:
+    """Prefect's UI cancels a flow run by moving it to Cancelling; the worker running it
+    stops it like a cancel from the API: nodes and flow run end cancelled."""
+    from prefect.states import Cancelling
+
+    flow_id, workspace_id = uuid.uuid4(), uuid.uuid4()
+    slow = {**SLOW, "nodes": [SLOW["nodes"][0], {**SLOW["nodes"][1], "config": {"seconds": 60}}]}
+    await _activate(runtime, flow_id, name="Long", number=1, graph=slow, workspace_id=workspace_id)
+    async with runtime.db.sessionmaker() as session:
+        await store_events(session, [hook_event(flow_id, 1)])
+    worker = Worker(
+        runtime, concurrency=1, poll_interval=0.05, cancel_poll=0.2, prefect_cancel_poll=0.3
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+
+        async def napping() -> bool:
+            rows = await _executions(runtime, flow_id)
+            if not rows or rows[0].prefect_flow_run_id is None:
+                return False
+            async with runtime.db.sessionmaker() as session:
+                node = await session.scalar(
+                    select(NodeRun).where(
+                        NodeRun.execution_id == rows[0].id, NodeRun.node_id == "nap"
+                    )
+                )
+            return node is not None and node.status == "running"
+
+        await wait_for(napping, timeout=60)
+        [row] = await _executions(runtime, flow_id)
+        async with get_client() as prefect:
+            await prefect.set_flow_run_state(row.prefect_flow_run_id, Cancelling())  # type: ignore[arg-type]
+
+        async def cancelled() -> bool:
+            [row] = await _executions(runtime, flow_id)
+            return row.status == ExecutionStatus.CANCELLED
+
+        await wait_for(cancelled, timeout=30)
+    finally:
+        stop.set()
+        await task
+    [row] = await _executions(runtime, flow_id)
+    assert row.cancel_requested_at is not None
+    async with runtime.db.sessionmaker() as session:
+        nap = await session.scalar(
+            select(NodeRun).where(NodeRun.execution_id == row.id, NodeRun.node_id == "nap")
+        )
+    assert nap is not None and nap.status == "cancelled"
+    async with get_client() as prefect:
+        flow_run = await prefect.read_flow_run(row.prefect_flow_run_id)  # type: ignore[arg-type]
+        assert flow_run.state is not None and flow_run.state.is_cancelled()
