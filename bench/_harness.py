@@ -523,9 +523,12 @@ def app_settings(url: str) -> Any:
     return Settings(database={"url": url}, secret_key=SECRET_KEY)
 
 
-async def prepare_app_db(url: str, graph: dict[str, Any]) -> tuple[uuid.UUID, str]:
+async def prepare_app_db(
+    url: str, graph: dict[str, Any], *, deploy: bool = False
+) -> tuple[uuid.UUID, str]:
     """Migrate the app database, mirror the node types, publish ``graph`` as an active webhook
-    flow (tests/fixtures/flows.py ``publish``); return the flow id and its webhook secret."""
+    flow (tests/fixtures/flows.py ``publish``; with ``deploy`` as the API publishes, with its
+    Prefect deployment, which needs PREFECT_API_URL); return the flow id and its secret."""
     from socialflow.core.db import Database
     from socialflow.migrations import upgrade
     from socialflow.nodes import default_registry
@@ -540,7 +543,9 @@ async def prepare_app_db(url: str, graph: dict[str, Any]) -> tuple[uuid.UUID, st
     try:
         async with db.session() as session:
             await sync_node_types(session, registry)
-        flow_id, _ = await publish(db, registry, settings, graph, name="bench four nodes")
+        flow_id, _ = await publish(
+            db, registry, settings, graph, name="bench four nodes", deploy=deploy
+        )
         async with db.session() as session:
             trigger = await session.get(FlowTrigger, flow_id)
             assert trigger is not None

@@ -89,6 +89,7 @@ async def prepare(url: str) -> tuple[uuid.UUID, uuid.UUID]:
             REPLY_FLOW,
             name="bench instagram reply",
             workspace_id=account.workspace_id,
+            deploy=True,
         )
     finally:
         await runtime.aclose()

@@ -245,7 +245,7 @@ def main() -> None:
             "SOCIALFLOW_PREFECT_API_URL": prefect_api,
         }
         apply_env(env)  # before Prefect is imported in this process
-        flow_id, secret = asyncio.run(prepare_app_db(db.psycopg_url, four_nodes()))
+        flow_id, secret = asyncio.run(prepare_app_db(db.psycopg_url, four_nodes(), deploy=True))
         port = free_port()
         stack.start(api_server(stack.home / "logs", port=port, env=env))
         stack.start_worker(

@@ -523,11 +523,9 @@ def up(
     host = settings.prefect.server_host
     prefect_api = f"http://{host}:{port}/api"
     os.environ["PREFECT_API_URL"] = prefect_api
-    asyncio.run(_prepare(settings))
-    _echo(f"database ready: {_safe_url(settings.database_url)}")
     api_host, api_port = settings.api.host, api_port or settings.api.port
-    children = [
-        prefect_server(data_dir / "prefect", host=host, port=port),
+    prefect = prefect_server(data_dir / "prefect", host=host, port=port)
+    services = [
         api_server(
             data_dir / "logs",
             host=api_host,
@@ -539,10 +537,15 @@ def up(
             env={"PREFECT_API_URL": prefect_api, "SOCIALFLOW_DATA_DIR": str(data_dir)},
         ),
     ]
+    children = [prefect, *services]
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
+        # Prefect first: publishing (the demo flow too) creates the flow's deployment there
         for child in children:
+            if child is services[0]:
+                asyncio.run(_prepare(settings))
+                _echo(f"database ready: {_safe_url(settings.database_url)}")
             child.start()
             _echo(f"starting {child.name} (log: {child.log_path}) ...")
             child.wait_healthy(timeout=120)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
@@ -89,7 +90,9 @@ def test_unreadable_input_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
     port, api_port = free_port(), free_port()
-    env = {**os.environ, "SOCIALFLOW_DATA_DIR": str(tmp_path / "data")}
+    # as `make up` runs it: development, which seeds the demo workspace and flow
+    dev = {"SOCIALFLOW_DATA_DIR": str(tmp_path / "data"), "SOCIALFLOW_ENVIRONMENT": "development"}
+    env = {**os.environ, **dev}
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.Popen(
         [
@@ -128,6 +131,21 @@ def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
             "worker" in output
             and "ready" in (tmp_path / "data" / "logs" / "worker.log").read_text()
         )
+        # the demo flow answers a simulated price question: stored, dispatched, run by the
+        # worker from the flow's deployment, its reply in the ledger, sandboxed
+        sent = socialflow(
+            "simulate",
+            "comment",
+            "how much is the blue one?",
+            "--url",
+            f"http://127.0.0.1:{api_port}",
+            env=dev,
+        )
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        run_id = _wait_for_demo_run(tmp_path / "data" / "socialflow.db")
+        flow_run = httpx.get(f"http://127.0.0.1:{port}/api/flow_runs/{run_id}", timeout=10).json()
+        assert flow_run["deployment_id"] is not None
+        assert flow_run["state"]["type"] == "COMPLETED"
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -138,6 +156,26 @@ def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
     for stopped in (f"http://127.0.0.1:{port}/api/health", f"http://127.0.0.1:{api_port}/healthz"):
         with pytest.raises(httpx.HTTPError):
             httpx.get(stopped, timeout=2)
+
+
+def _wait_for_demo_run(database: Path) -> str:
+    """The Prefect flow run id of the demo flow's completed run, once its reply is in the
+    ledger as sandboxed."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        with sqlite3.connect(database) as conn:
+            row = conn.execute(
+                "SELECT e.prefect_flow_run_id FROM flow_execution e "
+                "JOIN outbox_message o ON o.execution_id = e.id "
+                "WHERE e.status = 'completed' AND o.status = 'sandboxed'"
+            ).fetchone()
+        if row is not None:
+            return str(uuid.UUID(hex=str(row[0]).replace("-", "")))
+        time.sleep(0.5)
+    pytest.fail("the simulated comment did not complete a run with a sandboxed reply in 90 s")
 
 
 def test_user_create_from_the_shell(tmp_path: Path) -> None:

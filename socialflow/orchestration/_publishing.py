@@ -7,9 +7,14 @@ paused, resumed or deleted; the Prefect side (deployments, schedules) lives behi
 from __future__ import annotations
 
 import uuid
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
+import httpx
+from prefect.exceptions import PrefectHTTPStatusError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socialflow.core.errors import TransientError
 from socialflow.core.logging import get_logger
 from socialflow.core.settings import Settings
 from socialflow.nodes import NodeRegistry
@@ -25,6 +30,7 @@ from socialflow.orchestration._triggers import deactivate_trigger, upsert_trigge
 __all__ = ["activate_version", "deactivate_flow"]
 
 _log = get_logger(__name__)
+T = TypeVar("T")
 
 
 async def activate_version(
@@ -75,16 +81,19 @@ async def activate_version(
     graph_json = graph.model_dump_json(exclude_defaults=True)
     previous = await session.get(FlowTrigger, flow_id)
     kind = compiled.trigger.spec.kind
-    deployment_id = await upsert_deployment(
-        flow_id=flow_id,
-        flow_name=flow_name,
-        workspace_id=workspace_id,
-        version_id=version_id,
-        version_number=version_number,
-        graph_json=graph_json,
-        trigger_kind=kind,
-        schedule=compiled.trigger.config.model_dump() if kind == "trigger.schedule" else None,
-        existing=previous.deployment_id if previous is not None else None,
+    deployment_id = await _on_prefect(
+        "publishing",
+        upsert_deployment(
+            flow_id=flow_id,
+            flow_name=flow_name,
+            workspace_id=workspace_id,
+            version_id=version_id,
+            version_number=version_number,
+            graph_json=graph_json,
+            trigger_kind=kind,
+            schedule=compiled.trigger.config.model_dump() if kind == "trigger.schedule" else None,
+            existing=previous.deployment_id if previous is not None else None,
+        ),
     )
     await upsert_trigger(
         session,
@@ -130,11 +139,27 @@ async def deactivate_flow(
     trigger = await session.get(FlowTrigger, flow_id)
     if trigger is not None and trigger.deployment_id is not None:
         if remove:
-            await delete_deployment(trigger.deployment_id)
+            await _on_prefect("deleting", delete_deployment(trigger.deployment_id))
             trigger.deployment_id = None
         else:
-            await set_deployment_paused(trigger.deployment_id, paused=True)
+            await _on_prefect("pausing", set_deployment_paused(trigger.deployment_id, paused=True))
     await deactivate_trigger(session, flow_id)
     _log.info(
         "flow deactivated", workspace_id=str(workspace_id), flow_id=str(flow_id), removed=remove
     )
+
+
+async def _on_prefect(action: str, call: Coroutine[Any, Any, T]) -> T:
+    """Await a call to Prefect's API; an unreachable or failing API is a retryable refusal
+    (503 from the API) and leaves the flow as it was, since the caller has not committed."""
+    try:
+        return await call
+    except (httpx.HTTPError, OSError, PrefectHTTPStatusError) as exc:
+        from prefect.settings import PREFECT_API_URL
+
+        url = PREFECT_API_URL.value() or "(PREFECT_API_URL is not set)"
+        msg = (
+            f"{action} the flow needs Prefect's API at {url}, which did not answer "
+            f"({type(exc).__name__}); nothing was changed, try again"
+        )
+        raise TransientError(msg, code="prefect_unavailable") from exc

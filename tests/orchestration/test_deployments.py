@@ -331,3 +331,26 @@ async def test_a_cancel_from_the_prefect_ui_stops_the_run(runtime: EngineRuntime
     async with get_client() as prefect:
         flow_run = await prefect.read_flow_run(row.prefect_flow_run_id)  # type: ignore[arg-type]
         assert flow_run.state is not None and flow_run.state.is_cancelled()
+
+
+async def test_publishing_while_prefect_is_away_is_a_retryable_refusal(
+    runtime: EngineRuntime,
+) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from socialflow.core.errors import TransientError
+    from socialflow.orchestration import FlowTrigger
+    from tests.fixtures.ports import free_port
+
+    flow_id = uuid.uuid4()
+    unreachable = f"http://127.0.0.1:{free_port()}/api"
+    with temporary_settings(updates={PREFECT_API_URL: unreachable}):
+        try:
+            await _activate(runtime, flow_id, name="Echo", number=1, workspace_id=uuid.uuid4())
+        except TransientError as exc:
+            assert exc.code == "prefect_unavailable"
+            assert "try again" in exc.message
+        else:
+            raise AssertionError("publishing without Prefect must be refused")
+    async with runtime.db.sessionmaker() as session:
+        assert await session.get(FlowTrigger, flow_id) is None  # nothing half-published
