@@ -12,7 +12,11 @@ N API processes are N uvicorn processes on N ports with the load spread round-ro
 (``--multi ports``), or one uvicorn with ``--workers N`` (``--multi workers``).
 
 Each variant gets a published webhook flow (tests/fixtures/flows.py FOUR_NODES). No worker
-runs: events stay pending. Load: ``--clients`` processes (bench/_load.py) with
+runs: events stay pending. Requests are signed: ``X-Socialflow-Signature: sha256=<HMAC-SHA256 of
+the body>`` computed per request by the client and checked by the API (``--auth hmac``, the
+default); ``--auth header`` sends the trigger's shared secret in ``X-Socialflow-Secret``
+instead. The bare baseline checks the shared-secret header in either mode, so its clients send
+that header. Load: ``--clients`` processes (bench/_load.py) with
 httpx.AsyncClient, ``--concurrency`` requests in flight in all, ``--warmup`` requests first,
 then ``--requests`` measured (closed loop). Then, unless ``--paced-rate 0``, a paced phase at a
 fixed rate, latency measured from each request's scheduled time. At the end the stored
@@ -141,6 +145,7 @@ def _run_phase(
     secret: str,
     groups: CpuGroups,
     *,
+    auth: str,
     requests: int,
     warmup: int,
     rate: float,
@@ -159,7 +164,7 @@ def _run_phase(
             "--secret",
             secret,
             "--auth",
-            args.auth,
+            auth,
             "--tag",
             f"c{k}",
             "--offset",
@@ -224,7 +229,9 @@ def _variant(args: argparse.Namespace, kind: str, procs: int) -> Result:
                 groups.postgres_dbs["app database"] = [db.name]
             env["SOCIALFLOW_DATABASE_URL"] = url
             flow_id, secret = asyncio.run(prepare_app_db(url, four_nodes(args.auth)))
-        log(f"{name}: starting {procs} API process(es) ({args.multi})")
+        # the bare app checks the shared-secret header only
+        auth = "header" if kind == "bare" else args.auth
+        log(f"{name}: starting {procs} API process(es) ({args.multi}), auth {auth}")
         bases, pids = _start_servers(stack, kind, procs, args.multi, env, args.access_log)
         groups.trees["API processes"] = pids
         targets = [f"{b}/hooks/{flow_id}" for b in bases]
@@ -238,6 +245,7 @@ def _variant(args: argparse.Namespace, kind: str, procs: int) -> Result:
             targets,
             secret,
             groups,
+            auth=auth,
             requests=args.requests,
             warmup=args.warmup,
             rate=0.0,
@@ -253,6 +261,7 @@ def _variant(args: argparse.Namespace, kind: str, procs: int) -> Result:
                 targets,
                 secret,
                 groups,
+                auth=auth,
                 requests=args.paced_requests,
                 warmup=min(100, args.warmup),
                 rate=args.paced_rate,
@@ -289,8 +298,9 @@ def main() -> None:
     parser.add_argument(
         "--auth",
         choices=("header", "hmac"),
-        default="header",
-        help="X-Socialflow-Secret header (default) or HMAC-SHA256 signature",
+        default="hmac",
+        help="HMAC-SHA256 signature of each body (default) or the X-Socialflow-Secret "
+        "shared-secret header; the bare baseline always gets the header",
     )
     parser.add_argument(
         "--paced-rate", type=float, default=200.0, help="paced phase, requests/s (200; 0: skip)"
@@ -305,7 +315,7 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=120.0, help="seconds per phase (120)")
     args = parser.parse_args()
     if args.auth == "hmac" and "bare" in args.variants:
-        log("note: the bare baseline always checks the X-Socialflow-Secret header")
+        log("note: the bare baseline checks the X-Socialflow-Secret header, not a signature")
     # Prefect and Socialflow read their settings on import: keep them off ~/.prefect and .env
     load_start = load_average()
     with Stack("ingest") as top:
@@ -323,7 +333,8 @@ def _print(results: list[Result], args: argparse.Namespace, load: str) -> None:
     bare = {r.procs: r.closed.rate for r in results if r.kind == "bare"}
     print(
         f"\ningest: {args.requests} signed webhook POSTs after {args.warmup} warm-up, "
-        f"{args.concurrency} in flight from {args.clients} httpx client processes "
+        f"{args.concurrency} in flight from {args.clients} httpx client processes; "
+        f"auth: {_AUTH[args.auth]} (bare baseline: shared-secret header) "
         f"({args.multi}; access log {'on' if args.access_log else 'off'})"
     )
     print("ratio = accepted/s / bare baseline with the same number of API processes, same run")
@@ -409,6 +420,12 @@ def _print(results: list[Result], args: argparse.Namespace, load: str) -> None:
             print(f"{r.name}: non-202 answers or client errors: {bad}")
     print(f"machine: {_cores()} cores, shared; {load}")
     print("goal (issue): >= 2,000 accepted/s and p99 <= 50 ms")
+
+
+_AUTH = {
+    "hmac": "X-Socialflow-Signature HMAC-SHA256 of each body",
+    "header": "X-Socialflow-Secret shared-secret header",
+}
 
 
 def _cores() -> int:

@@ -9,12 +9,15 @@ Prefect: an async flow awaiting four no-op async tasks in a chain (the 4-node gr
 ``--concurrency`` x ``--workers`` flow runs at once, in-process, with one Prefect client as the
 worker keeps one.
 
-The ``--duration`` s window of each is split into ``--rounds`` segments that alternate
-(baseline, socialflow, baseline, ...), each after ``--warmup`` s of ramp-up, so that both see
-the same shared machine. In a socialflow segment this process POSTs webhooks to the API
+``--window continuous`` (the default): each variant is measured over one continuous
+``--duration`` s window (60 s) of steady load after ``--warmup`` s of ramp-up, the baseline
+first, then socialflow. ``--window alternating``: the ``--duration`` of each is split into
+``--rounds`` shorter segments that alternate (baseline, socialflow, baseline, ...), each after
+its own ramp-up, so that both see the same shared machine when its load drifts. In a socialflow
+window this process POSTs webhooks to the API
 continuously, keeping the backlog (pending inbox events + queued executions) near
 ``--backlog``, and counts flow_execution rows whose finished_at falls in the window; then it
-stops feeding and lets the backlog drain before the next segment. The baseline runner counts
+stops feeding and lets the backlog drain before the next window. The baseline runner counts
 flow runs that finished in its window.
 
 CPU seconds per process group are read from /proc at each window's edges (utime+stime of each
@@ -284,11 +287,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=60.0, help="window per variant, s (60)")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="alternating segments per variant (3)"
+        "--duration", type=float, default=60.0, help="measured seconds per variant (60)"
     )
-    parser.add_argument("--warmup", type=float, default=5.0, help="ramp-up per segment, s (5)")
+    parser.add_argument(
+        "--window",
+        choices=("continuous", "alternating"),
+        default="continuous",
+        help="one continuous window of steady load per variant (default), or --rounds "
+        "alternating segments sharing --duration",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="segments per variant with --window alternating (3)",
+    )
+    parser.add_argument("--warmup", type=float, default=5.0, help="ramp-up per window, s (5)")
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -305,6 +320,10 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=120.0, help="s (120)")
     parser.add_argument("--raw-prefect-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.window == "continuous":
+        args.rounds = 1
+    elif args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, not {args.rounds}")
     lanes = args.concurrency * args.workers
     if args.raw_prefect_child:
         raw_prefect_child(args.concurrency)
@@ -321,7 +340,7 @@ def main() -> None:
             "SOCIALFLOW_PREFECT_API_URL": prefect_api,
         }
         apply_env(env)  # before Prefect is imported in this process
-        flow_id, secret = asyncio.run(prepare_app_db(app.psycopg_url, four_nodes()))
+        flow_id, secret = asyncio.run(prepare_app_db(app.psycopg_url, four_nodes(), deploy=True))
         asyncio.run(_ensure_pool())
         port = free_port()
         api = stack.start(api_server(stack.home / "logs", port=port, env=env))
@@ -409,9 +428,14 @@ async def _ensure_pool() -> None:
 def _print(args: argparse.Namespace, tallies: dict[str, Tally], notes: str) -> None:
     raw, sf = tallies["baseline"], tallies["socialflow"]
     lanes = args.concurrency * args.workers
+    shape = (
+        f"one continuous {sf.wall:.0f} s window of steady load per variant"
+        if args.window == "continuous"
+        else f"{sf.wall:.0f} s per variant in {args.rounds} alternating segments"
+    )
     print(
-        f"\nthroughput: 4-node flow (4 task runs per run); {sf.wall:.0f} s window per variant in "
-        f"{args.rounds} alternating segments, each after {args.warmup:g} s ramp-up; "
+        f"\nthroughput: 4-node flow (4 task runs per run); {shape}, each after "
+        f"{args.warmup:g} s ramp-up; "
         f"{args.workers} worker(s) x {args.concurrency} runs vs raw Prefect with {lanes} flow "
         "runs at once; Prefect server and app database on PostgreSQL"
     )

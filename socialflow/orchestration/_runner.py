@@ -49,7 +49,7 @@ from socialflow.orchestration._recorder import (
 )
 from socialflow.orchestration._runtime import EngineRuntime, get_runtime
 
-__all__ = ["RunMeta", "execute_graph", "flow_for", "start_graph_run"]
+__all__ = ["RunMeta", "attempt_run_name", "execute_graph", "flow_for", "start_graph_run"]
 
 _log = get_logger(__name__)
 #: what a cancelled run and its unfinished nodes are recorded with
@@ -487,16 +487,17 @@ async def start_graph_run(
     compiled = compile_graph_json(text, get_runtime().registry)
     run_tags = meta.tags(compiled.trigger.spec.kind)
     prefect_flow = flow_for(meta.flow_name)
-    if meta.deployment_id is not None:
-        flow_run = await _deployment_run(meta, text, trigger, run_tags)
-        if flow_run is not None:
-            final = await run_flow_async(
-                prefect_flow,
-                flow_run=flow_run,
-                parameters={"graph": text, "trigger": trigger, "meta": meta},
-                return_type="state",
-            )
-            return cast(State[Any], final)
+    if meta.attempt is not None or meta.deployment_id is not None:
+        # a worker's run: its flow run is created first, under a name that says which
+        # execution and attempt it is, so a worker taking the execution over can find it
+        flow_run = await _create_flow_run(meta, prefect_flow, text, trigger, run_tags)
+        final = await run_flow_async(
+            prefect_flow,
+            flow_run=flow_run,
+            parameters={"graph": text, "trigger": trigger, "meta": meta},
+            return_type="state",
+        )
+        return cast(State[Any], final)
     with tags(*run_tags):
         state: State[Any] = await prefect_flow(
             graph=text, trigger=trigger, meta=meta, return_state=True
@@ -504,30 +505,40 @@ async def start_graph_run(
     return state
 
 
-async def _deployment_run(
-    meta: RunMeta, graph: str, trigger: dict[str, Any], run_tags: list[str]
-) -> FlowRun | None:
-    """Create the run's Prefect flow run from the flow's deployment, Pending, so that no
-    Prefect worker polling the pool takes it: this process runs it. ``None`` when the
-    deployment is gone (the flow was deleted after the event was queued)."""
-    assert meta.deployment_id is not None
+def attempt_run_name(execution_id: uuid.UUID, attempt: int) -> str:
+    """The Prefect flow run name of one attempt at an execution."""
+    return f"execution-{execution_id}-attempt-{attempt}"
+
+
+async def _create_flow_run(
+    meta: RunMeta,
+    prefect_flow: Flow[..., Any],
+    graph: str,
+    trigger: dict[str, Any],
+    run_tags: list[str],
+) -> FlowRun:
+    """Create the run's Prefect flow run, Pending (so no Prefect worker polling a pool takes
+    it: this process runs it): from the flow's deployment when it has one, so the run is
+    listed under it, else as a run of the flow."""
+    name = attempt_run_name(meta.execution_id, meta.attempt or 1)
+    parameters = {"graph": graph, "trigger": trigger, "meta": meta.model_dump(mode="json")}
     async with get_client() as client:
-        try:
-            return await client.create_flow_run_from_deployment(
-                meta.deployment_id,
-                parameters={
-                    "graph": graph,
-                    "trigger": trigger,
-                    "meta": meta.model_dump(mode="json"),
-                },
-                state=Pending(),
-                tags=run_tags,
-                # a retried request after a timeout answers the same flow run
-                idempotency_key=f"{meta.execution_id}:{meta.attempt or 0}",
-            )
-        except ObjectNotFound:
-            _log.warning(
-                "the flow's deployment is gone; running without it",
-                deployment_id=str(meta.deployment_id),
-            )
-            return None
+        if meta.deployment_id is not None:
+            try:
+                return await client.create_flow_run_from_deployment(
+                    meta.deployment_id,
+                    parameters=parameters,
+                    state=Pending(),
+                    name=name,
+                    tags=run_tags,
+                    # a retried request after a timeout answers the same flow run
+                    idempotency_key=name,
+                )
+            except ObjectNotFound:
+                _log.warning(
+                    "the flow's deployment is gone; running without it",
+                    deployment_id=str(meta.deployment_id),
+                )
+        return await client.create_flow_run(
+            prefect_flow, name=name, parameters=parameters, tags=run_tags, state=Pending()
+        )

@@ -11,6 +11,7 @@ runs it once more. Node-level send ledgers keep side effects from repeating.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, false, or_, select, update
 
 from socialflow.core.db import utcnow
 from socialflow.core.logging import get_logger
@@ -32,7 +33,12 @@ from socialflow.orchestration._inbox_models import FlowTrigger
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution, GraphSnapshot, NodeRun
 from socialflow.orchestration._recorder import cap_json
 from socialflow.orchestration._relay import UpdateRelay
-from socialflow.orchestration._runner import CANCELLED_MESSAGE, RunMeta, start_graph_run
+from socialflow.orchestration._runner import (
+    CANCELLED_MESSAGE,
+    RunMeta,
+    attempt_run_name,
+    start_graph_run,
+)
 from socialflow.orchestration._runtime import EngineRuntime
 from socialflow.orchestration._wakeup import Wakeup
 
@@ -175,9 +181,15 @@ class Worker:
             )
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
+            else:
+                # SQLite has no row locks: take the database's write lock before reading, so
+                # two workers never both read a row as claimable and both claim it
+                await session.execute(
+                    update(FlowExecution).where(false()).values(attempt=FlowExecution.attempt)
+                )
             rows = list((await session.scalars(query)).all())
             claims = []
-            crashed: list[uuid.UUID] = []
+            crashed: list[tuple[uuid.UUID, int, uuid.UUID | None]] = []
             for row in rows:
                 abandoned = (
                     row.prefect_flow_run_id if row.status == ExecutionStatus.RUNNING else None
@@ -194,8 +206,7 @@ class Worker:
                     row.status = ExecutionStatus.CRASHED
                     row.error = f"gave up after {row.attempt} attempts: each worker stopped mid-run"
                     row.finished_at = now
-                    if abandoned is not None:
-                        crashed.append(abandoned)  # the last attempt's flow run says so too
+                    crashed.append((row.id, row.attempt, abandoned))  # its flow runs too
                     continue
                 row.status = ExecutionStatus.RUNNING
                 row.attempt += 1
@@ -205,8 +216,8 @@ class Worker:
             await session.commit()
         while self._cleanup:
             await mark_prefect_cancelled(self._cleanup.pop())
-        for flow_run_id in crashed:
-            await _mark_crashed(flow_run_id)
+        for execution_id, attempts, known in crashed:
+            await _crash_attempts(execution_id, attempts, known)
         return claims
 
     async def _execute(self, claim: Claim, wakeup: Wakeup) -> None:
@@ -246,8 +257,10 @@ class Worker:
                 # start the graph afresh either way (the send ledger keeps sends from repeating)
                 await session.execute(delete(NodeRun).where(NodeRun.execution_id == row.id))
                 await session.commit()
-            if claim.abandoned_flow_run_id is not None:
-                await _mark_crashed(claim.abandoned_flow_run_id)
+            if claim.attempt > 1:
+                await _crash_attempts(
+                    claim.execution_id, claim.attempt - 1, claim.abandoned_flow_run_id
+                )
             graph = await session.scalar(
                 select(GraphSnapshot.graph).where(GraphSnapshot.id == row.flow_version_id)
             )
@@ -715,14 +728,29 @@ async def _claim_scheduled(client: Any, flow_run: Any) -> bool:
     return bool(result.status == SetStateStatus.ACCEPT)
 
 
-async def _mark_crashed(flow_run_id: uuid.UUID) -> None:
+async def _crash_attempts(execution_id: uuid.UUID, attempts: int, known: uuid.UUID | None) -> None:
+    """Mark Crashed every unfinished Prefect flow run of an execution's first ``attempts``
+    attempts: the one its row recorded (``known``) and those found by their attempt names,
+    which also catches a flow run created just before its worker died, unrecorded."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.exceptions import ObjectNotFound
     from prefect.states import Crashed
 
+    names = [attempt_run_name(execution_id, n) for n in range(1, attempts + 1)]
     try:
         async with get_client() as client:
-            await client.set_flow_run_state(
-                flow_run_id, Crashed(message="the worker running it stopped"), force=True
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=names))
             )
+            if known is not None and all(run.id != known for run in runs):
+                with contextlib.suppress(ObjectNotFound):
+                    runs.append(await client.read_flow_run(known))
+            for run in runs:
+                if run.state is not None and run.state.is_final():
+                    continue
+                await client.set_flow_run_state(
+                    run.id, Crashed(message="the worker running it stopped"), force=True
+                )
     except Exception as exc:
-        _log.warning("could not mark the abandoned flow run crashed", error=repr(exc))
+        _log.warning("could not mark abandoned flow runs crashed", error=repr(exc))

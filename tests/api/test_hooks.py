@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from socialflow.orchestration import EngineRuntime, FlowExecution, WebhookEvent
+from socialflow.orchestration import EngineRuntime, FlowExecution, NodeRun, WebhookEvent
 from socialflow.orchestration._worker import Worker
 from tests.api.conftest import Team
 from tests.fixtures.flows import FOUR_NODES
@@ -277,5 +277,98 @@ async def _until_completed(client: httpx.AsyncClient, team: Team, ids: list[str]
         ]
         if all(s == "completed" for s in states):
             return
+        assert not {"failed", "crashed", "cancelled"} & set(states), states
         assert asyncio.get_running_loop().time() < deadline, states
         await asyncio.sleep(0.2)
+
+
+async def test_a_rerun_runs_the_same_or_the_active_version_with_the_original_payload(
+    client: httpx.AsyncClient, team: Team, runtime: EngineRuntime
+) -> None:
+    """Version 1 runs; version 2 (whose "greet" node also sets ``v``) is published; re-runs of
+    the version-1 execution run version 1 (``same``, also the default) or version 2
+    (``active``), each with the original trigger payload."""
+    base = f"/api/workspaces/{team.workspace_id}/flows"
+    executions = f"/api/workspaces/{team.workspace_id}/executions"
+    created = await client.post(
+        base, json={"name": "Versions", "graph": FOUR_NODES}, headers=team.editor.headers
+    )
+    assert created.status_code == 201, created.text
+    flow_id = created.json()["id"]
+    first = await client.post(f"{base}/{flow_id}/publish", headers=team.editor.headers)
+    assert first.status_code == 201, first.text
+    payload = {"body": {"n": 4}, "query": {"src": "manual"}}
+    ran = await client.post(
+        f"{base}/{flow_id}/run", json={"payload": payload}, headers=team.editor.headers
+    )
+    assert ran.status_code == 202, ran.text
+    original_id = ran.json()["execution_id"]
+    graph = json.loads(json.dumps(FOUR_NODES))
+    graph["nodes"][1]["config"]["values"]["v"] = "two"
+    changed = await client.patch(
+        f"{base}/{flow_id}", json={"graph": graph}, headers=team.editor.headers
+    )
+    assert changed.status_code == 200, changed.text
+    second = await client.post(f"{base}/{flow_id}/publish", headers=team.editor.headers)
+    assert second.status_code == 201, second.text
+    assert (first.json()["number"], second.json()["number"]) == (1, 2)
+
+    worker = Worker(runtime, concurrency=3, poll_interval=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await _until_completed(client, team, [original_id])
+        reruns: dict[str, str] = {}
+        for label, body in (
+            ("same", {"version": "same"}),
+            ("active", {"version": "active"}),
+            ("default", None),
+        ):
+            answer = await client.post(
+                f"{executions}/{original_id}/rerun", json=body, headers=team.editor.headers
+            )
+            assert answer.status_code == 202, f"{label}: {answer.text}"
+            reruns[label] = answer.json()["execution_id"]
+        refused = await client.post(
+            f"{executions}/{original_id}/rerun",
+            json={"version": "newest"},
+            headers=team.editor.headers,
+        )
+        assert refused.status_code == 422 and "version" in refused.text
+        await _until_completed(client, team, list(reruns.values()))
+    finally:
+        stop.set()
+        await task
+
+    async with runtime.db.sessionmaker() as session:
+        rows = {
+            label: await session.get(FlowExecution, uuid.UUID(execution_id))
+            for label, execution_id in {"original": original_id, **reruns}.items()
+        }
+        greet = {
+            label: await session.scalar(
+                select(NodeRun.output).where(
+                    NodeRun.execution_id == row.id, NodeRun.node_id == "greet"
+                )
+            )
+            for label, row in rows.items()
+            if row is not None
+        }
+    assert all(row is not None for row in rows.values())
+    versions = {
+        label: (str(row.flow_version_id), row.version_number)
+        for label, row in rows.items()
+        if row is not None
+    }
+    v1, v2 = (first.json()["id"], 1), (second.json()["id"], 2)
+    assert versions == {"original": v1, "same": v1, "default": v1, "active": v2}
+    payloads = {label: row.trigger_payload for label, row in rows.items() if row is not None}
+    assert payloads == dict.fromkeys(rows, payload)
+    # what ran is each version's graph, not only its label on the row
+    assert greet == {
+        "original": {"out": {"n": 4}},
+        "same": {"out": {"n": 4}},
+        "default": {"out": {"n": 4}},
+        "active": {"out": {"n": 4, "v": "two"}},
+    }
+    assert len({original_id, *reruns.values()}) == 4

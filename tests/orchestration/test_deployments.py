@@ -236,7 +236,9 @@ async def test_a_scheduled_run_left_by_a_stopped_worker_is_run_again_by_another(
 
     async def leased() -> bool:
         rows = await _executions(runtime, flow_id)
-        return any(r.claimed_by == first.name and r.lease_until is not None for r in rows)
+        return flow_run.id in first._inflight and any(
+            r.claimed_by == first.name and r.lease_until is not None for r in rows
+        )
 
     try:
         await wait_for(leased, timeout=60)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 
 from socialflow.core.db import utcnow
 from socialflow.orchestration import EngineRuntime
+from socialflow.orchestration._dispatch import Dispatcher
 from socialflow.orchestration._inbox import store_events
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution, NodeRun
 from socialflow.orchestration._worker import Worker
@@ -79,20 +80,13 @@ async def test_an_abandoned_run_is_claimed_again_and_completes_once(runtime: Eng
     flow_id, version_id = await publish(runtime.db, runtime.registry, runtime.settings)
     async with runtime.db.sessionmaker() as session:
         [stored] = await store_events(session, [hook_event(flow_id, 4)])
-    # a first worker claims the execution and "dies": its lease lapses with the run half done
-    worker = Worker(runtime, concurrency=1, poll_interval=0.05, lease_seconds=60)
-    from socialflow.orchestration._dispatch import Dispatcher
-
     while await Dispatcher(runtime.db, runtime.registry).dispatch_once():
         pass
+    # a first worker claims the execution, starts its Prefect flow run and "dies": the flow
+    # run stays Running and the lease lapses with the run half done
+    worker = Worker(runtime, concurrency=1, poll_interval=0.05, lease_seconds=60)
     [claim] = await worker._claim(1)
-    async with runtime.db.sessionmaker() as session:
-        await session.execute(
-            update(FlowExecution)
-            .where(FlowExecution.id == claim.execution_id)
-            .values(lease_until=utcnow() - timedelta(seconds=1))
-        )
-        await session.commit()
+    abandoned = await abandon(runtime, claim.execution_id, flow_id)
     # a second worker takes it over
     second = Worker(runtime, concurrency=2, poll_interval=0.05)
     stop = asyncio.Event()
@@ -109,7 +103,132 @@ async def test_an_abandoned_run_is_claimed_again_and_completes_once(runtime: Eng
         assert row.attempt == 2
         assert row.claimed_by == second.name
         assert row.trigger_event_id == stored.id
+        assert row.prefect_flow_run_id not in (None, abandoned)
     assert await statuses(runtime, version_id) == {"completed": 1}
+    # in Prefect: the abandoned attempt ended Crashed, the second one Completed, nothing else
+    runs = await prefect_runs_of(flow_id)
+    assert set(runs) == {claim.execution_id}
+    assert {run.id: state_of(run) for run in runs[claim.execution_id]} == {
+        abandoned: "CRASHED",
+        row.prefect_flow_run_id: "COMPLETED",
+    }
+
+
+async def test_an_execution_abandoned_max_attempts_times_is_given_up(
+    runtime: EngineRuntime,
+) -> None:
+    """Each of ``max_attempts`` claims died mid-run: the next claim does not run it again but
+    gives it up, with the reason."""
+    execution_id, _last, worker = await _given_up(runtime)
+    async with runtime.db.sessionmaker() as session:
+        row = await session.get(FlowExecution, execution_id)
+        assert row is not None
+        nodes = (await session.scalars(select(NodeRun).where(NodeRun.execution_id == row.id))).all()
+    assert row.status == ExecutionStatus.CRASHED
+    assert row.error == "gave up after 2 attempts: each worker stopped mid-run"
+    assert row.attempt == 2 and row.finished_at is not None
+    assert worker.completed == 0 and nodes == []
+
+
+async def test_a_given_up_executions_last_flow_run_ends_crashed(runtime: EngineRuntime) -> None:
+    execution_id, last, _worker = await _given_up(runtime)
+    async with runtime.db.sessionmaker() as session:
+        row = await session.get(FlowExecution, execution_id)
+        assert row is not None and row.prefect_flow_run_id == last
+        flow_id = row.flow_id
+    assert flow_id is not None
+    runs = await prefect_runs_of(flow_id)
+    assert {run.id: state_of(run) for run in runs[execution_id]}[last] == "CRASHED"
+
+
+async def _given_up(runtime: EngineRuntime) -> tuple[uuid.UUID, uuid.UUID, Worker]:
+    """An execution whose two attempts (``max_attempts=2``) were abandoned mid-run, after a
+    worker's claim gave it up. Returns its id, its last flow run's id, and that worker."""
+    flow_id, version_id = await publish(runtime.db, runtime.registry, runtime.settings)
+    async with runtime.db.sessionmaker() as session:
+        await store_events(session, [hook_event(flow_id, 4)])
+    while await Dispatcher(runtime.db, runtime.registry).dispatch_once():
+        pass
+    dead = Worker(runtime, concurrency=1, poll_interval=0.05, lease_seconds=60, max_attempts=2)
+    [claim] = await dead._claim(1)
+    first = await abandon(runtime, claim.execution_id, flow_id)
+    [again] = await dead._claim(1)
+    assert (again.execution_id, again.attempt, again.abandoned_flow_run_id) == (
+        claim.execution_id,
+        2,
+        first,
+    )
+    last = await abandon(runtime, claim.execution_id, flow_id)
+    worker = Worker(runtime, concurrency=2, poll_interval=0.05, max_attempts=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await wait_for(lambda: _done(runtime, version_id, 1), timeout=30)
+    finally:
+        stop.set()
+        await task
+    return claim.execution_id, last, worker
+
+
+async def abandon(runtime: EngineRuntime, execution_id: uuid.UUID, flow_id: uuid.UUID) -> uuid.UUID:
+    """Leave the claimed execution as a worker killed mid-run leaves it: a Prefect flow run of
+    the current attempt Running (named, tagged and with the parameters a real run has), its id
+    on the row, the lease lapsed. Returns the flow run's id."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    from socialflow.orchestration._runner import RunMeta, flow_for
+
+    async with runtime.db.sessionmaker() as session:
+        row = await session.get(FlowExecution, execution_id)
+        assert row is not None and row.status == ExecutionStatus.RUNNING
+        meta = RunMeta(
+            execution_id=row.id,
+            flow_name=row.flow_name,
+            flow_id=row.flow_id,
+            flow_version_id=row.flow_version_id,
+            version=row.version_number,
+            attempt=row.attempt,
+        )
+        async with get_client() as client:
+            flow_run = await client.create_flow_run(
+                flow_for(row.flow_name),
+                parameters={"graph": "{}", "trigger": {}, "meta": meta.model_dump(mode="json")},
+                tags=meta.tags("trigger.webhook"),
+                state=Running(),
+            )
+        assert f"flow:{flow_id}" in flow_run.tags
+        row.prefect_flow_run_id = flow_run.id
+        row.lease_until = utcnow() - timedelta(seconds=1)
+        await session.commit()
+    return flow_run.id
+
+
+async def prefect_runs_of(flow_id: uuid.UUID) -> dict[uuid.UUID, list[Any]]:
+    """Every Prefect flow run tagged with the flow, by the execution id in its parameters."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    found: list[Any] = []
+    async with get_client() as client:
+        while True:
+            page = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"flow:{flow_id}"])),
+                limit=200,
+                offset=len(found),
+            )
+            found += page
+            if len(page) < 200:
+                break
+    by_execution: dict[uuid.UUID, list[Any]] = {}
+    for run in found:
+        execution_id = uuid.UUID(run.parameters["meta"]["execution_id"])
+        by_execution.setdefault(execution_id, []).append(run)
+    return by_execution
+
+
+def state_of(run: Any) -> str:
+    return str(run.state.type.value) if run.state is not None else "NONE"
 
 
 SLOW: dict[str, Any] = {

@@ -1,5 +1,5 @@
 """A worker process killed with SIGKILL mid-way through 200 queued runs: a new worker finishes
-them, and every event ends with exactly one completed run."""
+them, and every event ends with exactly one completed run, in our rows and in Prefect."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from socialflow.orchestration._dispatch import Dispatcher
 from socialflow.orchestration._inbox import store_events
 from tests.fixtures.flows import publish
 from tests.orchestration.test_dispatch import hook_event
+from tests.orchestration.test_worker import prefect_runs_of, state_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,11 +99,35 @@ async def test_killed_worker_loses_and_repeats_nothing(
         rows = (
             await session.execute(
                 select(
-                    FlowExecution.trigger_event_id, FlowExecution.status, FlowExecution.attempt
+                    FlowExecution.id,
+                    FlowExecution.trigger_event_id,
+                    FlowExecution.status,
+                    FlowExecution.attempt,
+                    FlowExecution.prefect_flow_run_id,
                 ).where(FlowExecution.flow_version_id == version_id)
             )
         ).all()
     assert len(rows) == 200
-    assert len({event for event, _, _ in rows}) == 200
-    assert {status for _, status, _ in rows} == {"completed"}
-    assert any(attempt == 2 for _, _, attempt in rows), "runs in flight at the kill were taken over"
+    assert len({row.trigger_event_id for row in rows}) == 200
+    assert {row.status for row in rows} == {"completed"}
+    assert any(row.attempt == 2 for row in rows), "runs in flight at the kill were taken over"
+
+    # Prefect agrees: per event exactly one Completed flow run (the one on the row); the runs
+    # the killed worker left behind ended Crashed, and nothing is left Running
+    runs = await prefect_runs_of(flow_id)
+    assert set(runs) == {row.id for row in rows}
+    left = {
+        str(run.id): state_of(run)
+        for found in runs.values()
+        for run in found
+        if state_of(run) not in ("COMPLETED", "CRASHED")
+    }
+    assert not left, f"flow runs of the killed worker never marked crashed: {left}"
+    for row in rows:
+        states = [state_of(run) for run in runs[row.id]]
+        completed_runs = [run.id for run in runs[row.id] if state_of(run) == "COMPLETED"]
+        assert completed_runs == [row.prefect_flow_run_id], (row.id, states)
+        assert sorted(states) == ["COMPLETED"] + ["CRASHED"] * (len(states) - 1), (row.id, states)
+        assert len(states) <= row.attempt, (row.id, states)
+    crashed = sum(state_of(run) == "CRASHED" for found in runs.values() for run in found)
+    assert crashed >= 1, "the runs the killed worker had started end Crashed in Prefect"
