@@ -21,11 +21,13 @@ from prefect.utilities.callables import parameter_schema
 
 from socialflow.core.db import Database
 from socialflow.core.settings import Settings, get_settings
-from socialflow.knowledge import IngestContext
+from socialflow.knowledge import DocumentStatus, IngestContext, chunk_prefix
 from socialflow.knowledge._ingest import set_ingest_context
 from socialflow.migrations import upgrade
 from socialflow.orchestration import EngineRuntime, _worker, set_runtime
 from socialflow.orchestration._worker import STATIC_POOLS, Worker, _load_entrypoint
+from tests.fixtures.documents import make_pdf
+from tests.knowledge._helpers import HashEmbeddings, add_document, fetch, make_base
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENTS: list[dict[str, Any]] = yaml.safe_load((ROOT / "prefect.yaml").read_text())[
@@ -104,6 +106,41 @@ async def own_pools(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[dict[str, 
                 await client.delete_work_pool(pool)
 
 
+async def _deploy(client: Any, spec: dict[str, Any], pool: str) -> uuid.UUID:
+    """Register one deployment of prefect.yaml in ``pool`` (created if missing)."""
+    flow = _load_entrypoint(spec["entrypoint"])
+    assert isinstance(flow, Flow)
+    try:
+        await client.read_work_pool(pool)
+    except ObjectNotFound:
+        await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    deployment_id: uuid.UUID = await client.create_deployment(
+        flow_id=await client.create_flow(flow),
+        name=spec["name"],
+        description=spec.get("description"),
+        entrypoint=spec["entrypoint"],
+        work_pool_name=pool,
+        work_queue_name=spec["work_pool"].get("work_queue_name"),
+        parameters=spec.get("parameters") or {},
+        parameter_openapi_schema=parameter_schema(flow).model_dump_for_openapi(),
+        tags=spec.get("tags") or [],
+        schedules=[_schedule(s) for s in spec.get("schedules") or []],
+        paused=False,
+    )
+    return deployment_id
+
+
+async def _run_worker(runtime: EngineRuntime, run_ids: dict[str, uuid.UUID]) -> dict[str, str]:
+    worker = Worker(runtime, concurrency=2, poll_interval=0.05, schedule_poll=0.5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        return await _final_states(run_ids, timeout=120)
+    finally:
+        stop.set()
+        await task
+
+
 async def test_each_deployment_registers_and_its_run_completes(
     sqlite_runtime: EngineRuntime, app_settings: Any, own_pools: dict[str, str]
 ) -> None:
@@ -111,26 +148,8 @@ async def test_each_deployment_registers_and_its_run_completes(
     run_ids: dict[str, uuid.UUID] = {}
     async with get_client() as client:
         for spec in DEPLOYMENTS:
-            flow = _load_entrypoint(spec["entrypoint"])
-            assert isinstance(flow, Flow)
             pool = own_pools[spec["work_pool"]["name"]]
-            try:
-                await client.read_work_pool(pool)
-            except ObjectNotFound:
-                await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-            deployment_id = await client.create_deployment(
-                flow_id=await client.create_flow(flow),
-                name=spec["name"],
-                description=spec.get("description"),
-                entrypoint=spec["entrypoint"],
-                work_pool_name=pool,
-                work_queue_name=spec["work_pool"].get("work_queue_name"),
-                parameters=spec.get("parameters") or {},
-                parameter_openapi_schema=parameter_schema(flow).model_dump_for_openapi(),
-                tags=spec.get("tags") or [],
-                schedules=[_schedule(s) for s in spec.get("schedules") or []],
-                paused=False,
-            )
+            deployment_id = await _deploy(client, spec, pool)
             registered = await client.read_deployment(deployment_id)
             assert registered.entrypoint == spec["entrypoint"]
             assert registered.work_pool_name == pool
@@ -140,15 +159,47 @@ async def test_each_deployment_registers_and_its_run_completes(
             )
             run_ids[spec["name"]] = run.id
 
-    worker = Worker(runtime, concurrency=2, poll_interval=0.05, schedule_poll=0.5)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        states = await _final_states(run_ids, timeout=120)
-    finally:
-        stop.set()
-        await task
+    states = await _run_worker(runtime, run_ids)
     assert states == dict.fromkeys(run_ids, "COMPLETED"), states
+
+
+async def test_the_knowledge_ingest_deployment_ingests_a_pending_document(
+    sqlite_runtime: EngineRuntime, own_pools: dict[str, str], tmp_path: Path
+) -> None:
+    runtime = sqlite_runtime
+    settings = Settings(
+        data_dir=tmp_path,
+        database={"url": runtime.db.url},
+        knowledge={"chunk_size": 200, "chunk_overlap": 20},
+    )
+    context = IngestContext(
+        settings=settings, db=runtime.db, embeddings=lambda _b: HashEmbeddings()
+    )
+    set_ingest_context(context)
+    try:
+        base = await make_base(context)
+        lines = [f"Refund rule {n}: money comes back within {n + 10} days." for n in range(12)]
+        doc = await add_document(context, base, "policy.pdf", make_pdf(lines))
+        (spec,) = [d for d in DEPLOYMENTS if d["name"] == "knowledge-ingest"]
+        async with get_client() as client:
+            deployment_id = await _deploy(client, spec, own_pools[spec["work_pool"]["name"]])
+            run = await client.create_flow_run_from_deployment(
+                deployment_id, parameters={"document_id": str(doc.id)}
+            )
+        assert run.parameters == {"document_id": str(doc.id)}
+
+        states = await _run_worker(runtime, {"knowledge-ingest": run.id})
+
+        assert states == {"knowledge-ingest": "COMPLETED"}, states
+        row = await fetch(context, doc)
+        assert row is not None and row.status == DocumentStatus.READY, row and row.error
+        assert row.chunks_total == row.chunks_done > 1
+        store = await context.store(base)
+        assert store.count(chunk_prefix(doc.sha256)) == row.chunks_total
+        hits = store.hybrid_search("how many days for refund rule 7", k=1)
+        assert hits[0][0].metadata["document_id"] == str(doc.id)
+    finally:
+        set_ingest_context(None)
 
 
 async def _final_states(run_ids: dict[str, uuid.UUID], *, timeout: float) -> dict[str, str]:

@@ -95,8 +95,10 @@ def get_embeddings(
         provider: ``minilm`` (built in, numpy only), ``openai`` (OpenAI-compatible endpoint)
             or ``ollama``.
         model: Model id; the provider's default when empty.
-        base_url: Endpoint of the openai / ollama server.
-        api_key: Key of the openai-compatible endpoint (e.g. from a workspace credential).
+        base_url: Endpoint of the openai / ollama server (Ollama: ``llm_ollama_base_url``
+            when neither this nor the settings' embedder name one).
+        api_key: Key of the openai-compatible endpoint, or the bearer token of a gateway in
+            front of Ollama (e.g. from a workspace credential).
 
     Returns:
         A LangChain ``Embeddings`` exposing ``provider``, ``model_name`` and ``dimension``.
@@ -139,5 +141,11 @@ def get_embeddings(
         return _RemoteEmbeddings(inner, provider="openai", model_name=model)
     from langchain_ollama import OllamaEmbeddings
 
-    inner = OllamaEmbeddings(model=model, base_url=base_url)
+    # a key is for a gateway in front of Ollama (Ollama itself takes none)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    inner = OllamaEmbeddings(
+        model=model,
+        base_url=base_url or ks.llm_ollama_base_url,
+        client_kwargs={"headers": headers} if headers else {},
+    )
     return _RemoteEmbeddings(inner, provider="ollama", model_name=model)

@@ -226,6 +226,21 @@ async def _ready_twin(db: Database, doc: Document) -> Document | None:
     return twin
 
 
+async def _reusable_chunks(store: KnowledgeStore, twin: Document) -> int:
+    """How many chunks of ``twin``'s checksum the store holds, 0 if they cannot be re-used.
+
+    A ready row whose ``chunks_done`` equals its ``chunks_total`` is the database's record
+    that every chunk was written (a document turns ready only after its last upsert), so it
+    is trusted as is: counting by listing ids lags behind writes on serverless Pinecone and
+    would re-embed a file written a moment ago. Only a row without that record is checked by
+    counting the stored chunks.
+    """
+    if twin.chunks_total > 0 and twin.chunks_done == twin.chunks_total:
+        return twin.chunks_total
+    stored = await store.acount(chunk_prefix(twin.sha256))
+    return stored if stored == twin.chunks_total and stored > 0 else 0
+
+
 async def remove_document_data(
     ctx: IngestContext, base: KnowledgeBase, doc: Document, *, store: KnowledgeStore | None = None
 ) -> int:
@@ -252,7 +267,7 @@ async def remove_document_data(
     if sharing:
         return 0
     store = store or await ctx.store(base)
-    return await store.adelete_prefix(chunk_prefix(doc.sha256))
+    return await store.adelete_chunks(chunk_prefix(doc.sha256), doc.chunks_total)
 
 
 async def _finish_replacement(ctx: IngestContext, base: KnowledgeBase, doc: Document) -> None:
@@ -323,6 +338,7 @@ async def ingest_document(document_id: str) -> IngestOutcome:
         _log.info("document failed", document_id=document_id, error=exc.message)
         await _set(ctx.db, doc_id, status=DocumentStatus.FAILED, error=exc.message, claimed_at=None)
         return IngestOutcome(DocumentStatus.FAILED, error=exc.message)
+    doc.chunks_total = outcome.chunks  # what to delete if the row went meanwhile
     if not await _still_there(ctx, base, doc):
         return IngestOutcome(DocumentStatus.FAILED, error="the document was deleted")
     await _set(
@@ -342,10 +358,10 @@ async def _ingest(ctx: IngestContext, base: KnowledgeBase, doc: Document) -> Ing
     store = await ctx.store(base)
     twin = await _ready_twin(ctx.db, doc)
     if twin is not None:
-        stored = await store.acount(chunk_prefix(doc.sha256))
-        if stored == twin.chunks_total and stored > 0:
+        reused = await _reusable_chunks(store, twin)
+        if reused:
             # the same content is already embedded in this base: nothing to do
-            return IngestOutcome(DocumentStatus.READY, chunks=stored, reused=True)
+            return IngestOutcome(DocumentStatus.READY, chunks=reused, reused=True)
     data = await _load(doc.storage_url)
     text = await _parse(doc.filename, data)
     chunks = _split(text)

@@ -313,6 +313,22 @@ class PineconeStore(KnowledgeStore):
         self._delete_ids(ids)
         return len(ids)
 
+    def delete_chunks(self, prefix: str, known: int = 0) -> int:
+        """Delete ``{prefix}0`` … ``{prefix}{known - 1}`` by id, then whatever else the list
+        shows under ``prefix``.
+
+        Serverless Pinecone lists a record only some time after it is written; the ids the
+        database recorded are deleted whether or not the list shows them yet.
+        """
+        if not prefix:
+            msg = "delete_chunks needs a non-empty prefix; use drop() to empty a namespace"
+            raise UserError(msg, code="invalid_prefix")
+        ids = [f"{prefix}{n}" for n in range(known)]
+        written = set(ids)
+        ids += [i for i in self._list_ids(prefix) if i not in written]
+        self._delete_ids(ids)
+        return len(ids)
+
     def drop(self) -> None:
         """Delete every record of the namespace, the recorded embedder included."""
         from pinecone.errors import NotFoundError

@@ -165,6 +165,20 @@ class KnowledgeStore(VectorStore):
             How many records were deleted.
         """
 
+    def delete_chunks(self, prefix: str, known: int = 0) -> int:
+        """Delete a document's chunks: ids ``{prefix}0`` … ``{prefix}{known - 1}`` and any
+        other id starting with ``prefix``.
+
+        Args:
+            prefix: The document's id prefix (its sha256 followed by ``#``).
+            known: How many chunks the database recorded for it; stores whose id listing
+                lags behind writes (Pinecone) delete these by id without waiting for it.
+
+        Returns:
+            How many records were deleted (or, where that is not reported, targeted).
+        """
+        return self.delete_prefix(prefix)
+
     @abstractmethod
     def drop(self) -> None:
         """Delete the whole namespace: every record and the recorded embedder."""
@@ -373,6 +387,10 @@ class KnowledgeStore(VectorStore):
     async def adelete_prefix(self, prefix: str) -> int:
         """``delete_prefix`` in a worker thread."""
         return await asyncio.to_thread(self.delete_prefix, prefix)
+
+    async def adelete_chunks(self, prefix: str, known: int = 0) -> int:
+        """``delete_chunks`` in a worker thread."""
+        return await asyncio.to_thread(self.delete_chunks, prefix, known)
 
     async def adelete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """``delete`` in a worker thread."""

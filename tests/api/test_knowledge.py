@@ -321,3 +321,154 @@ async def test_progress_is_visible_while_a_worker_ingests(harness: Harness) -> N
         release.set()
         stop.set()
         await asyncio.wait_for(running, 60)
+
+
+async def test_a_base_embeds_with_an_ollama_credential(harness: Harness) -> None:
+    from tests.fixtures.llm_server import embed, serve_llm
+
+    harness.context.embeddings = None  # the base's own embedder, built from its credential
+    with serve_llm(api_key="gateway-token") as llm:
+        credentials = f"/api/workspaces/{harness.team.workspace_id}/credentials"
+        created = await harness.client.post(
+            credentials,
+            json={
+                "name": "Local Ollama",
+                "kind": "ollama",
+                "secret": {"base_url": llm.ollama_url, "api_key": "gateway-token"},
+            },
+            headers=harness.team.admin.headers,
+        )
+        assert created.status_code == 201, created.text
+        openai = await harness.client.post(
+            credentials,
+            json={"name": "OpenAI", "kind": "openai", "secret": {"api_key": "sk-test-key"}},
+            headers=harness.team.admin.headers,
+        )
+        assert openai.status_code == 201, openai.text
+
+        # the credential must be of the provider's kind, and minilm takes none
+        for provider, credential, expected in (
+            ("ollama", openai.json()["id"], "credential_not_found"),
+            ("openai", created.json()["id"], "credential_not_found"),
+            ("minilm", created.json()["id"], "credential_not_allowed"),
+        ):
+            refused = await harness.client.post(
+                harness.bases,
+                json={"name": "x", "embedder_provider": provider, "credential_id": credential},
+                headers=harness.team.editor.headers,
+            )
+            assert refused.status_code == 422, refused.text
+            problem = refused.json()["details"]["problems"][0]
+            assert (problem["field"], problem["type"]) == ("body.credential_id", expected)
+
+        answer = await harness.client.post(
+            harness.bases,
+            json={
+                "name": "Local",
+                "embedder_provider": "ollama",
+                "embedder_model": "scripted-embed",
+                "credential_id": created.json()["id"],
+            },
+            headers=harness.team.editor.headers,
+        )
+        assert answer.status_code == 201, answer.text
+        base = answer.json()
+        assert (base["embedder_provider"], base["embedder_model"]) == ("ollama", "scripted-embed")
+        assert base["embedder_dimension"] == len(embed("x")) == 64  # measured, not assumed
+
+        uploaded = await harness.upload(base["id"], "faq.md", b"# Returns\n\nReturns are free.")
+        assert uploaded.status_code == 202, uploaded.text
+        await drain(harness)
+        docs = await harness.documents(base["id"])
+        assert docs["faq.md"]["status"] == "ready", docs
+        hits = (await harness.search(base["id"], "are returns free")).json()["hits"]
+        assert hits[0]["filename"] == "faq.md"
+        embedded = [r for r in llm.requests if r["path"] == "/api/embed"]
+        assert len(embedded) >= 3  # the probe, the chunks, the query
+        assert {r["headers"].get("authorization") for r in embedded} == {"Bearer gateway-token"}
+
+        # a model the server has not pulled is a user error at creation, nothing is created
+        missing = await harness.client.post(
+            harness.bases,
+            json={
+                "name": "Missing",
+                "embedder_provider": "ollama",
+                "embedder_model": "no-such-model",
+                "credential_id": created.json()["id"],
+            },
+            headers=harness.team.editor.headers,
+        )
+        assert missing.status_code == 400, missing.text
+        assert missing.json()["code"] == "embedder_unavailable"
+        assert "not found, try pulling it first" in missing.json()["message"]
+        listed = await harness.client.get(harness.bases, headers=harness.team.viewer.headers)
+        assert [b["name"] for b in listed.json()["items"]] == ["Local"]
+
+
+async def test_a_chunked_upload_is_cut_off_at_the_limit(
+    harness: Harness,
+    s3: S3Server,  # noqa: F811
+) -> None:
+    base_id = await harness.create_base()
+    limit = harness.context.settings.knowledge.max_upload_bytes
+    boundary = "socialflow-test-boundary"
+    sent: list[int] = []
+
+    async def body(size: int) -> AsyncIterator[bytes]:
+        # no Content-Length: httpx sends a generator with chunked transfer encoding
+        yield (
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="file"; filename="huge.pdf"\r\n'
+            "Content-Type: application/pdf\r\n\r\n%PDF-1.4\n"
+        ).encode()
+        block = bytes(256 * 1024)
+        for _ in range(size // len(block)):
+            sent.append(len(block))
+            yield block
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    def upload(size: int) -> Any:
+        return harness.client.post(
+            f"{harness.bases}/{base_id}/documents",
+            content=body(size),
+            headers={
+                **harness.team.editor.headers,
+                "content-type": f"multipart/form-data; boundary={boundary}",
+            },
+        )
+
+    answer = await upload(limit + 8_000_000)
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["code"] == "payload_too_large"
+    assert answer.json()["details"] == {"field": "file", "max_bytes": limit}
+    # reading stopped just past the limit and its framing allowance: the rest was never pulled
+    assert limit < sum(sent) <= limit + 64_000 + 256 * 1024
+    assert s3.keys() == []
+    assert await harness.documents(base_id) == {}
+
+    sent.clear()
+    harness.context.settings.knowledge.max_upload_bytes = 2_000_000
+    small = await upload(1_000_000)  # chunked and within the limit: accepted
+    assert small.status_code == 202, small.text
+    assert small.json()["size"] == len("%PDF-1.4\n") + sum(sent)
+    # leave no pending document behind for the workers of other tests
+    removed = await harness.client.delete(
+        f"{harness.bases}/{base_id}/documents/{small.json()['id']}",
+        headers=harness.team.editor.headers,
+    )
+    assert removed.status_code == 204
+
+    missing = await harness.client.post(
+        f"{harness.bases}/{base_id}/documents",
+        files={"attachment": ("a.txt", b"hello", "text/plain")},
+        headers=harness.team.editor.headers,
+    )
+    assert missing.status_code == 422, missing.text
+    assert missing.json()["details"]["problems"][0]["field"] == "body.file"
+    not_multipart = await harness.client.post(
+        f"{harness.bases}/{base_id}/documents",
+        json={"file": "hello"},
+        headers=harness.team.editor.headers,
+    )
+    assert not_multipart.status_code == 422, not_multipart.text
+    assert "multipart/form-data" in not_multipart.json()["message"]

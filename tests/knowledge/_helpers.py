@@ -1,12 +1,20 @@
-"""A small deterministic embedder for store tests: hashed bag of words, no model to load."""
+"""Knowledge test helpers: a deterministic hashed bag-of-words embedder (no model to load) and
+rows for ingestion tests (a base, a stored pending document)."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import re
+import uuid
+from pathlib import Path
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
+
+from socialflow.api.workspaces.models import Workspace
+from socialflow.knowledge import Document, KnowledgeBase
+from socialflow.knowledge._ingest import IngestContext
 
 
 class HashEmbeddings(Embeddings):
@@ -38,3 +46,51 @@ class HashEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self._vector(text)
+
+
+async def make_base(
+    ctx: IngestContext, *, dimension: int = 64, model: str = "hash-bow"
+) -> KnowledgeBase:
+    """A workspace and a knowledge base recording a ``HashEmbeddings`` embedder."""
+    async with ctx.db.sessionmaker() as session:
+        workspace = Workspace(name="Acme")
+        session.add(workspace)
+        await session.flush()
+        base = KnowledgeBase(
+            workspace_id=workspace.id,
+            name="Help centre",
+            embedder_provider="test",
+            embedder_model=model,
+            embedder_dimension=dimension,
+        )
+        session.add(base)
+        await session.commit()
+    return base
+
+
+async def add_document(
+    ctx: IngestContext, base: KnowledgeBase, filename: str, data: bytes
+) -> Document:
+    """Store ``data`` and insert its pending ``document`` row, as an upload does."""
+    stored_name = f"{base.id.hex}/{uuid.uuid4().hex}{Path(filename).suffix}"
+    url = await ctx.objects.aput(io.BytesIO(data), stored_name)
+    async with ctx.db.sessionmaker() as session:
+        doc = Document(
+            knowledge_base_id=base.id,
+            workspace_id=base.workspace_id,
+            filename=filename,
+            stored_name=stored_name,
+            storage_url=url,
+            content_type="application/octet-stream",
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+        session.add(doc)
+        await session.commit()
+    return doc
+
+
+async def fetch(ctx: IngestContext, doc: Document) -> Document | None:
+    """The document's row as it is now (None once deleted)."""
+    async with ctx.db.sessionmaker() as session:
+        return await session.get(Document, doc.id)

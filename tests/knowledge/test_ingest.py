@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,10 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from socialflow.api.workspaces.models import Workspace
 from socialflow.core.db import utcnow
 from socialflow.core.settings import Settings
-from socialflow.knowledge import Document, DocumentStatus, KnowledgeBase
+from socialflow.knowledge import Document, DocumentStatus
 from socialflow.knowledge._ingest import (
     IngestContext,
     chunk_prefix,
@@ -29,7 +26,7 @@ from socialflow.knowledge._storage import ObjectStorage
 from tests.fixtures.documents import make_corrupt_pdf, make_csv, make_pdf
 from tests.fixtures.embedders import CountingEmbeddings
 from tests.fixtures.s3 import S3Server, s3, s3_endpoint  # noqa: F401 - fixtures
-from tests.knowledge._helpers import HashEmbeddings
+from tests.knowledge._helpers import HashEmbeddings, add_document, fetch, make_base
 
 
 @pytest.fixture
@@ -46,49 +43,6 @@ async def context(db: Any, s3: S3Server, tmp_path: Path) -> AsyncIterator[Ingest
     set_ingest_context(ctx)
     yield ctx
     set_ingest_context(None)
-
-
-async def make_base(ctx: IngestContext) -> KnowledgeBase:
-    async with ctx.db.sessionmaker() as session:
-        workspace = Workspace(name="Acme")
-        session.add(workspace)
-        await session.flush()
-        base = KnowledgeBase(
-            workspace_id=workspace.id,
-            name="Help centre",
-            embedder_provider="test",
-            embedder_model="hash-bow",
-            embedder_dimension=64,
-        )
-        session.add(base)
-        await session.commit()
-    return base
-
-
-async def add_document(
-    ctx: IngestContext, base: KnowledgeBase, filename: str, data: bytes
-) -> Document:
-    stored_name = f"{base.id.hex}/{uuid.uuid4().hex}{Path(filename).suffix}"
-    url = await ctx.objects.aput(io.BytesIO(data), stored_name)
-    async with ctx.db.sessionmaker() as session:
-        doc = Document(
-            knowledge_base_id=base.id,
-            workspace_id=base.workspace_id,
-            filename=filename,
-            stored_name=stored_name,
-            storage_url=url,
-            content_type="application/octet-stream",
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-        )
-        session.add(doc)
-        await session.commit()
-    return doc
-
-
-async def fetch(ctx: IngestContext, doc: Document) -> Document | None:
-    async with ctx.db.sessionmaker() as session:
-        return await session.get(Document, doc.id)
 
 
 POLICY = [

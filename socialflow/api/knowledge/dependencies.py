@@ -1,8 +1,8 @@
 """Dependencies of the knowledge endpoints: the ingestion context, and the base in the path.
 
-The base is looked up after the caller's role is checked and before the body is read, so a
-base of another workspace answers 404 whatever the request carries, and a role too low
-answers 403 whether the base exists or not.
+The base is looked up after the caller's role is checked and, for uploads (whose route reads
+its body itself), before the body is read, so a base of another workspace answers 404
+whatever the request carries, and a role too low answers 403 whether the base exists or not.
 """
 
 from __future__ import annotations

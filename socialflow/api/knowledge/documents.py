@@ -1,6 +1,7 @@
 """Documents of a knowledge base: upload, list, get and delete.
 
-An upload is checked (size, then type by content), stored under a generated name and written
+An upload is read from the request with its size capped (``receive_file``), checked (size,
+then type by content), stored under a generated name and written
 as a ``pending`` row; workers claim pending rows and run the ingestion flow. Uploading a file
 whose name already exists in the base replaces that document once the new one is ready; an
 unchanged file (same name, same content) does nothing and answers the existing document.
@@ -12,12 +13,16 @@ import asyncio
 import hashlib
 import unicodedata
 import uuid
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from pathlib import PurePosixPath
 from typing import IO
 
-from fastapi import UploadFile
+from fastapi import Request
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from socialflow.api.knowledge.schemas import DocumentPage, DocumentRead
 from socialflow.core.errors import NotFoundError, UserError, ValidationError
@@ -25,10 +30,20 @@ from socialflow.knowledge import Document, DocumentStatus, KnowledgeBase
 from socialflow.knowledge._ingest import IngestContext, remove_document_data
 from socialflow.knowledge._parse import UnsupportedDocumentError, sniff
 
-__all__ = ["PayloadTooLargeError", "get_row", "list", "read", "upload"]
+__all__ = [
+    "MULTIPART_ALLOWANCE",
+    "PayloadTooLargeError",
+    "get_row",
+    "list",
+    "read",
+    "receive_file",
+    "upload",
+]
 
 _HASH_BLOCK = 1 << 20
 FILENAME_MAX = 255
+#: Room for the multipart boundaries and part headers around the file itself.
+MULTIPART_ALLOWANCE = 64_000
 
 
 class PayloadTooLargeError(UserError):
@@ -36,6 +51,56 @@ class PayloadTooLargeError(UserError):
 
     code = "payload_too_large"
     http_status = 413
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    msg = f"file is larger than the {limit}-byte upload limit"
+    return PayloadTooLargeError(msg, details={"field": "file", "max_bytes": limit})
+
+
+def _no_file(message: str) -> ValidationError:
+    problem = {"field": "body.file", "message": message, "type": "missing"}
+    return ValidationError(f"file: {message}", problems=[problem])
+
+
+async def receive_file(request: Request, limit: int) -> UploadFile:
+    """The ``file`` part of a multipart upload, reading the body no further than the limit.
+
+    The body is counted as it arrives, so a request without ``Content-Length`` (chunked
+    transfer) is refused as soon as it passes ``limit`` + ``MULTIPART_ALLOWANCE`` instead of
+    being spooled whole; what was spooled so far is closed. (A body announced too large is
+    refused by the middleware before anything is read.)
+
+    Raises:
+        PayloadTooLargeError: The body passed the limit.
+        ValidationError: Not multipart/form-data, malformed, or without a ``file`` part.
+    """
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "multipart/form-data":
+        msg = "send the document as multipart/form-data with a part named file"
+        raise _no_file(msg)
+    cap = limit + MULTIPART_ALLOWANCE
+
+    async def capped() -> AsyncGenerator[bytes, None]:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > cap:
+                raise _too_large(limit)
+            yield chunk
+
+    try:
+        async with aclosing(capped()) as body:
+            form = await MultiPartParser(request.headers, body, max_files=1, max_fields=10).parse()
+    except MultiPartException as exc:
+        msg = f"the multipart body could not be read ({exc.message})"
+        raise _no_file(msg) from exc
+    file = form.get("file")
+    if not isinstance(file, UploadFile):
+        await form.close()
+        msg = "the multipart body has no part named file; send the document as file"
+        raise _no_file(msg)
+    return file
 
 
 def read(document: Document) -> DocumentRead:
@@ -111,8 +176,7 @@ def _measure(source: IO[bytes], limit: int) -> tuple[int, str, bytes]:
     while block := source.read(_HASH_BLOCK):
         size += len(block)
         if size > limit:
-            msg = f"file is larger than the {limit}-byte upload limit"
-            raise PayloadTooLargeError(msg, details={"field": "file", "max_bytes": limit})
+            raise _too_large(limit)
         digest.update(block)
     source.seek(0)
     return size, digest.hexdigest(), head
@@ -151,8 +215,7 @@ async def upload(
     """
     limit = context.settings.knowledge.max_upload_bytes
     if file.size is not None and file.size > limit:
-        msg = f"file is larger than the {limit}-byte upload limit"
-        raise PayloadTooLargeError(msg, details={"field": "file", "max_bytes": limit})
+        raise _too_large(limit)
     filename = _clean_filename(file.filename)
     size, sha256, head = await asyncio.to_thread(_measure, file.file, limit)
     _kind, content_type = await asyncio.to_thread(_sniff, filename, head, file.file)

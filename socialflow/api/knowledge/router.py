@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Path, Query, Response, UploadFile
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from socialflow.api.deps import EditorMember, SessionDep, ViewerMember
 from socialflow.api.errors import ErrorBody
@@ -81,6 +81,33 @@ async def delete_knowledge_base(
     return Response(status_code=204)
 
 
+#: The upload's body, documented by hand: the route reads it itself (``receive_file``).
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "title": "Body_upload_document",
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "title": "File",
+                            "type": "string",
+                            "format": "binary",
+                            "description": (
+                                "PDF, DOCX, HTML, CSV, Markdown or text; checked by content."
+                            ),
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
 @router.post(
     "/{knowledge_base_id}/documents",
     status_code=202,
@@ -89,23 +116,24 @@ async def delete_knowledge_base(
         200: {"model": DocumentRead, "description": "The same file was already there."},
         413: {"model": ErrorBody, "description": "Larger than the upload limit."},
     },
+    openapi_extra=_UPLOAD_BODY,
 )
 async def upload_document(
     base: EditedBase,
     member: EditorMember,
     context: KnowledgeDep,
     session: SessionDep,
+    request: Request,
     response: Response,
-    file: Annotated[
-        UploadFile,
-        File(description="PDF, DOCX, HTML, CSV, Markdown or text; checked by content."),
-    ],
 ) -> DocumentRead:
     """Upload a document (editor); it is queued for ingestion (202).
 
     A file with the name of an existing document replaces it once ingested; the same file
     again (same name and content) changes nothing and answers the existing document (200).
+    The body is read only after the caller's role and the base are checked, and no further
+    than the upload limit (413), announced or not.
     """
+    file = await documents.receive_file(request, context.settings.knowledge.max_upload_bytes)
     try:
         document, created = await documents.upload(
             base, file, user_id=member.user.id, context=context, session=session

@@ -45,7 +45,10 @@ class KnowledgeBaseCreate(BaseModel):
     )
     credential_id: uuid.UUID | None = Field(
         default=None,
-        description="A workspace credential of kind openai for a remote embedder (key, URL).",
+        description=(
+            "A workspace credential for a remote embedder, of the provider's kind: openai (key, "
+            "URL) or ollama (URL, optional gateway key). Empty: the server's settings."
+        ),
     )
 
 

@@ -11,6 +11,7 @@ import asyncio
 import builtins
 import uuid
 
+from langchain_core.embeddings import Embeddings
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,7 +44,8 @@ from socialflow.knowledge._store import embedder_identity
 
 __all__ = ["create", "delete", "get_row", "list", "read", "search", "update"]
 
-_EMBEDDER_CREDENTIAL_KINDS = ("openai",)
+# the credential kind each remote embedder takes (the built-in minilm takes none)
+_EMBEDDER_CREDENTIAL_KINDS = {"openai": "openai", "ollama": "ollama"}
 
 
 async def get_row(
@@ -108,21 +110,57 @@ async def read(base: KnowledgeBase, *, session: AsyncSession) -> KnowledgeBaseRe
 
 
 async def _check_credential(
-    workspace_id: uuid.UUID, credential_id: uuid.UUID, *, session: AsyncSession
+    workspace_id: uuid.UUID, provider: str, credential_id: uuid.UUID, *, session: AsyncSession
 ) -> None:
+    wanted = _EMBEDDER_CREDENTIAL_KINDS.get(provider)
+    if wanted is None:
+        problem = {
+            "field": "body.credential_id",
+            "message": (
+                f"the {provider} embedder takes no credential; credentials are for "
+                f"embedder_provider {' or '.join(_EMBEDDER_CREDENTIAL_KINDS)}"
+            ),
+            "type": "credential_not_allowed",
+        }
+        msg = f"credential_id: {problem['message']}"
+        raise ValidationError(msg, problems=[problem])
     kind = await session.scalar(
         select(Credential.kind).where(
             Credential.id == credential_id, Credential.workspace_id == workspace_id
         )
     )
-    if kind is None or kind not in _EMBEDDER_CREDENTIAL_KINDS:
+    if kind != wanted:
+        found = f" (it is of kind {kind})" if kind else ""
         problem = {
             "field": "body.credential_id",
-            "message": f"no credential {credential_id} of kind openai in this workspace",
+            "message": (
+                f"no credential {credential_id} of kind {wanted} in this workspace{found}; "
+                f"a {provider} embedder needs a {wanted} credential"
+            ),
             "type": "credential_not_found",
         }
         msg = f"credential_id: {problem['message']}"
         raise ValidationError(msg, problems=[problem])
+
+
+async def _measure(embeddings: Embeddings, provider: str) -> tuple[str, int]:
+    """Model name and dimension; a remote embedder is asked (its answer, not a table of known
+    models, is what the base records for good)."""
+    try:
+        if provider in _EMBEDDER_CREDENTIAL_KINDS:
+            await asyncio.to_thread(embeddings.embed_query, "dimension probe")
+        return await asyncio.to_thread(embedder_identity, embeddings)
+    except (UserError, TransientError):
+        raise
+    except Exception as exc:
+        status = getattr(exc, "status_code", None)
+        if isinstance(status, int) and 400 <= status < 500 and status not in (408, 429):
+            msg = f"the {provider} embedder refused the request ({status}): {exc}"
+            raise UserError(
+                msg, code="embedder_unavailable", details={"field": "body.embedder_model"}
+            ) from exc
+        msg = f"could not reach the {provider} embedder to learn its dimension: {exc}"
+        raise TransientError(msg, code="embedder_unavailable") from exc
 
 
 async def create(
@@ -136,14 +174,16 @@ async def create(
     """Create a knowledge base and record its embedder.
 
     Raises:
-        ValidationError: The credential is not an openai credential of this workspace.
-        UserError: The embedder provider or model is not available.
+        ValidationError: The credential is not a credential of this workspace of the
+            provider's kind (openai or ollama), or the provider takes none.
+        UserError: The embedder provider or model is not available (a remote endpoint
+            refused it).
         TransientError: A remote embedder could not be reached to learn its dimension.
     """
     settings = context.settings
     provider = body.embedder_provider or settings.knowledge.embedder
     if body.credential_id is not None:
-        await _check_credential(workspace_id, body.credential_id, session=session)
+        await _check_credential(workspace_id, provider, body.credential_id, session=session)
     elif provider == "openai":
         problem = {
             "field": "body.credential_id",
@@ -170,13 +210,7 @@ async def create(
     except Exception as exc:
         msg = f"the {provider} embedder could not be set up: {exc}"
         raise UserError(msg, code="embedder_unavailable") from exc
-    try:
-        model_name, dimension = await asyncio.to_thread(embedder_identity, embeddings)
-    except (UserError, TransientError):
-        raise
-    except Exception as exc:
-        msg = f"could not reach the {base.embedder_provider} embedder to learn its dimension: {exc}"
-        raise TransientError(msg, code="embedder_unavailable") from exc
+    model_name, dimension = await _measure(embeddings, provider)
     base.embedder_provider = str(getattr(embeddings, "provider", base.embedder_provider))
     base.embedder_model = model_name
     base.embedder_dimension = dimension
