@@ -951,6 +951,8 @@ export interface paths {
          *
          *     A file with the name of an existing document replaces it once ingested; the same file
          *     again (same name and content) changes nothing and answers the existing document (200).
+         *     The body is read only after the caller's role and the base are checked, and no further
+         *     than the upload limit (413), announced or not.
          */
         post: operations["upload_document"];
         delete?: never;
@@ -1302,14 +1304,6 @@ export interface components {
             password: string;
             /** Token */
             token: string;
-        };
-        /** Body_upload_document */
-        Body_upload_document: {
-            /**
-             * File
-             * @description PDF, DOCX, HTML, CSV, Markdown or text; checked by content.
-             */
-            file: string;
         };
         /** Body_verify:request-token */
         "Body_verify_request-token": {
@@ -2058,7 +2052,7 @@ export interface components {
         KnowledgeBaseCreate: {
             /**
              * Credential Id
-             * @description A workspace credential of kind openai for a remote embedder (key, URL).
+             * @description A workspace credential for a remote embedder, of the provider's kind: openai (key, URL) or ollama (URL, optional gateway key). Empty: the server's settings.
              */
             credential_id?: string | null;
             /**
@@ -7258,7 +7252,14 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "multipart/form-data": components["schemas"]["Body_upload_document"];
+                "multipart/form-data": {
+                    /**
+                     * File
+                     * Format: binary
+                     * @description PDF, DOCX, HTML, CSV, Markdown or text; checked by content.
+                     */
+                    file: string;
+                };
             };
         };
         responses: {
