@@ -18,6 +18,7 @@ from socialflow.api.webhooks.service import store_webhook
 from socialflow.core.db import Database
 from socialflow.instagram import InstagramAccount, sign_sha256
 from socialflow.instagram._simulate import build_comment, build_dm, encode_body
+from socialflow.instagram.emulator import GraphEmulator
 from socialflow.nodes import BaseNode, NodeConfig, NodeRegistry, Port
 from socialflow.nodes.builtins import BUILTIN_NODES
 from socialflow.orchestration import (
@@ -30,6 +31,13 @@ from socialflow.orchestration._dispatch import Dispatcher
 from socialflow.orchestration._worker import Worker
 from tests.api.conftest import api_settings, make_team
 from tests.fixtures.flows import publish
+from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
+    ACCOUNT,
+    connect_account,
+    graph_emulator,
+    ledger,
+    use_emulator,
+)
 
 SECRET = "dispatch-test-secret"
 
@@ -199,28 +207,50 @@ async def ig_client(runtime: EngineRuntime) -> AsyncIterator[httpx.AsyncClient]:
             yield http
 
 
+REPLY_TO_PRICE: dict[str, Any] = {
+    "nodes": [
+        {"id": "ig", "kind": "instagram.comment", "config": {"keywords": ["price"]}},
+        {
+            "id": "reply",
+            "kind": "instagram.reply_comment",
+            "config": {"message": "Thanks {{ trigger.from_username }}, prices are in your DMs"},
+        },
+    ],
+    "edges": [{"source": "ig", "source_port": "event", "target": "reply"}],
+}
+
+
 @pytest.mark.timeout(300)
-async def test_a_comment_delivered_three_times_is_stored_once_and_runs_once(
-    ig_client: httpx.AsyncClient, runtime: EngineRuntime
+async def test_a_comment_delivered_three_times_runs_once_and_is_answered_once(
+    ig_client: httpx.AsyncClient,
+    runtime: EngineRuntime,
+    graph_emulator: GraphEmulator,  # noqa: F811
 ) -> None:
+    """Meta delivering the same comment three times (two at once, one after the run):
+    one stored event, one run, one reply accepted by the Graph API, one ledger row."""
     team = await make_team(ig_client)
     base = f"/api/workspaces/{team.workspace_id}/flows"
     created = await ig_client.post(
         base,
-        json={
-            "name": "Price replies",
-            "graph": graph("instagram.comment", {"keywords": ["price"]}),
-        },
+        json={"name": "Price replies", "graph": REPLY_TO_PRICE},
         headers=team.editor.headers,
     )
     assert created.status_code == 201, created.text
     flow_id = uuid.UUID(created.json()["id"])
     published = await ig_client.post(f"{base}/{flow_id}/publish", headers=team.editor.headers)
     assert published.status_code == 201, published.text
-    account = new_account_id()
-    await connect(runtime.db, uuid.UUID(team.workspace_id), account)
+    # a live account (replies reach the Graph API emulator) with the comment on its post
+    use_emulator(runtime, graph_emulator)
+    await connect_account(runtime, mode="live", workspace_id=uuid.UUID(team.workspace_id))
+    comment = graph_emulator.state.add_comment(
+        {"id": f"179{uuid.uuid4().int % 10**14:014d}", "account": ACCOUNT, "from_username": "ana"}
+    )
 
-    body = encode_body(build_comment("What's the PRICE?", account_id=account))
+    body = encode_body(
+        build_comment(
+            "What's the PRICE?", account_id=ACCOUNT, comment_id=comment["id"], from_username="ana"
+        )
+    )
     headers = {"X-Hub-Signature-256": sign_sha256(SECRET, body)}
     answers = await asyncio.gather(
         *(ig_client.post("/webhooks/instagram", content=body, headers=headers) for _ in range(3))
@@ -235,7 +265,7 @@ async def test_a_comment_delivered_three_times_is_stored_once_and_runs_once(
         deadline = asyncio.get_running_loop().time() + 180
         while True:
             runs = await executions(runtime.db, FlowExecution.flow_id == flow_id)
-            if runs and all(r.status == "completed" for r in runs):
+            if runs and all(r.status in ("completed", "failed") for r in runs):
                 break
             assert asyncio.get_running_loop().time() < deadline, [r.status for r in runs]
             await asyncio.sleep(0.2)
@@ -246,11 +276,19 @@ async def test_a_comment_delivered_three_times_is_stored_once_and_runs_once(
     finally:
         stop.set()
         await task
+    runs = await executions(runtime.db, FlowExecution.flow_id == flow_id)
+    assert [r.status for r in runs] == ["completed"], [r.error for r in runs]
     async with runtime.db.sessionmaker() as session:
         stored = await session.scalar(
-            select(func.count()).select_from(WebhookEvent).where(WebhookEvent.account_id == account)
+            select(func.count())
+            .select_from(WebhookEvent)
+            .where(WebhookEvent.dedupe_key.contains(comment["id"]))
         )
     assert stored == 1
+    replies = graph_emulator.calls(f"{comment['id']}/replies", method="POST")
+    assert len(replies) == 1
+    [row] = await ledger(runtime, target=comment["id"])
+    assert row.status == "sent" and row.action == "reply_comment"
     [run] = await executions(runtime.db, FlowExecution.flow_id == flow_id)
     assert run.trigger_kind == "instagram.comment"
     assert run.trigger_payload is not None and run.trigger_payload["text"] == "What's the PRICE?"
@@ -258,5 +296,4 @@ async def test_a_comment_delivered_three_times_is_stored_once_and_runs_once(
         f"/api/workspaces/{team.workspace_id}/executions/{run.id}", headers=team.viewer.headers
     )
     nodes = {n["node_id"]: n for n in execution.json()["node_runs"]}
-    assert nodes["note"]["status"] == "completed"
-    assert nodes["note"]["output"] == {"out": {"t": "comment"}}
+    assert nodes["reply"]["status"] == "completed"
