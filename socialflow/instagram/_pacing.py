@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text, update
+from sqlalchemy import String, Uuid, column, select, table, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.core.settings import InstagramSettings
@@ -24,6 +24,8 @@ from socialflow.instagram._models import InstagramAccount, OutboxMessage, Outbox
 __all__ = ["hold_account", "limit_for", "next_slot"]
 
 _PACED = (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.SENT)
+#: the runs' table, named rather than imported (orchestration imports this package)
+_EXECUTION = table("flow_execution", column("id", Uuid()), column("status", String()))
 _locks: dict[tuple[int, uuid.UUID], asyncio.Lock] = {}
 
 
@@ -99,6 +101,16 @@ async def next_slot(
         ``now`` or a later time.
     """
     actions, limit, window = limit_for(action, settings)
+    # a queued send whose run has ended (failed, cancelled, crashed: it gave up waiting for
+    # its slot) is abandoned: it must not hold a slot and push every later send back
+    ended = (
+        select(_EXECUTION.c.id)
+        .where(
+            _EXECUTION.c.id == OutboxMessage.execution_id,
+            _EXECUTION.c.status.not_in(("queued", "running")),
+        )
+        .exists()
+    )
     rows = await session.scalars(
         select(OutboxMessage.scheduled_for)
         .where(
@@ -106,6 +118,7 @@ async def next_slot(
             OutboxMessage.action.in_(actions),
             OutboxMessage.status.in_(_PACED),
             OutboxMessage.scheduled_for.is_not(None),
+            ~((OutboxMessage.status == OutboxStatus.QUEUED) & ended),
         )
         .order_by(OutboxMessage.scheduled_for.desc())
         .limit(limit)

@@ -139,3 +139,54 @@ async def test_processes_share_one_pace_per_account(
     assert len(slots) == 6
     gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
     assert all(gap >= timedelta(seconds=0.3) for gap in gaps), gaps
+
+
+@pytest.mark.parametrize("run_status", ["failed", "running"])
+async def test_a_queued_send_whose_run_ended_holds_no_slot(
+    runtime: EngineRuntime,
+    graph_emulator: GraphEmulator,  # noqa: F811
+    run_status: str,
+) -> None:
+    """A send queued for a slot 50 s out whose run then gave up (failed) no longer delays the
+    account's next send; while its run still waits (running), it does."""
+    import uuid
+
+    from socialflow.core.db import utcnow
+    from socialflow.instagram._models import OutboxMessage
+    from socialflow.instagram._pacing import next_slot
+    from socialflow.orchestration import FlowExecution
+
+    use_emulator(runtime, graph_emulator, send_limit=1, send_window_seconds=60)
+    account = await connect_account(runtime)
+    now = utcnow()
+    execution_id = uuid.uuid4()
+    async with runtime.db.sessionmaker() as session:
+        session.add(
+            FlowExecution(
+                id=execution_id,
+                flow_name="waits",
+                trigger_kind="instagram.comment",
+                status=run_status,
+            )
+        )
+        session.add(
+            OutboxMessage(
+                idempotency_key=f"abandoned-{execution_id}",
+                workspace_id=account.workspace_id,
+                account_id=account.id,
+                execution_id=execution_id,
+                action="reply_comment",
+                target="1790",
+                status="queued",
+                scheduled_for=now + timedelta(seconds=50),
+            )
+        )
+        await session.commit()
+    async with runtime.db.sessionmaker() as session:
+        slot = await next_slot(
+            session, account.id, "reply_comment", runtime.settings.instagram, now
+        )
+    if run_status == "failed":
+        assert slot == now
+    else:
+        assert slot >= now + timedelta(seconds=110)  # one window after the waiting send
