@@ -115,6 +115,15 @@ def backoff_seconds(headers: Any, attempt: int = 1) -> float | None:
     return wait
 
 
+def _retry_after_header(headers: Any) -> float | None:
+    """Seconds from a ``Retry-After`` header given in seconds, if any."""
+    value = headers.get("retry-after") if headers is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
 def _saturated(usage: dict[str, Any]) -> bool:
     keys = ("call_count", "total_cputime", "total_time")
     return any(isinstance(usage.get(k), int | float) and usage[k] >= 100 for k in keys)
@@ -147,8 +156,11 @@ def map_error(status: int, body: Any, headers: Any, *, call: str) -> AppError:
     subcode = error.get("error_subcode") if isinstance(error.get("error_subcode"), int) else None
     meta_message = str(error.get("message") or f"HTTP {status}")
     where = f"Instagram {call}"
-    if code in TRANSIENT_CODES or (code is None and status >= 500) or status >= 500:
+    throttled = status == 429 and code is None  # a proxy's or load balancer's throttle
+    if code in TRANSIENT_CODES or throttled or status >= 500:
         wait = backoff_seconds(headers)
+        if wait is None and throttled:
+            wait = _retry_after_header(headers)
         return TransientGraphError(
             f"{where}: temporary Graph API error (code {code}, HTTP {status}): {meta_message}",
             retry_after=wait,

@@ -86,8 +86,8 @@ async def test_handshake_echoes_the_challenge_as_text(
         ({"hub.verify_token": "wrong"}, 403),
         ({"hub.mode": "unsubscribe"}, 403),
         ({"hub.mode": ""}, 403),
-        ({"hub.challenge": "<script>alert(1)</script>"}, 400),
-        ({"hub.challenge": "1 OR 1=1"}, 400),
+        ({"hub.challenge": "<script>alert(1)</script>"}, 403),
+        ({"hub.challenge": "1 OR 1=1"}, 403),
     ],
 )
 async def test_handshake_refusals(

@@ -202,3 +202,21 @@ def test_usage_header_parsing() -> None:
     }
     assert backoff_seconds({"x-business-use-case-usage": json.dumps(buc)}) == 120.0
     assert backoff_seconds({"x-app-usage": "not json"}) is None
+
+
+def test_a_bare_429_is_transient_and_honours_retry_after() -> None:
+    """A 429 without a Graph error body (a proxy or load balancer throttling) is retried,
+    after the Retry-After it gave; with a Graph error code the code decides."""
+    import httpx as _httpx
+
+    from socialflow.instagram._errors import GraphError, TransientGraphError, map_error
+
+    bare = map_error(429, None, _httpx.Headers({"Retry-After": "7"}), call="reply to comment 1")
+    assert isinstance(bare, TransientGraphError) and bare.retry_after == 7.0
+    coded = map_error(
+        429,
+        {"error": {"code": 10, "error_subcode": 2534022, "message": "outside window"}},
+        _httpx.Headers(),
+        call="send DM",
+    )
+    assert isinstance(coded, GraphError) and not isinstance(coded, TransientGraphError)

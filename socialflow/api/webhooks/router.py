@@ -60,16 +60,18 @@ def _handshake(request: Request, flow_id: uuid.UUID | None = None) -> PlainTextR
             reason=reason,
             flow_id=str(flow_id) if flow_id else None,
         )
-        if reason.startswith("hub.challenge"):
-            raise UserError(reason, code="invalid_challenge")
-        raise ForbiddenError(reason, code="webhook_verification_failed")
+        # refused with 403 either way, as Meta expects; the code and message say which check
+        code = "invalid_challenge" if reason.startswith("hub.challenge") else None
+        raise ForbiddenError(reason, code=code or "webhook_verification_failed")
     return PlainTextResponse(challenge)
 
 
 _HANDSHAKE_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {"text/plain": {}}, "description": "The echoed hub.challenge."},
-    400: {"description": "hub.challenge has characters other than letters, digits, - and _."},
-    403: {"description": "hub.mode is not subscribe, or hub.verify_token does not match."},
+    403: {
+        "description": "hub.mode is not subscribe, hub.verify_token does not match, or "
+        "hub.challenge has characters other than letters, digits, - and _."
+    },
 }
 _HANDSHAKE_PARAMS: dict[str, object] = {
     "parameters": [
