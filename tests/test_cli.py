@@ -132,7 +132,7 @@ def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
             and "ready" in (tmp_path / "data" / "logs" / "worker.log").read_text()
         )
         # the demo flow answers a simulated price question: stored, dispatched, run by the
-        # worker from the flow's deployment, its reply in the ledger, sandboxed
+        # worker, its reply in the ledger, sandboxed
         sent = socialflow(
             "simulate",
             "comment",
@@ -144,8 +144,11 @@ def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
         assert sent.returncode == 0, sent.stdout + sent.stderr
         run_id = _wait_for_demo_run(tmp_path / "data" / "socialflow.db")
         flow_run = httpx.get(f"http://127.0.0.1:{port}/api/flow_runs/{run_id}", timeout=10).json()
-        assert flow_run["deployment_id"] is not None
         assert flow_run["state"]["type"] == "COMPLETED"
+        assert "trigger:instagram.comment" in flow_run["tags"]
+        # the demo flow was published with its deployment
+        found = httpx.post(f"http://127.0.0.1:{port}/api/deployments/filter", json={}, timeout=10)
+        assert any(d["name"].startswith("Reply to price questions") for d in found.json())
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

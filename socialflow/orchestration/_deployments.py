@@ -4,8 +4,9 @@ Every published flow has one deployment (named after the flow, in the ``socialfl
 pool). Its default parameters carry the active version's frozen graph, so a run started from
 the Prefect UI (with the defaults or edited parameters) executes that version; a schedule
 trigger becomes the deployment's schedule (cron or interval, with its timezone). Runs of
-events are created from the same deployment by the worker that claimed them (see
-``start_graph_run``), so the Prefect UI lists every run of a flow under its deployment.
+events are created from the same deployment by the worker that claimed them only with
+``engine.event_runs_in_deployment`` (see ``start_graph_run``): Prefect's server spends about
+twice the CPU on a deployment's run, so by default they are tagged runs of the flow.
 Socialflow's workers execute all of them in-process; ``socialflow worker --isolate`` runs each
 in a process of its own instead.
 """

@@ -264,11 +264,14 @@ class Worker:
             graph = await session.scalar(
                 select(GraphSnapshot.graph).where(GraphSnapshot.id == row.flow_version_id)
             )
-            # runs of a published flow are created from its deployment (listed under it in
-            # Prefect's UI); sandboxed test runs of drafts are not the published flow
+            # with engine.event_runs_in_deployment, runs of a published flow are created from
+            # its deployment (listed under it in Prefect's UI); sandboxed test runs of drafts
+            # are not the published flow
             deployment_id = (
                 None
-                if row.sandbox or row.flow_id is None
+                if row.sandbox
+                or row.flow_id is None
+                or not self.runtime.settings.engine.event_runs_in_deployment
                 else await session.scalar(
                     select(FlowTrigger.deployment_id).where(FlowTrigger.flow_id == row.flow_id)
                 )

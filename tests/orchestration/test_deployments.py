@@ -10,6 +10,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
 from sqlalchemy import select, update
@@ -156,9 +157,13 @@ async def test_one_deployment_per_flow_follows_publish_pause_resume_and_rename(
     assert await _deployments_of(flow_id) == []
 
 
+@pytest.mark.parametrize("in_deployment", [True, False], ids=["in-deployment", "tagged"])
 async def test_event_runs_and_prefect_ui_runs_belong_to_the_flows_deployment(
-    runtime: EngineRuntime,
+    runtime: EngineRuntime, monkeypatch: pytest.MonkeyPatch, in_deployment: bool
 ) -> None:
+    """UI runs always belong to the deployment; event runs with
+    engine.event_runs_in_deployment, else they are plain runs tagged with flow and version."""
+    monkeypatch.setattr(runtime.settings.engine, "event_runs_in_deployment", in_deployment)
     flow_id, workspace_id = uuid.uuid4(), uuid.uuid4()
     deployment_id, version_id = await _activate(
         runtime, flow_id, name="Echo", number=1, workspace_id=workspace_id
@@ -202,7 +207,8 @@ async def test_event_runs_and_prefect_ui_runs_belong_to_the_flows_deployment(
         for row in (ui_row, event_row):
             assert row.prefect_flow_run_id is not None
             flow_run = await prefect.read_flow_run(row.prefect_flow_run_id)
-            assert flow_run.deployment_id == deployment_id
+            expected = deployment_id if row is ui_row or in_deployment else None
+            assert flow_run.deployment_id == expected
             assert flow_run.state is not None and flow_run.state.is_completed()
             assert {f"flow:{flow_id}", f"workspace:{workspace_id}", "version:1"} <= set(
                 flow_run.tags
