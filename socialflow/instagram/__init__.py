@@ -22,6 +22,7 @@ from socialflow.instagram._events import (
     StoryRef,
     UnknownEvent,
     UnsendEvent,
+    mentions_username,
     parse_event,
 )
 from socialflow.instagram._gateway import ActionRequest, ActionResult, InstagramGateway
@@ -93,6 +94,7 @@ __all__ = [
     "Verdict",
     "check_action",
     "check_challenge",
+    "mentions_username",
     "parse_body",
     "parse_event",
     "parse_payload",

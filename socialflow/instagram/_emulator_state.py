@@ -83,6 +83,9 @@ class EmulatorState:
             self.limit: tuple[int, float] | None = None
             self.codes: dict[str, tuple[str, str]] = {}
             self.long_lived: dict[str, float] = {}
+            # answer the code exchange and /me as {"data": [{…}]}, the documented shape (SPEC
+            # U9), instead of the flat object seen in the wild
+            self.data_list_answers = False
 
     # seeding, used by the control API
 

@@ -7,6 +7,7 @@ test) and ``extra`` (fields Meta sent that no model field holds, kept as they ca
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -32,6 +33,7 @@ __all__ = [
     "StoryRef",
     "UnknownEvent",
     "UnsendEvent",
+    "mentions_username",
     "parse_event",
 ]
 
@@ -242,3 +244,17 @@ def parse_event(payload: Any) -> InstagramEvent:
     """
     event: InstagramEvent = _ADAPTER.validate_python(payload)
     return event
+
+
+def mentions_username(text: str | None, username: str | None) -> bool:
+    """Whether ``text`` @mentions ``username``: the whole handle, any case, a sentence's full
+    stop after it allowed (``@shop.`` mentions ``shop``; ``@shop.eu`` and ``@shopping`` do not).
+
+    Under Instagram Login an @mention of the account arrives as an ordinary ``comments``
+    notification (SPEC §3.2, U6) with no flag of its own: its text is all that tells it apart.
+    """
+    if not text or not username:
+        return False
+    handle = re.escape(username.removeprefix("@"))
+    pattern = rf"(?<![\w.@])@{handle}(?!\w|\.\w)"
+    return re.search(pattern, text, flags=re.IGNORECASE) is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
@@ -130,6 +130,15 @@ class InstagramGateway:
             request.occurrence,
             f"sandbox:{self.execution_id}" if sandbox else "live",
         )
+        age_unknown = None
+        if request.action == "private_reply" and request.comment_time is None:
+            # the 7-day rule needs the comment's age: ask Meta when the flow did not give it
+            # (not for a row already claimed: its verdict is in the ledger)
+            if sandbox:
+                age_unknown = "no comment_time was given and a sandboxed run does not ask Meta"
+            elif not await self._claimed(key):
+                when, age_unknown = await self._comment_time(account, request.target)
+                request = request.model_copy(update={"comment_time": when})
         async with self.db.sessionmaker() as session, hold_account(session, account.id):
             now = utcnow()
             prior = None
@@ -143,6 +152,7 @@ class InstagramGateway:
                 text=request.text,
                 quick_replies=len(request.quick_replies),
                 comment_time=request.comment_time,
+                comment_age_unknown=age_unknown,
                 prior_private_reply=prior is not None,
                 last_user_message_at=request.last_user_message_at,
                 human_agent=request.human_agent,
@@ -206,6 +216,46 @@ class InstagramGateway:
             msg = "Instagram send interrupted earlier; not repeated to avoid a duplicate"
             raise UserError(msg, code="instagram_outcome_unknown")
         return await self._send(account, row, request, verdict, resumed=not created)
+
+    async def _claimed(self, key: str) -> bool:
+        async with self.db.sessionmaker() as session:
+            found = await session.scalar(
+                select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)
+            )
+        return found is not None
+
+    async def _comment_time(
+        self, account: InstagramAccount, comment_id: str
+    ) -> tuple[datetime | None, str | None]:
+        """When the comment was made, read from the Graph API (``timestamp``), or why not.
+
+        Raises:
+            TransientGraphError: Meta throttled or failed; the node retries.
+            TokenInvalidError: The account's token is no longer valid.
+        """
+        client = GraphClient(
+            await self._token(account),
+            self.settings,
+            ig_user_id=account.ig_user_id,
+            login_kind=account.login_kind,
+            http=self.http,
+            on_token_invalid=lambda exc: self._token_invalid(account.id, exc),
+        )
+        try:
+            comment = await client.get_comment(comment_id, fields="id,timestamp")
+        except TokenInvalidError:
+            raise
+        except GraphError as exc:
+            return None, f"no comment_time was given and Meta did not show the comment: {exc}"
+        finally:
+            await client.aclose()
+        value = comment.get("timestamp")
+        try:
+            # Meta writes 2026-11-20T10:00:00+0000
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None, f"no comment_time was given and Meta's timestamp {value!r} is not a time"
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)), None
 
     async def _account(self, ig_user_id: str) -> InstagramAccount:
         if self.workspace_id is None:

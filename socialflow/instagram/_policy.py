@@ -48,6 +48,7 @@ def check_action(
     text: str | None = None,
     quick_replies: int = 0,
     comment_time: datetime | None = None,
+    comment_age_unknown: str | None = None,
     prior_private_reply: bool = False,
     last_user_message_at: datetime | None = None,
     human_agent: bool = False,
@@ -60,6 +61,8 @@ def check_action(
         text: The message text, if any.
         quick_replies: How many quick replies the DM carries.
         comment_time: When the comment was made (private replies).
+        comment_age_unknown: Why ``comment_time`` is missing, when it is; the verdict says
+            that the 7-day rule could not be checked.
         prior_private_reply: Whether the comment already got a private reply.
         last_user_message_at: When the recipient last messaged the account (DMs).
         human_agent: Whether the flow allows the HUMAN_AGENT tag (up to 7 days).
@@ -89,6 +92,13 @@ def check_action(
                 False,
                 f"the comment is {_age(now, comment_time)} old; a private reply must be sent "
                 f"within {PRIVATE_REPLY_DAYS} days of the comment",
+            )
+        if comment_time is None:
+            why = comment_age_unknown or "no comment_time was given"
+            return Verdict(
+                True,
+                f"the comment's age is unknown ({why}), so the {PRIVATE_REPLY_DAYS}-day rule "
+                "was not checked here; Meta refuses a private reply to an older comment",
             )
     if action == "send_dm":
         return _window(now, last_user_message_at, human_agent)

@@ -150,6 +150,8 @@ def _control(state: EmulatorState, method: str, path: str, body: dict[str, Any])
         )
     elif route == "fail":
         state.add_fault(body)
+    elif route == "shape":
+        state.data_list_answers = bool(body.get("data_list", True))
     elif route == "limits":
         state.limit = (int(body["calls"]), float(body.get("window_seconds", 3600)))
     elif route == "codes":
@@ -268,7 +270,8 @@ def _node(
     state: EmulatorState, account: Any, method: str, target: str, params: dict[str, str]
 ) -> dict[str, Any]:
     if target == account.ig_user_id and method == "GET":
-        return {"user_id": account.ig_user_id, "username": account.username, "id": new_id()}
+        me = {"user_id": account.ig_user_id, "username": account.username, "id": new_id()}
+        return {"data": [me]} if state.data_list_answers else me
     comment = state.comments.get(target)
     if comment is not None:
         if method == "DELETE":
@@ -322,14 +325,12 @@ def _oauth(state: EmulatorState, path: str, params: dict[str, str]) -> Reply:
             return Reply(
                 400, {"error_type": "OAuthException", "code": 400, "error_message": str(fault)}
             )
-        return Reply(
-            200,
-            {
-                "access_token": token,
-                "user_id": int(ig_user_id),
-                "permissions": "instagram_business_basic",
-            },
-        )
+        answer = {
+            "access_token": token,
+            "user_id": int(ig_user_id),
+            "permissions": "instagram_business_basic",
+        }
+        return Reply(200, {"data": [answer]} if state.data_list_answers else answer)
     if path == "/access_token":
         token = state.long_lived_token(params.get("access_token", ""))
         return Reply(200, {"access_token": token, "token_type": "bearer", "expires_in": 5183944})

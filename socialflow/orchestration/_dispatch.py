@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.core.db import Database, utcnow
 from socialflow.core.logging import get_logger
-from socialflow.instagram import InstagramAccount
+from socialflow.instagram import InstagramAccount, LoginKind, mentions_username
 from socialflow.nodes import NodeRegistry
 from socialflow.orchestration._inbox import QUEUE_CHANNEL, notify
 from socialflow.orchestration._inbox_models import EventStatus, FlowTrigger, WebhookEvent
@@ -31,6 +31,12 @@ __all__ = ["Dispatcher", "backoff_seconds"]
 
 _log = get_logger(__name__)
 _MAX_BACKOFF = 600.0
+#: inbox kinds in which Instagram Login delivers @mentions of the account (SPEC U6)
+_MENTION_CARRIERS = ("instagram.comment",)
+
+#: per Instagram account: the workspaces that connected it, each with the handle whose
+#: @mentions in comments count as mentions (Instagram Login accounts only), or None
+Owners = dict[str, dict[uuid.UUID, str | None]]
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -125,21 +131,24 @@ class Dispatcher:
         )
         return list(rows)
 
-    async def _instagram_owners(
-        self, session: AsyncSession, events: list[WebhookEvent]
-    ) -> dict[str, set[uuid.UUID]]:
+    async def _instagram_owners(self, session: AsyncSession, events: list[WebhookEvent]) -> Owners:
         """Workspaces that connected each Instagram account the events are addressed to."""
         accounts = {e.account_id for e in events if e.source == "instagram" and e.account_id}
         if not accounts:
             return {}
         rows = await session.execute(
-            select(InstagramAccount.ig_user_id, InstagramAccount.workspace_id).where(
-                InstagramAccount.ig_user_id.in_(accounts)
-            )
+            select(
+                InstagramAccount.ig_user_id,
+                InstagramAccount.workspace_id,
+                InstagramAccount.username,
+                InstagramAccount.login_kind,
+            ).where(InstagramAccount.ig_user_id.in_(accounts))
         )
-        owners: dict[str, set[uuid.UUID]] = {}
-        for ig_user_id, workspace_id in rows.tuples():
-            owners.setdefault(ig_user_id, set()).add(workspace_id)
+        owners: Owners = {}
+        for ig_user_id, workspace_id, username, login_kind in rows.tuples():
+            # under Facebook Login mentions have their own field; a comment is only a comment
+            handle = username if login_kind == LoginKind.INSTAGRAM else None
+            owners.setdefault(ig_user_id, {})[workspace_id] = handle or None
         return owners
 
     async def _dispatch(
@@ -148,7 +157,7 @@ class Dispatcher:
         event: WebhookEvent,
         triggers: list[FlowTrigger],
         postgres: bool,
-        owners: dict[str, set[uuid.UUID]] | None = None,
+        owners: Owners | None = None,
     ) -> int:
         matches = [t for t in triggers if self._matches(event, t, owners or {})]
         insert = pg_insert if postgres else sqlite_insert
@@ -175,9 +184,7 @@ class Dispatcher:
         event.attempts += 1
         return len(matches)
 
-    def _matches(
-        self, event: WebhookEvent, trigger: FlowTrigger, owners: dict[str, set[uuid.UUID]]
-    ) -> bool:
+    def _matches(self, event: WebhookEvent, trigger: FlowTrigger, owners: Owners) -> bool:
         if event.flow_id is not None and event.flow_id != trigger.flow_id:
             return False
         if event.workspace_id is not None and event.workspace_id != trigger.workspace_id:
@@ -188,7 +195,7 @@ class Dispatcher:
             if event.payload.get("is_self") or event.payload.get("is_test"):
                 return False
             # tenant isolation: only workspaces that connected the account see its events
-            if trigger.workspace_id not in owners.get(event.account_id or "", set()):
+            if trigger.workspace_id not in owners.get(event.account_id or "", {}):
                 return False
         try:
             node = self.registry.get(trigger.trigger_kind)
@@ -197,4 +204,9 @@ class Dispatcher:
         if event.kind not in node.event_kinds:
             return False
         config = node.Config.model_validate(trigger.trigger_config)
-        return node.accepts(config, event.payload)
+        payload = event.payload
+        if event.source == "instagram" and event.kind in _MENTION_CARRIERS:
+            handle = owners.get(event.account_id or "", {}).get(trigger.workspace_id)
+            if mentions_username(payload.get("text"), handle):
+                payload = {**payload, "mentions_account": True}
+        return node.accepts(config, payload)

@@ -17,7 +17,12 @@ from socialflow.core.credentials import Credential, key_wrapper, open_credential
 from socialflow.instagram import InstagramAccount, OutboxMessage
 from socialflow.instagram.emulator import GraphEmulator
 from tests.api.conftest import Team, api_settings, make_team
-from tests.fixtures.graph_emulator import ACCOUNT, emulator_settings, graph_emulator  # noqa: F401
+from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
+    ACCOUNT,
+    TOKEN,
+    emulator_settings,
+    graph_emulator,
+)
 
 
 @pytest.fixture
@@ -89,6 +94,26 @@ async def test_connect_stores_the_account_an_encrypted_long_lived_token_and_subs
     assert again["id"] == account["id"]
     listed = await client.get(f"{base(team)}/accounts", headers=team.viewer.headers)
     assert [a["id"] for a in listed.json()] == [account["id"]]
+
+
+async def test_connect_reads_the_documented_data_list_answers_too(
+    ig_api: tuple[Any, httpx.AsyncClient],
+    graph_emulator: GraphEmulator,  # noqa: F811
+) -> None:
+    """SPEC U9: Meta's pages show the code exchange and /me answering ``{"data": [{…}]}``
+    where code in the wild reads a flat object; both connect the same account."""
+    _, client = ig_api
+    graph_emulator.state.data_list_answers = True
+    async with httpx.AsyncClient(trust_env=False) as raw:
+        me = await raw.get(
+            f"{graph_emulator.url}/v23.0/me", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    assert me.json()["data"][0]["username"] == "shop"  # the emulator answers in that shape
+    team = await make_team(client)
+    account = await connect(client, team)
+    assert (account["ig_user_id"], account["username"]) == (ACCOUNT, "shop")
+    assert account["token_status"] == "valid"
+    assert graph_emulator.calls("subscribed_apps")[0]["path"] == f"{ACCOUNT}/subscribed_apps"
 
 
 async def test_a_code_used_twice_or_a_forged_state_is_refused(

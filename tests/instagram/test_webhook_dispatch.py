@@ -56,7 +56,9 @@ def new_account_id() -> str:
     return f"1784{uuid.uuid4().int % 10**13:013d}"
 
 
-async def connect(db: Database, workspace_id: uuid.UUID, ig_user_id: str) -> None:
+async def connect(
+    db: Database, workspace_id: uuid.UUID, ig_user_id: str, *, login_kind: str = "instagram"
+) -> None:
     """Connect an account to a workspace the way the connection flow leaves it."""
     async with db.sessionmaker() as session:
         session.add(
@@ -64,7 +66,7 @@ async def connect(db: Database, workspace_id: uuid.UUID, ig_user_id: str) -> Non
                 workspace_id=workspace_id,
                 ig_user_id=ig_user_id,
                 username=f"shop_{ig_user_id[-4:]}",
-                login_kind="instagram",
+                login_kind=login_kind,
                 credential_id=uuid.uuid4(),
             )
         )
@@ -197,6 +199,50 @@ async def test_echoes_self_comments_and_dashboard_tests_are_dispatched_to_nothin
     assert sorted(str(r.flow_id) for r in runs) == sorted(str(f) for f in flows[::2])
 
 
+async def test_instagram_login_mentions_in_comments_start_mention_flows(
+    runtime: EngineRuntime,
+) -> None:
+    """Instagram Login sends @mentions as ordinary comments (SPEC U6): a comment whose text
+    @mentions the connected account's handle starts mention flows as well as comment flows;
+    any other comment, and any comment to a Facebook Login account (which has a mentions
+    field of its own), starts only comment flows."""
+    db, registry = runtime.db, runtime.registry
+    workspace = uuid.uuid4()
+    account, fb_account = new_account_id(), new_account_id()
+    await connect(db, workspace, account)
+    await connect(db, workspace, fb_account, login_kind="facebook")
+    handle, fb_handle = f"shop_{account[-4:]}", f"shop_{fb_account[-4:]}"
+    mention_flow, _ = await publish(
+        db, registry, runtime.settings, graph("instagram.mention"), workspace_id=workspace
+    )
+    comment_flow, _ = await publish(
+        db, registry, runtime.settings, graph("instagram.comment"), workspace_id=workspace
+    )
+
+    async def flows_started(text: str, to: str = account) -> list[uuid.UUID]:
+        [event] = await deliver(db, build_comment(text, account_id=to))
+        await drain(db, registry)
+        runs = await executions(db, FlowExecution.trigger_event_id == event)
+        return sorted((r.flow_id for r in runs), key=str)
+
+    both = sorted([mention_flow, comment_flow], key=str)
+    assert await flows_started(f"love this @{handle}!") == both
+    assert await flows_started(f"@{handle.upper()}.") == both
+    assert await flows_started("love this") == [comment_flow]
+    assert await flows_started(f"@{handle}x and @{handle}.eu are not us") == [comment_flow]
+    assert await flows_started(f"me@{handle} is an address") == [comment_flow]
+    assert await flows_started(f"hey @{fb_handle}", to=fb_account) == [comment_flow]
+    # the mention flow's own filters still apply to such comments
+    only_captions, _ = await publish(
+        db,
+        registry,
+        runtime.settings,
+        graph("instagram.mention", {"include_comments": False}),
+        workspace_id=workspace,
+    )
+    assert only_captions not in await flows_started(f"cc @{handle}")
+
+
 @pytest.fixture
 async def ig_client(runtime: EngineRuntime) -> AsyncIterator[httpx.AsyncClient]:
     settings = api_settings(runtime.db.url, instagram={"app_secrets": [SECRET]})
@@ -287,7 +333,8 @@ async def test_a_comment_delivered_three_times_runs_once_and_is_answered_once(
     assert stored == 1
     replies = graph_emulator.calls(f"{comment['id']}/replies", method="POST")
     assert len(replies) == 1
-    [row] = await ledger(runtime, target=comment["id"])
+    # (other tests may have connected the same account to workspaces of their own)
+    [row] = await ledger(runtime, target=comment["id"], flow_id=flow_id)
     assert row.status == "sent" and row.action == "reply_comment"
     [run] = await executions(runtime.db, FlowExecution.flow_id == flow_id)
     assert run.trigger_kind == "instagram.comment"

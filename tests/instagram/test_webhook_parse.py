@@ -224,3 +224,21 @@ def test_reaction_keys_separate_react_and_unreact() -> None:
         for a, t in (("react", 1), ("unreact", 2), ("react", 3), ("react", 1))
     }
     assert len(keys) == 3
+
+
+def test_a_dm_replying_to_a_message_keeps_the_replied_mid() -> None:
+    """A DM that quotes an earlier message (``reply_to.mid``) is a plain DM, not a story
+    reply, and says which message it answers."""
+    item = {
+        "sender": {"id": "8880001"},
+        "recipient": {"id": "17841"},
+        "timestamp": 1700000000123,
+        "message": {"mid": "aWdfREPLY", "text": "yes please", "reply_to": {"mid": "aWdfFIRST"}},
+    }
+    [p] = parse_payload({"object": "instagram", "entry": [{"id": "17841", "messaging": [item]}]})
+    event = p.event.model_dump()
+    assert (event["kind"], event["text"], p.dedupe_key) == ("dm", "yes please", "ig:dm:aWdfREPLY")
+    assert event["reply_to"] == {"mid": "aWdfFIRST", "story": None}
+    assert not event["is_story_reply"] and event["account_id"] == "17841"
+    assert "reply_to" not in event["extra"].get("message", {})
+    assert parse_event(p.event.model_dump(mode="json")) == p.event

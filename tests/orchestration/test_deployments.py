@@ -283,8 +283,14 @@ async def test_a_scheduled_run_left_by_a_stopped_worker_is_run_again_by_another(
     assert row.prefect_flow_run_id not in (None, flow_run.id)  # run again as a new flow run
     async with get_client() as prefect:
         rerun = await prefect.read_flow_run(row.prefect_flow_run_id)
-        assert rerun.deployment_id == deployment_id
+        # run again by the worker: a tagged run of the flow (engine.event_runs_in_deployment
+        # is off), named after the execution and its attempt
+        assert rerun.name == f"execution-{flow_run.id}-attempt-2"
+        assert f"flow:{flow_id}" in rerun.tags
         assert rerun.state is not None and rerun.state.is_completed()
+        first_run = await prefect.read_flow_run(flow_run.id)
+        assert first_run.deployment_id == deployment_id
+        assert first_run.state is not None and first_run.state.is_crashed()
 
 
 async def test_a_cancel_from_the_prefect_ui_stops_the_run(runtime: EngineRuntime) -> None:

@@ -219,16 +219,24 @@ class InstagramDMTriggerNode(_InstagramTrigger):
 
 
 class InstagramMentionTriggerNode(_InstagramTrigger):
-    """Starts a flow when someone @mentions the account in a comment or a caption."""
+    """Starts a flow when someone @mentions the account in a comment or a caption.
+
+    Facebook Login accounts send ``mentions`` events. Instagram Login folds @mentions into
+    ``comments``: the dispatcher marks a comment event whose text @mentions the connected
+    account's username with ``mentions_account`` and only such comments are accepted here.
+    """
 
     kind = "instagram.mention"
     title = "Instagram mention"
-    event_kinds = ("instagram.mention",)
+    event_kinds = ("instagram.mention", "instagram.comment")
     outputs = (
         Port(
             name="event",
             type="instagram.mention",
-            description="The mention: media_id and comment_id (None for a caption mention).",
+            description=(
+                "The mention: media_id and comment_id (None for a caption mention); under "
+                "Instagram Login the whole comment (text, from_id, …)."
+            ),
         ),
     )
 
@@ -247,6 +255,8 @@ class InstagramMentionTriggerNode(_InstagramTrigger):
         """Account, media and comment/caption filters."""
         assert isinstance(config, cls.Config)
         if not cls._base_accepts(config, event):
+            return False
+        if event.get("kind") == "comment" and not event.get("mentions_account"):
             return False
         if config.media_ids and event.get("media_id") not in config.media_ids:
             return False
