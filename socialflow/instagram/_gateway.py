@@ -233,14 +233,7 @@ class InstagramGateway:
             TransientGraphError: Meta throttled or failed; the node retries.
             TokenInvalidError: The account's token is no longer valid.
         """
-        client = GraphClient(
-            await self._token(account),
-            self.settings,
-            ig_user_id=account.ig_user_id,
-            login_kind=account.login_kind,
-            http=self.http,
-            on_token_invalid=lambda exc: self._token_invalid(account.id, exc),
-        )
+        client = await self._client(account)
         try:
             comment = await client.get_comment(comment_id, fields="id,timestamp")
         except TokenInvalidError:
@@ -256,6 +249,17 @@ class InstagramGateway:
         except ValueError:
             return None, f"no comment_time was given and Meta's timestamp {value!r} is not a time"
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)), None
+
+    async def _client(self, account: InstagramAccount) -> GraphClient:
+        """A Graph API client acting as ``account`` (the caller closes it)."""
+        return GraphClient(
+            await self._token(account),
+            self.settings,
+            ig_user_id=account.ig_user_id,
+            login_kind=account.login_kind,
+            http=self.http,
+            on_token_invalid=lambda exc: self._token_invalid(account.id, exc),
+        )
 
     async def _account(self, ig_user_id: str) -> InstagramAccount:
         if self.workspace_id is None:
@@ -320,14 +324,7 @@ class InstagramGateway:
         verdict: Verdict,
         resumed: bool,
     ) -> ActionResult:
-        client = GraphClient(
-            await self._token(account),
-            self.settings,
-            ig_user_id=account.ig_user_id,
-            login_kind=account.login_kind,
-            http=self.http,
-            on_token_invalid=lambda exc: self._token_invalid(account.id, exc),
-        )
+        client = await self._client(account)
         try:
             response = await _call(client, request, verdict)
         except TransientError as exc:
