@@ -227,18 +227,8 @@ class Worker:
             else:
                 await self._run(claim)
         except asyncio.CancelledError:
-            if claim.execution_id in self.runtime.lease_lost:
-                _uncancel()
-                self.runtime.lease_lost.discard(claim.execution_id)
-                _log.warning(
-                    "lease lost: another worker runs this execution now; stopped here",
-                    execution_id=str(claim.execution_id),
-                )
-                return
-            if claim.execution_id not in self.runtime.cancel_requested:
+            if not await self._stopped_on_purpose(claim.execution_id):
                 raise
-            _uncancel()
-            await self._after_cancel(claim.execution_id)
         except Exception:
             # the lease lapses and another claim retries the execution
             _log.exception("execution could not be started", execution_id=str(claim.execution_id))
@@ -246,6 +236,24 @@ class Worker:
             self._inflight.pop(claim.execution_id, None)
             self._cancel_sent.discard(claim.execution_id)
             wakeup.poke()
+
+    async def _stopped_on_purpose(self, execution_id: uuid.UUID) -> bool:
+        """A run of this worker was cancelled: handle it if this worker stopped it (its lease
+        was lost, or a cancel was requested) and say so; ``False`` means the cancellation came
+        from elsewhere (the worker shutting down) and must propagate."""
+        if execution_id in self.runtime.lease_lost:
+            _uncancel()
+            self.runtime.lease_lost.discard(execution_id)
+            _log.warning(
+                "lease lost: another worker runs this execution now; stopped here",
+                execution_id=str(execution_id),
+            )
+            return True
+        if execution_id not in self.runtime.cancel_requested:
+            return False
+        _uncancel()
+        await self._after_cancel(execution_id)
+        return True
 
     async def _run(self, claim: Claim) -> None:
         async with self.db.sessionmaker() as session:
@@ -617,18 +625,8 @@ class Worker:
             )
             self.completed += 1
         except asyncio.CancelledError:
-            if flow_run.id in self.runtime.lease_lost:
-                _uncancel()
-                self.runtime.lease_lost.discard(flow_run.id)
-                _log.warning(
-                    "lease lost: another worker runs this execution now; stopped here",
-                    execution_id=str(flow_run.id),
-                )
-                return
-            if flow_run.id not in self.runtime.cancel_requested:
+            if not await self._stopped_on_purpose(flow_run.id):
                 raise
-            _uncancel()
-            await self._after_cancel(flow_run.id)
         finally:
             self._inflight.pop(flow_run.id, None)
             self._cancel_sent.discard(flow_run.id)
