@@ -25,6 +25,7 @@ from socialflow.api.flows.runs import router as runs_router
 from socialflow.api.hooks.router import router as hooks_router
 from socialflow.api.instagram.router import callback_router as instagram_callback_router
 from socialflow.api.instagram.router import router as instagram_router
+from socialflow.api.knowledge.documents import MULTIPART_ALLOWANCE
 from socialflow.api.knowledge.router import UPLOAD_PATH
 from socialflow.api.knowledge.router import router as knowledge_router
 from socialflow.api.middleware import SecurityMiddleware
@@ -146,7 +147,7 @@ def create_app(
         # Meta batches up to 1,000 updates; the webhook router enforces its own limit
         size_exempt=("/webhooks/instagram",),
         # uploads have their own limit (plus room for the multipart framing)
-        body_limits=((UPLOAD_PATH, settings.knowledge.max_upload_bytes + 64_000),),
+        body_limits=((UPLOAD_PATH, settings.knowledge.max_upload_bytes + MULTIPART_ALLOWANCE),),
         csrf_exempt=(
             f"{API_PREFIX}/auth/login",
             f"{API_PREFIX}/auth/token",
