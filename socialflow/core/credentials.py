@@ -3,13 +3,15 @@
 The table lives in core because the API manages credentials while the engine, the Instagram
 client and the knowledge stores resolve them for nodes; none of those may import the API.
 Everything that touches a credential's secret goes through this module: the fields each kind
-takes, sealing and opening a row, its masked hint, master-key rotation, and the resolver that
-hands decrypted fields to nodes.
+takes (URL fields a user sets are checked by the address guard before saving), sealing and
+opening a row, its masked hint, master-key rotation, and the resolver that hands decrypted
+fields to nodes.
 """
 
 from __future__ import annotations
 
 import json
+import typing
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
@@ -27,6 +29,7 @@ from socialflow.core.errors import UserError
 from socialflow.core.logging import get_logger
 
 if TYPE_CHECKING:
+    from socialflow.core.netguard import AddressPolicy
     from socialflow.core.settings import Settings
 
 __all__ = [
@@ -44,12 +47,14 @@ __all__ = [
     "PineconeSecret",
     "S3Secret",
     "SecretFields",
+    "check_secret_urls",
     "hint_for",
     "key_wrapper",
     "open_credential",
     "parse_secret",
     "rotate_master_key",
     "seal_credential",
+    "url_fields",
 ]
 
 _log = get_logger(__name__)
@@ -87,8 +92,13 @@ class Credential(Base):
 
 # --- kinds and their fields -----------------------------------------------------------------
 
+
+class _UserUrl:
+    """Marks a field as a URL the server will call: the address guard checks it when saved."""
+
+
 Token = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8192)]
-HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2048)]
+HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2048), _UserUrl()]
 
 
 def _secret(description: str, **constraints: Any) -> Any:
@@ -262,6 +272,62 @@ def parse_secret(kind: str, fields: Any) -> SecretFields:
                 )
             )
         raise PydanticValidationError.from_exception_data(_ERROR_TITLE, problems) from None
+
+
+def _is_user_url(annotation: Any) -> bool:
+    # ``HttpUrl | None`` keeps the marker inside the union's Annotated member
+    if typing.get_origin(annotation) is Annotated:
+        return any(isinstance(m, _UserUrl) for m in annotation.__metadata__)
+    return any(_is_user_url(arg) for arg in typing.get_args(annotation))
+
+
+def url_fields(model: type[SecretFields]) -> tuple[str, ...]:
+    """The fields of a kind that hold a URL the server will call (typed ``HttpUrl``)."""
+    return tuple(
+        name
+        for name, info in model.model_fields.items()
+        if any(isinstance(m, _UserUrl) for m in info.metadata) or _is_user_url(info.annotation)
+    )
+
+
+async def check_secret_urls(secret: SecretFields, policy: AddressPolicy) -> None:
+    """Refuse URL fields the server must not call: the address guard, at save time.
+
+    Each URL field (``base_url``, ``endpoint_url``) must be an absolute http(s) URL without a
+    user name or password, whose host is not, and does not resolve to, a private, loopback,
+    link-local or other special-purpose address, unless the policy allows it. Calls made with
+    the credential are checked again when they connect.
+
+    Args:
+        secret: Validated fields (see ``parse_secret``).
+        policy: The process's address policy (``SOCIALFLOW_HTTP_ALLOWED_HOSTS``).
+
+    Raises:
+        pydantic.ValidationError: One problem per refused field, located like ``parse_secret``'s
+            (``("base_url",)``), typed with the guard's code (``address_forbidden``,
+            ``invalid_url``).
+    """
+    from socialflow.core.netguard import refusal_in
+
+    problems: list[InitErrorDetails] = []
+    for name in url_fields(type(secret)):
+        value = getattr(secret, name)
+        if value is None:
+            continue
+        try:
+            await policy.check_url(str(value))
+        except UserError as exc:
+            if refusal_in(exc) is None:
+                raise
+            problems.append(
+                InitErrorDetails(
+                    type=PydanticCustomError(exc.code, "{reason}", {"reason": exc.message}),
+                    loc=(name,),
+                    input="",
+                )
+            )
+    if problems:
+        raise PydanticValidationError.from_exception_data(_ERROR_TITLE, problems)
 
 
 def hint_for(secret: SecretFields) -> str:

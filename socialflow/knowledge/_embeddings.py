@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
 
 from socialflow.core.errors import UserError
+from socialflow.knowledge._guard import guarded_clients, guarded_ollama_kwargs, reraise_refusal
 
 if TYPE_CHECKING:
     from socialflow.core.settings import Settings
@@ -63,21 +64,37 @@ class _RemoteEmbeddings(NamedEmbeddings):
         return self._dimension
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        vectors = self._inner.embed_documents(texts)
+        try:
+            vectors = self._inner.embed_documents(texts)
+        except Exception as exc:
+            reraise_refusal(exc)
+            raise
         if vectors:
             self._dimension = len(vectors[0])
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
-        vector = self._inner.embed_query(text)
+        try:
+            vector = self._inner.embed_query(text)
+        except Exception as exc:
+            reraise_refusal(exc)
+            raise
         self._dimension = len(vector)
         return vector
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        return await self._inner.aembed_documents(texts)
+        try:
+            return await self._inner.aembed_documents(texts)
+        except Exception as exc:
+            reraise_refusal(exc)
+            raise
 
     async def aembed_query(self, text: str) -> list[float]:
-        return await self._inner.aembed_query(text)
+        try:
+            return await self._inner.aembed_query(text)
+        except Exception as exc:
+            reraise_refusal(exc)
+            raise
 
 
 def get_embeddings(
@@ -95,8 +112,10 @@ def get_embeddings(
         provider: ``minilm`` (built in, numpy only), ``openai`` (OpenAI-compatible endpoint)
             or ``ollama``.
         model: Model id; the provider's default when empty.
-        base_url: Endpoint of the openai / ollama server (Ollama: ``llm_ollama_base_url``
-            when neither this nor the settings' embedder name one).
+        base_url: Endpoint of the openai / ollama server, from a workspace credential: user
+            input, so the client connects through the address guard. When empty, the
+            settings' embedder endpoint (Ollama: ``llm_ollama_base_url``), the operator's, is
+            called as configured.
         api_key: Key of the openai-compatible endpoint, or the bearer token of a gateway in
             front of Ollama (e.g. from a workspace credential).
 
@@ -115,6 +134,7 @@ def get_embeddings(
         raise UserError(msg, code="unknown_embedder", details={"provider": provider})
     same_provider = provider == ks.embedder
     model = model or (ks.embedder_model if same_provider else None) or DEFAULT_MODELS[provider]
+    guarded = base_url is not None
     base_url = base_url or (ks.embedder_base_url if same_provider else None)
     if provider == "minilm":
         from socialflow.knowledge._minilm import MiniLMEmbeddings
@@ -131,12 +151,16 @@ def get_embeddings(
         from pydantic import SecretStr
 
         key = api_key or (ks.embedder_api_key.get_secret_value() if ks.embedder_api_key else None)
+        clients: dict[str, Any] = {}
+        if guarded:
+            clients["http_client"], clients["http_async_client"] = guarded_clients(settings)
         inner: Embeddings = OpenAIEmbeddings(
             model=model,
             openai_api_base=base_url,
             openai_api_key=SecretStr(key) if key else None,
             chunk_size=ks.embed_batch_size,
             check_embedding_ctx_length=base_url is None,
+            **clients,
         )
         return _RemoteEmbeddings(inner, provider="openai", model_name=model)
     from langchain_ollama import OllamaEmbeddings
@@ -147,5 +171,6 @@ def get_embeddings(
         model=model,
         base_url=base_url or ks.llm_ollama_base_url,
         client_kwargs={"headers": headers} if headers else {},
+        **(guarded_ollama_kwargs(settings) if guarded else {}),
     )
     return _RemoteEmbeddings(inner, provider="ollama", model_name=model)

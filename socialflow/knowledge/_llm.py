@@ -12,6 +12,8 @@ from pydantic import SecretStr
 
 from socialflow.core.errors import AppError, TransientError, UserError
 from socialflow.core.logging import get_logger
+from socialflow.core.netguard import refusal_in
+from socialflow.knowledge._guard import guarded_anthropic, guarded_clients, guarded_ollama_kwargs
 from socialflow.knowledge._usage import Usage, price_of, sum_usage
 
 if TYPE_CHECKING:
@@ -60,8 +62,12 @@ def build_chat_model(
     The client never retries by itself: rate limits and 5xx answers surface as errors that
     ``map_llm_error`` turns into ``TransientError``, and the engine retries the node.
 
+    A ``base_url`` from the credential is user input: the client connects through the
+    address guard (``SOCIALFLOW_HTTP_ALLOWED_HOSTS`` admits a local model server). The default
+    Ollama server of the settings is the operator's and is called as configured.
+
     Args:
-        settings: Timeout and the default Ollama server.
+        settings: Timeout, the default Ollama server and the address policy.
         provider: ``openai`` (any OpenAI-compatible endpoint), ``anthropic`` or ``ollama``.
         fields: The credential's secret fields (``api_key``, ``base_url``).
         model: Model id.
@@ -72,47 +78,53 @@ def build_chat_model(
         UserError: Unknown provider.
     """
     timeout = settings.knowledge.llm_timeout_seconds
+    base_url = str(fields["base_url"]) if fields.get("base_url") else None
     if provider == "openai":
         from langchain_openai import ChatOpenAI
 
+        clients: dict[str, Any] = {}
+        if base_url is not None:
+            clients["http_client"], clients["http_async_client"] = guarded_clients(settings)
         return ChatOpenAI(
             model=model,
             api_key=SecretStr(str(fields["api_key"])),
-            base_url=fields.get("base_url"),
+            base_url=base_url,
             temperature=temperature,
             max_completion_tokens=max_tokens,
             timeout=timeout,
             max_retries=0,
             stream_usage=True,
+            **clients,
         )
     if provider == "anthropic":
         from langchain_anthropic import ChatAnthropic
 
-        options: dict[str, Any] = {}
-        if fields.get("base_url"):
-            options["base_url"] = fields["base_url"]
-        return ChatAnthropic(
-            model_name=model,
-            api_key=SecretStr(str(fields["api_key"])),
-            temperature=temperature,
-            max_tokens_to_sample=max_tokens,
-            timeout=timeout,
-            max_retries=0,
-            stream_usage=True,
-            **options,
-        )
+        options: dict[str, Any] = {
+            "model_name": model,
+            "api_key": SecretStr(str(fields["api_key"])),
+            "temperature": temperature,
+            "max_tokens_to_sample": max_tokens,
+            "timeout": timeout,
+            "max_retries": 0,
+            "stream_usage": True,
+        }
+        if base_url is None:
+            return ChatAnthropic(**options)
+        return guarded_anthropic(settings, base_url=base_url, **options)
     if provider == "ollama":
         from langchain_ollama import ChatOllama
 
         client: dict[str, Any] = {"timeout": timeout}
         if fields.get("api_key"):
             client["headers"] = {"Authorization": f"Bearer {fields['api_key']}"}
+        guarded = guarded_ollama_kwargs(settings) if base_url is not None else {}
         return ChatOllama(
             model=model,
-            base_url=fields.get("base_url") or settings.knowledge.llm_ollama_base_url,
+            base_url=base_url or settings.knowledge.llm_ollama_base_url,
             temperature=temperature,
             num_predict=max_tokens,
             client_kwargs=client,
+            **guarded,
         )
     msg = f"chat model provider {provider!r} is unknown; allowed: {', '.join(LLM_PROVIDERS)}"
     raise UserError(msg, code="unknown_llm_provider", details={"provider": provider})
@@ -157,7 +169,9 @@ def map_llm_error(exc: Exception, *, where: str) -> AppError:
 
     Rate limits, overload, 5xx, timeouts and connection failures become ``TransientError``
     (the engine retries the node); 401/403 become a ``UserError`` telling to check the
-    credential; other 4xx a ``UserError`` with the upstream message.
+    credential; other 4xx a ``UserError`` with the upstream message. The address guard's
+    refusal, which SDKs wrap as a connection error, comes out as itself (``address_forbidden``,
+    never retried), naming the host and the rule.
 
     Args:
         exc: What the OpenAI, Anthropic or Ollama client raised.
@@ -166,6 +180,11 @@ def map_llm_error(exc: Exception, *, where: str) -> AppError:
     Returns:
         The error to raise (``raise map_llm_error(exc, ...) from exc``).
     """
+    refusal = refusal_in(exc)
+    if refusal is not None:
+        return UserError(
+            f"{where}: {refusal.message}", code=refusal.code, details=dict(refusal.details)
+        )
     if isinstance(exc, AppError):
         return exc
     status = getattr(exc, "status_code", None)

@@ -12,6 +12,7 @@ from socialflow.api.credentials.schemas import CredentialCreate, CredentialRead,
 from socialflow.api.deps import AdminMember, EditorMember, SessionDep
 from socialflow.core.credentials import CredentialKind, key_wrapper
 from socialflow.core.crypto import KeyWrapper
+from socialflow.core.netguard import AddressPolicy
 
 __all__ = ["router"]
 
@@ -22,16 +23,35 @@ def _key_wrapper(request: Request) -> KeyWrapper:
     return key_wrapper(request.app.state.settings)
 
 
+def _address_policy(request: Request) -> AddressPolicy:
+    return AddressPolicy.from_hosts(request.app.state.settings.http.allowed_hosts)
+
+
 WrapperDep = Annotated[KeyWrapper, Depends(_key_wrapper)]
+PolicyDep = Annotated[AddressPolicy, Depends(_address_policy)]
 
 
 @router.post("", status_code=201, name="create_credential")
 async def create_credential(
-    body: CredentialCreate, member: AdminMember, wrapper: WrapperDep, session: SessionDep
+    body: CredentialCreate,
+    member: AdminMember,
+    wrapper: WrapperDep,
+    policy: PolicyDep,
+    session: SessionDep,
 ) -> CredentialRead:
-    """Store a new credential, encrypted (admin). The answer shows a masked hint only."""
+    """Store a new credential, encrypted (admin). The answer shows a masked hint only.
+
+    A URL field (``base_url``, ``endpoint_url``) naming a private, loopback, link-local or other
+    special-purpose address, or a host resolving to one, is refused (422) unless the host is
+    in ``SOCIALFLOW_HTTP_ALLOWED_HOSTS``.
+    """
     return await service.create(
-        member.workspace_id, body, created_by=member.user.id, wrapper=wrapper, session=session
+        member.workspace_id,
+        body,
+        created_by=member.user.id,
+        wrapper=wrapper,
+        policy=policy,
+        session=session,
     )
 
 
@@ -59,11 +79,13 @@ async def update_credential(
     body: CredentialUpdate,
     member: AdminMember,
     wrapper: WrapperDep,
+    policy: PolicyDep,
     session: SessionDep,
 ) -> CredentialRead:
-    """Rename a credential and/or replace all its secret fields (admin)."""
+    """Rename a credential and/or replace all its secret fields (admin); URL fields are
+    checked as when creating."""
     return await service.update(
-        member.workspace_id, credential_id, body, wrapper=wrapper, session=session
+        member.workspace_id, credential_id, body, wrapper=wrapper, policy=policy, session=session
     )
 
 

@@ -1,7 +1,8 @@
 """Workspace credentials: create, list, get, rename or replace the secret, delete.
 
-Secrets are sealed here and never read back: answers carry the masked hint only. Nodes get
-secrets through ``socialflow.core.credentials.DatabaseCredentialResolver``, not through here.
+Secrets are sealed here and never read back: answers carry the masked hint only. URL fields
+pass the address guard before anything is stored. Nodes get secrets through
+``socialflow.core.credentials.DatabaseCredentialResolver``, not through here.
 """
 
 from __future__ import annotations
@@ -15,10 +16,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.api.credentials.schemas import CredentialCreate, CredentialRead, CredentialUpdate
-from socialflow.core.credentials import Credential, SecretFields, parse_secret, seal_credential
+from socialflow.core.credentials import (
+    Credential,
+    SecretFields,
+    check_secret_urls,
+    parse_secret,
+    seal_credential,
+)
 from socialflow.core.crypto import KeyWrapper
 from socialflow.core.errors import ConflictError, NotFoundError, ValidationError
 from socialflow.core.logging import get_logger
+from socialflow.core.netguard import AddressPolicy
 
 __all__ = ["create", "delete", "get", "list_for_workspace", "update"]
 
@@ -31,6 +39,7 @@ async def create(
     *,
     created_by: uuid.UUID,
     wrapper: KeyWrapper,
+    policy: AddressPolicy,
     session: AsyncSession,
 ) -> CredentialRead:
     """Seal and store a new credential.
@@ -40,11 +49,14 @@ async def create(
         body: Name, kind and validated secret fields.
         created_by: The admin creating it.
         wrapper: The master keys.
+        policy: Which non-public hosts URL fields may name.
         session: The request's session.
 
     Raises:
         ConflictError: The workspace already has a credential with that name.
+        ValidationError: A URL field names a host the server must not call.
     """
+    await _urls_allowed(body.secret, policy)
     await _name_is_free(workspace_id, body.name, session=session)
     row = Credential(
         id=uuid.uuid4(),
@@ -93,6 +105,7 @@ async def update(
     body: CredentialUpdate,
     *,
     wrapper: KeyWrapper,
+    policy: AddressPolicy,
     session: AsyncSession,
 ) -> CredentialRead:
     """Rename a credential and/or replace its secret fields (sealed under a fresh data key).
@@ -100,10 +113,13 @@ async def update(
     Raises:
         NotFoundError: No such credential in this workspace.
         ConflictError: Another credential of the workspace has the new name.
-        ValidationError: The new fields do not fit the credential's kind.
+        ValidationError: The new fields do not fit the credential's kind, or a URL field
+            names a host the server must not call.
     """
     row = await _row(workspace_id, credential_id, session=session)
     secret = _secret_for(row.kind, body.secret) if body.secret is not None else None
+    if secret is not None:
+        await _urls_allowed(secret, policy)
     if body.name is not None and body.name != row.name:
         await _name_is_free(workspace_id, body.name, session=session)
         row.name = body.name
@@ -176,14 +192,25 @@ def _secret_for(kind: str, fields: dict[str, Any]) -> SecretFields:
     try:
         return parse_secret(kind, fields)
     except PydanticValidationError as exc:
-        problems = [
-            {
-                "field": ".".join(str(part) for part in ("body", "secret", *error["loc"])),
-                "message": error["msg"],
-                "type": error["type"],
-            }
-            for error in exc.errors(include_input=False, include_url=False)
-        ]
-        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
-        msg = f"invalid request: {summary}"
-        raise ValidationError(msg, problems=problems) from None
+        raise _invalid_secret(exc) from None
+
+
+async def _urls_allowed(secret: SecretFields, policy: AddressPolicy) -> None:
+    try:
+        await check_secret_urls(secret, policy)
+    except PydanticValidationError as exc:
+        raise _invalid_secret(exc) from None
+
+
+def _invalid_secret(exc: PydanticValidationError) -> ValidationError:
+    problems = [
+        {
+            "field": ".".join(str(part) for part in ("body", "secret", *error["loc"])),
+            "message": error["msg"],
+            "type": error["type"],
+        }
+        for error in exc.errors(include_input=False, include_url=False)
+    ]
+    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
+    msg = f"invalid request: {summary}"
+    return ValidationError(msg, problems=problems)
