@@ -65,8 +65,10 @@ class HttpSettings(BaseModel):
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description=(
-            "Hosts the HTTP node may reach even though they resolve to private, loopback or "
-            "link-local addresses: host names, IP addresses or CIDR ranges. Admins only."
+            "Hosts that URLs set by workspaces (the HTTP node, credential base URLs and "
+            "endpoints) may reach even though they are or resolve to private, loopback, "
+            "link-local or other special-purpose addresses: host names (exact), IP addresses "
+            'or CIDR ranges, e.g. ["127.0.0.1"] for a local Ollama. Operators only.'
         ),
     )
     max_redirects: int = Field(default=5, ge=0, le=20, description="Redirects followed at most.")

@@ -60,7 +60,7 @@ class _RemoteEmbeddings(NamedEmbeddings):
     @property
     def dimension(self) -> int:
         if self._dimension is None:
-            self._dimension = len(self._inner.embed_query("dimension probe"))
+            self._dimension = len(self.embed_query("dimension probe"))
         return self._dimension
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

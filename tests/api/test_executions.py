@@ -35,7 +35,7 @@ from socialflow.orchestration import (
     start_graph_run,
 )
 from tests.api.conftest import PASSWORD, Team
-from tests.fixtures.llm_server import ScriptedLLM, serve_llm
+from tests.fixtures.llm_server import ScriptedLLM, allowing_loopback, serve_llm
 from tests.orchestration.test_usage import script_question, two_model_graph
 
 CHAIN = GraphSpec.model_validate(
@@ -255,6 +255,7 @@ async def test_runs_carry_their_model_usage_and_cost(
     client: httpx.AsyncClient, team: Team, runtime: EngineRuntime, llm: ScriptedLLM
 ) -> None:
     workspace = uuid.UUID(team.workspace_id)
+    runtime.settings = allowing_loopback(runtime.settings)  # the scripted server's host
     async with runtime.db.session() as session:
         row = Credential(workspace_id=workspace, name="Scripted", kind="openai")
         secret = parse_secret("openai", {"api_key": "sk-test-key", "base_url": llm.url})

@@ -28,6 +28,7 @@ from tests.fixtures.documents import (
     make_pdf,
 )
 from tests.fixtures.embedders import CountingEmbeddings
+from tests.fixtures.llm_server import LOOPBACK_ALLOWED
 from tests.fixtures.s3 import S3Server, s3, s3_endpoint  # noqa: F401 - fixtures
 
 PDF = "application/pdf"
@@ -90,7 +91,11 @@ async def harness(
     tmp_path: Path,
 ) -> AsyncIterator[Harness]:
     settings = api_settings(
-        db.url, data_dir=tmp_path, knowledge={**s3.knowledge_settings(), "embed_batch_size": 8}
+        db.url,
+        data_dir=tmp_path,
+        knowledge={**s3.knowledge_settings(), "embed_batch_size": 8},
+        # model servers of credentials run on loopback here, allowed as an operator would
+        http=LOOPBACK_ALLOWED,
     )
     app = create_app(settings, db=db, registry=test_registry, email=LogEmailSender())
     embedder = CountingEmbeddings(MiniLMEmbeddings.shared())

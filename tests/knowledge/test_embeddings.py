@@ -167,7 +167,8 @@ def test_openai_compatible_provider(tmp_path) -> None:
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         embedder = get_embeddings(
-            Settings(data_dir=tmp_path),
+            # the local server's host allowed, as an operator does for one on their network
+            Settings(data_dir=tmp_path, http={"allowed_hosts": ["127.0.0.1"]}),
             provider="openai",
             model="local-embedder",
             base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",

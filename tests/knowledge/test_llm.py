@@ -19,7 +19,7 @@ from socialflow.knowledge._llm import (
     price_of,
     sum_usage,
 )
-from tests.fixtures.llm_server import ScriptedLLM, serve_llm
+from tests.fixtures.llm_server import LOOPBACK_ALLOWED, ScriptedLLM, allowing_loopback, serve_llm
 
 
 class StaticCredentials:
@@ -42,7 +42,9 @@ def llm() -> Iterator[ScriptedLLM]:
 
 def models(server: ScriptedLLM, settings: Settings | None = None, **fields: Any) -> Any:
     secret = {"api_key": "sk-test-key", "base_url": server.url, **fields}
-    return CredentialChatModels(StaticCredentials(secret), settings or Settings())
+    return CredentialChatModels(
+        StaticCredentials(secret), allowing_loopback(settings or Settings())
+    )
 
 
 async def test_invoke_returns_text_usage_and_cost(llm: ScriptedLLM) -> None:
@@ -148,7 +150,8 @@ def _closed_port() -> int:
 async def test_an_unreachable_server_is_transient(provider: str) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     fields = {"api_key": "k", "base_url": url + ("/v1" if provider == "openai" else "")}
-    chat = await CredentialChatModels(StaticCredentials(fields), Settings()).get(
+    settings = Settings(http=LOOPBACK_ALLOWED)
+    chat = await CredentialChatModels(StaticCredentials(fields), settings).get(
         provider, credential="Local"
     )
     with pytest.raises(TransientError):
@@ -254,7 +257,7 @@ def test_usage_sums_over_a_runs_node_outputs() -> None:
 
 def anthropic_models(server: ScriptedLLM, api_key: str = "sk-test-key") -> Any:
     secret = {"api_key": api_key, "base_url": server.url.removesuffix("/v1")}
-    return CredentialChatModels(StaticCredentials(secret), Settings())
+    return CredentialChatModels(StaticCredentials(secret), Settings(http=LOOPBACK_ALLOWED))
 
 
 async def test_anthropic_answers_plain_streamed_and_with_tools(llm: ScriptedLLM) -> None:

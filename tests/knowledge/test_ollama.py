@@ -18,7 +18,7 @@ from socialflow.knowledge._llm import CredentialChatModels
 from socialflow.knowledge._store import embedder_identity
 from socialflow.nodes.builtins.ai import IntentClassifierNode
 from tests.fixtures.context import make_context
-from tests.fixtures.llm_server import ScriptedLLM, embed, serve_llm
+from tests.fixtures.llm_server import LOOPBACK_ALLOWED, ScriptedLLM, embed, serve_llm
 
 MODEL = "llama3.2"
 LABELS = [
@@ -46,13 +46,14 @@ def llm() -> Iterator[ScriptedLLM]:
 
 def chat_models(server: ScriptedLLM, **fields: Any) -> CredentialChatModels:
     return CredentialChatModels(
-        StaticCredentials({"base_url": server.ollama_url, **fields}), Settings()
+        StaticCredentials({"base_url": server.ollama_url, **fields}),
+        Settings(http=LOOPBACK_ALLOWED),
     )
 
 
 def test_embeddings_come_back_with_their_dimension(llm: ScriptedLLM, tmp_path: Path) -> None:
     embedder = get_embeddings(
-        Settings(data_dir=tmp_path),
+        Settings(data_dir=tmp_path, http=LOOPBACK_ALLOWED),
         provider="ollama",
         model="scripted-embed",
         base_url=llm.ollama_url,

@@ -27,7 +27,7 @@ from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     ledger,
     use_emulator,
 )
-from tests.fixtures.llm_server import ScriptedLLM, serve_llm
+from tests.fixtures.llm_server import ScriptedLLM, allowing_loopback, serve_llm
 
 FAQ = [
     ("Returns are accepted within 30 days with the receipt; refunds take 5 days.", "returns.md"),
@@ -91,7 +91,9 @@ async def _prepare(
 ) -> tuple[Any, KnowledgeBase]:
     use_emulator(runtime, emulator)
     knowledge = runtime.settings.knowledge.model_copy(update={"store_path": tmp_path / "stores"})
-    runtime.settings = runtime.settings.model_copy(update={"knowledge": knowledge})
+    runtime.settings = allowing_loopback(
+        runtime.settings.model_copy(update={"knowledge": knowledge})
+    )
     account = await connect_account(runtime, mode="sandbox")
     base = KnowledgeBase(
         workspace_id=account.workspace_id,

@@ -19,7 +19,7 @@ from socialflow.knowledge import (
     open_store,
 )
 from socialflow.knowledge._retriever import StoreCache, WorkspaceRetriever
-from tests.fixtures.llm_server import serve_llm
+from tests.fixtures.llm_server import allowing_loopback, serve_llm
 from tests.knowledge._helpers import HashEmbeddings
 
 FAQ = [
@@ -155,6 +155,7 @@ async def test_stores_stay_open_between_queries(
 
 
 async def test_a_remote_embedder_uses_the_bases_credential(db: Any, settings: Settings) -> None:
+    settings = allowing_loopback(settings)
     workspace = uuid.uuid4()
     with serve_llm(api_key="sk-embed") as server:
         async with db.session() as session:

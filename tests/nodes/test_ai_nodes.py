@@ -31,7 +31,7 @@ from socialflow.orchestration import (
     start_graph_run,
 )
 from tests.fixtures.context import make_context
-from tests.fixtures.llm_server import ScriptedLLM, serve_llm
+from tests.fixtures.llm_server import ScriptedLLM, allowing_loopback, serve_llm
 
 FAQ = [
     ("Returns are accepted within 30 days with the receipt; refunds take 5 days.", "returns.md"),
@@ -66,6 +66,7 @@ def llm() -> Iterator[ScriptedLLM]:
 
 
 def ai_context(server: ScriptedLLM, *, retriever: Any = None, **kwargs: Any) -> Any:
+    kwargs["settings"] = allowing_loopback(kwargs.get("settings") or Settings())
     ctx = make_context(**kwargs)
     fields = {"api_key": "sk-test-key", "base_url": server.url}
     ctx.llm = CredentialChatModels(StaticCredentials(fields), ctx.settings)
@@ -314,6 +315,7 @@ async def test_every_ai_kind_runs_its_example_and_returns_declared_ports(
 async def _credential(
     runtime: EngineRuntime, workspace: uuid.UUID, name: str, **secret: Any
 ) -> None:
+    runtime.settings = allowing_loopback(runtime.settings)  # the scripted server's host
     async with runtime.db.session() as session:
         session.add(_workspace(workspace))
         await session.flush()

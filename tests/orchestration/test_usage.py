@@ -20,7 +20,7 @@ from socialflow.orchestration import (
     start_graph_run,
 )
 from socialflow.orchestration._recorder import cap_json
-from tests.fixtures.llm_server import ScriptedLLM, prompt_text, serve_llm
+from tests.fixtures.llm_server import ScriptedLLM, allowing_loopback, prompt_text, serve_llm
 
 MODEL = "gpt-4o-mini"  # priced at 0.15 / 0.60 USD per million tokens by default
 LONG_REPLY = " ".join(f"word{n}" for n in range(600))  # ~4.5 KB of text
@@ -65,6 +65,7 @@ def two_model_graph() -> GraphSpec:
 async def add_credential(runtime: EngineRuntime, workspace: uuid.UUID, llm: ScriptedLLM) -> None:
     from socialflow.api.workspaces.models import Workspace
 
+    runtime.settings = allowing_loopback(runtime.settings)  # the scripted server's host
     async with runtime.db.session() as session:
         session.add(Workspace(id=workspace, name=f"w-{workspace.hex[:6]}"))
         await session.flush()
