@@ -160,11 +160,15 @@ class AddressPolicy:
         """
         try:
             parsed = httpx.URL(url)
-        except httpx.InvalidURL as exc:
+            host = parsed.host  # decodes IDNA, which may refuse the name only now
+        except (httpx.InvalidURL, UnicodeError) as exc:
             msg = f"not a valid URL: {exc}"
             raise UserError(msg, code="invalid_url") from exc
-        if parsed.scheme not in ("http", "https") or not parsed.host:
+        if parsed.scheme not in ("http", "https") or not host:
             msg = "only absolute http:// and https:// URLs are allowed"
+            raise UserError(msg, code="invalid_url")
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            msg = f"port {parsed.port} is out of range; ports are 1 to 65535"
             raise UserError(msg, code="invalid_url")
         if parsed.userinfo:
             msg = (
@@ -174,7 +178,7 @@ class AddressPolicy:
             raise UserError(msg, code="invalid_url")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         try:
-            await asyncio.wait_for(self.addresses(parsed.host, port), resolve_timeout)
+            await asyncio.wait_for(self.addresses(host, port), resolve_timeout)
         except TimeoutError:
             return
         except UserError as exc:

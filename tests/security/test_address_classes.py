@@ -91,3 +91,25 @@ def test_an_allowed_range_admits_the_ipv4_inside_a_mapped_address() -> None:
         policy.check("::ffff:10.0.0.1", [ipaddress.ip_address("::ffff:10.0.0.1")])
     assert refused.value.code == "address_forbidden"
     assert "form of 10.0.0.1, private-use" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/",
+        "http:///v1",
+        "http://user:secret@example.com/v1",
+        "http://xn--/",
+        "http://[::1/",
+        "http://example.com:99999/",
+    ],
+)
+async def test_urls_that_are_not_plain_http_urls_are_refused_when_saved(url: str) -> None:
+    with pytest.raises(UserError) as refused:
+        await AddressPolicy().check_url(url)
+    assert refused.value.code == "invalid_url"
+
+
+async def test_a_name_that_does_not_resolve_yet_may_be_saved() -> None:
+    # the check when connecting still applies; DNS where the URL is used may differ
+    await AddressPolicy().check_url("https://models.invalid/v1")
