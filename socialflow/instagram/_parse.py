@@ -34,6 +34,7 @@ from socialflow.instagram._events import (
     StoryRef,
     UnknownEvent,
     UnsendEvent,
+    conversation_key,
 )
 
 __all__ = ["MalformedWebhookError", "ParsedEvent", "parse_body", "parse_payload"]
@@ -66,6 +67,11 @@ class ParsedEvent:
     def inbox_kind(self) -> str:
         """The inbox kind: ``instagram.<kind>``."""
         return f"instagram.{self.event.kind}"
+
+    @property
+    def conversation_key(self) -> str | None:
+        """The conversation whose events run in order (see ``conversation_key``), or None."""
+        return conversation_key(self.event)
 
 
 def parse_body(body: bytes, *, key_scope: str = "") -> list[ParsedEvent]:

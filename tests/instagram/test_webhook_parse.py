@@ -276,3 +276,52 @@ def test_one_comment_or_message_for_two_accounts_is_an_event_per_account() -> No
         ("17842", "ig:comment:17842:1790"),
         ("17842", "ig:dm:17842:m1"),
     ]
+
+
+def test_conversations_are_threads_between_the_account_and_one_person() -> None:
+    reply = {**VALUE, "id": "1791", "parent_id": "1790"}
+    other = {**VALUE, "id": "1799"}
+    mention = {"comment_id": "1793", "media_id": "1800"}
+    reaction = {
+        "sender": {"id": "55"},
+        "recipient": {"id": "17841"},
+        "timestamp": 1,
+        "reaction": {"mid": "m1", "action": "react", "emoji": "\u2764"},
+    }
+    body = {
+        "object": "instagram",
+        "entry": [
+            {
+                "id": "17841",
+                "changes": [
+                    {"field": "comments", "value": VALUE},
+                    {"field": "comments", "value": reply},
+                    {"field": "comments", "value": other},
+                    {"field": "mentions", "value": mention},
+                    {"field": "comments", "value": {**VALUE, "from": {"id": "17841"}}},
+                ],
+                "messaging": [
+                    _dm("55", "17841", "m1"),
+                    _dm("17841", "55", "m2", is_echo=True),
+                    reaction,
+                    _dm("56", "17841", "m3"),
+                    {"sender": {"id": "55"}, "recipient": {"id": "17841"}, "optin": {}},
+                ],
+            },
+            {"id": "0", "messaging": [_dm("55", "0", "m4")]},
+        ],
+    }
+    keys = [p.conversation_key for p in parse_payload(body)]
+    assert keys == [
+        "comment:17841:1790",
+        "comment:17841:1790",  # a reply is in its parent's thread
+        "comment:17841:1799",
+        "media:17841:1800",
+        None,  # the account's own comment starts nothing, so nothing waits for it
+        "dm:17841:55",
+        None,  # an echo (the account's own message) starts nothing either
+        "dm:17841:55",
+        "dm:17841:56",
+        None,  # unknown kind
+        None,  # the dashboard's test
+    ]

@@ -1,6 +1,7 @@
 """Instagram events as Meta delivers them: one comment or message for two connected accounts is
-two events, each running its own account's flows once; keys stored before migration 0010 still
-recognise a redelivery."""
+two events, each running its own account's flows once; the events of one conversation run in
+timestamp order, one after another, whatever the body's order and however many workers and
+slots; keys stored before migration 0010 still recognise a redelivery."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +250,132 @@ async def test_one_event_for_two_connected_accounts_runs_each_accounts_flow_once
     async with engine.db.sessionmaker() as session:
         stored = (await session.scalars(select(WebhookEvent.account_id))).all()
     assert sorted(stored) == sorted(accounts)
+
+
+# -- the events of one conversation run in order ---------------------------------------------
+
+
+NAP: dict[str, Any] = {"kind": "test.sleep", "config": {"seconds": 0.3}}
+
+
+async def dm_flow(meta: httpx.AsyncClient, engine: EngineRuntime) -> tuple[uuid.UUID, str]:
+    """A workspace with a connected account and a published DM flow that takes a while."""
+    team = await make_team(meta)
+    account = new_account_id()
+    await connect(engine.db, uuid.UUID(team.workspace_id), account)
+    flow_id = await publish_flow(
+        meta, team.workspace_id, team.editor.headers, flow_graph("instagram.dm", NAP)
+    )
+    return flow_id, account
+
+
+def by_message(runs: list[FlowExecution]) -> dict[str, FlowExecution]:
+    return {str((r.trigger_payload or {})["message_id"]): r for r in runs}
+
+
+def assert_one_after_another(runs: list[FlowExecution]) -> None:
+    """``runs``, in their messages' order, each started after the previous one finished."""
+    for run in runs:
+        assert run.status == "completed", run.error
+        assert run.started_at is not None and run.finished_at is not None
+    started = sorted(runs, key=lambda r: r.started_at or utcnow())
+    assert [r.id for r in started] == [r.id for r in runs]
+    for before, after in pairwise(runs):
+        assert before.finished_at is not None and after.started_at is not None
+        assert after.started_at >= before.finished_at, "a later message's run overlapped"
+
+
+@pytest.mark.timeout(360)
+async def test_messages_of_one_conversation_run_in_timestamp_order_never_overlapping(
+    meta: httpx.AsyncClient, engine: EngineRuntime
+) -> None:
+    """One body, two people's messages interleaved and each person's in reverse time order,
+    two workers of four slots: each person's runs go one at a time in the order the messages
+    were sent, while the two conversations do not wait for each other."""
+    flow_id, account = await dm_flow(meta, engine)
+    start_ms = int(time.time() * 1000) - 60_000
+    sent: dict[str, list[str]] = {"ana": [], "ben": []}  # mids, in the order they were sent
+    items = []
+    for n in range(4):
+        for person, sender in (("ana", "9900001"), ("ben", "9900002")):
+            mid = new_mid()
+            sent[person].append(mid)
+            items.append(dm_item(account, sender, mid, start_ms + n * 1000, f"{person} {n}"))
+    items.reverse()  # Meta does not promise order in a batch (SPEC §4)
+    body = {"object": "instagram", "entry": [{"id": account, "time": start_ms, "messaging": items}]}
+    assert (await deliver(meta, body))["stored"] == 8
+    while await Dispatcher(engine.db, engine.registry).dispatch_once():
+        pass
+
+    # with eight free slots, a claim takes the first message of each conversation, no more
+    first = Worker(engine, concurrency=8, dispatch=False, lease_seconds=1)
+    claimed = {claim.execution_id for claim in await first._claim(8)}
+    runs = by_message(await runs_of(engine.db, flow_id))
+    assert claimed == {runs[sent["ana"][0]].id, runs[sent["ben"][0]].id}
+
+    # that worker stops; its claims lapse and two workers run everything
+    await work_until(engine, [flow_id], 8, workers=2, slots=4)
+    runs = by_message(await runs_of(engine.db, flow_id))
+    assert_one_after_another([runs[mid] for mid in sent["ana"]])
+    assert_one_after_another([runs[mid] for mid in sent["ben"]])
+
+
+@pytest.mark.timeout(360)
+async def test_an_earlier_message_still_in_the_inbox_holds_the_later_ones(
+    meta: httpx.AsyncClient, engine: EngineRuntime
+) -> None:
+    """The dispatcher queues a body's events in batches (and several dispatchers share them):
+    runs of later messages queued before an earlier message is dispatched wait for it, and
+    then all run in the order the messages were sent."""
+    flow_id, account = await dm_flow(meta, engine)
+    start_ms = int(time.time() * 1000) - 60_000
+    mids = [new_mid() for _ in range(3)]
+    items = [dm_item(account, "9900003", mid, start_ms + n * 1000) for n, mid in enumerate(mids)]
+    items.reverse()
+    body = {"object": "instagram", "entry": [{"id": account, "time": start_ms, "messaging": items}]}
+    assert (await deliver(meta, body))["stored"] == 3
+
+    # the first round takes the first two events of the body: the two latest messages
+    assert await Dispatcher(engine.db, engine.registry, batch=2).dispatch_once() == 2
+    queued = by_message(await runs_of(engine.db, flow_id))
+    assert set(queued) == set(mids[1:])
+    claimer = Worker(engine, concurrency=8, dispatch=False)
+    assert await claimer._claim(8) == [], "a later message ran before an earlier one was queued"
+
+    await work_until(engine, [flow_id], 3, workers=2, slots=4)
+    runs = by_message(await runs_of(engine.db, flow_id))
+    assert_one_after_another([runs[mid] for mid in mids])
+
+
+@pytest.mark.timeout(360)
+async def test_an_older_message_arriving_late_waits_for_the_run_in_progress(
+    meta: httpx.AsyncClient, engine: EngineRuntime
+) -> None:
+    """A message sent earlier but delivered in a later body does not start while a run of
+    its conversation is in progress."""
+    flow_id, account = await dm_flow(meta, engine)
+    start_ms = int(time.time() * 1000) - 60_000
+    older, newer = new_mid(), new_mid()
+    for mid, at in ((newer, start_ms + 1000), (older, start_ms)):
+        body = {
+            "object": "instagram",
+            "entry": [{"id": account, "messaging": [dm_item(account, "9900004", mid, at)]}],
+        }
+        assert (await deliver(meta, body))["stored"] == 1
+        while await Dispatcher(engine.db, engine.registry).dispatch_once():
+            pass
+        if mid == newer:
+            # a worker starts the newer message's run (and, for this test, dies with it)
+            first = Worker(engine, concurrency=8, dispatch=False, lease_seconds=2)
+            [claim] = await first._claim(8)
+    second = Worker(engine, concurrency=8, dispatch=False)
+    assert await second._claim(8) == [], "two runs of one conversation at once"
+
+    # the abandoned run's lease lapses: the older message goes first, then the newer one again
+    await work_until(engine, [flow_id], 2, workers=1, slots=4)
+    runs = by_message(await runs_of(engine.db, flow_id))
+    assert runs[newer].id == claim.execution_id and runs[newer].attempt == 2
+    assert_one_after_another([runs[older], runs[newer]])
 
 
 # -- keys stored before migration 0010 -------------------------------------------------------

@@ -1,4 +1,4 @@
-"""instagram dedupe keys name the receiving account
+"""instagram dedupe keys name the receiving account; conversation order on events and runs
 
 Revision ID: 0010
 Revises: 0008
@@ -17,6 +17,10 @@ normalised payload (``account_id``, which is what the parser puts in the key). A
 grows past 300 characters is hashed over the old key, which is what the parser does too, so a
 redelivery after the upgrade finds the rewritten row. ``unknown`` events already named their
 account and keep their keys.
+
+Runs of one conversation (a DM thread, a comment thread) now start in the order of their
+events: ``conversation_key``, ``conversation_at`` and ``conversation_seq`` on
+``webhook_event`` and ``flow_execution``. Existing rows have none and are not held back.
 """
 
 from __future__ import annotations
@@ -148,11 +152,35 @@ def _rewrite(*, to_new: bool) -> None:
             )
 
 
+def _add_conversation_columns(table: str) -> None:
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        batch_op.add_column(sa.Column("conversation_key", sa.String(length=200), nullable=True))
+        batch_op.add_column(
+            sa.Column(
+                "conversation_at", socialflow.core.db.UTCDateTime(timezone=True), nullable=True
+            )
+        )
+        batch_op.add_column(sa.Column("conversation_seq", sa.Integer(), nullable=True))
+        batch_op.create_index(
+            batch_op.f(f"ix_{table}_conversation_key_status"),
+            ["conversation_key", "status"],
+            unique=False,
+        )
+
+
 def upgrade() -> None:
     _rewrite(to_new=True)
+    _add_conversation_columns("webhook_event")
+    _add_conversation_columns("flow_execution")
 
 
 def downgrade() -> None:
+    for table in ("flow_execution", "webhook_event"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_index(batch_op.f(f"ix_{table}_conversation_key_status"))
+            batch_op.drop_column("conversation_seq")
+            batch_op.drop_column("conversation_at")
+            batch_op.drop_column("conversation_key")
     # best effort: of two events for two accounts under one old key the first gets it (the
     # other keeps its new key), and a key hashed only because of its account stays hashed
     _rewrite(to_new=False)
