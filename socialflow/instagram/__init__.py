@@ -22,6 +22,7 @@ from socialflow.instagram._events import (
     StoryRef,
     UnknownEvent,
     UnsendEvent,
+    conversation_key,
     mentions_username,
     parse_event,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "Verdict",
     "check_action",
     "check_challenge",
+    "conversation_key",
     "mentions_username",
     "parse_body",
     "parse_event",

@@ -7,6 +7,7 @@ test) and ``extra`` (fields Meta sent that no model field holds, kept as they ca
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -33,6 +34,7 @@ __all__ = [
     "StoryRef",
     "UnknownEvent",
     "UnsendEvent",
+    "conversation_key",
     "mentions_username",
     "parse_event",
 ]
@@ -244,6 +246,42 @@ def parse_event(payload: Any) -> InstagramEvent:
     """
     event: InstagramEvent = _ADAPTER.validate_python(payload)
     return event
+
+
+_MAX_CONVERSATION_KEY = 200
+
+
+def conversation_key(event: InstagramEvent) -> str | None:
+    """The conversation ``event`` belongs to: its flows run after those of every earlier event
+    of the same conversation (by timestamp, then position in the body) have finished.
+
+    - Messaging events (DMs, reactions, postbacks, referrals, seen, edits, unsends):
+      ``dm:<account>:<sender>``, the thread between the account and one person.
+    - Comments and live comments: ``comment:<account>:<root>``, the comment thread (a
+      top-level comment and the replies under it, ``parent_id``).
+    - Mentions: ``media:<account>:<media>``, the media the account was mentioned in.
+
+    Events that never start a flow (the account's own, echoes included; dashboard tests;
+    unknown kinds) and events without the ids to place them have none: nothing waits for them.
+
+    Returns:
+        The key (at most 200 characters), or None.
+    """
+    if event.is_self or event.is_test:
+        return None
+    account = event.account_id
+    key: str | None = None
+    if isinstance(event, _Messaging):
+        key = f"dm:{account}:{event.sender_id}" if event.sender_id else None
+    elif isinstance(event, CommentEvent):
+        root = event.parent_id or event.comment_id
+        key = f"comment:{account}:{root}" if root else None
+    elif isinstance(event, MentionEvent):
+        key = f"media:{account}:{event.media_id}" if event.media_id else None
+    if key is not None and len(key) > _MAX_CONVERSATION_KEY:
+        kind = key.split(":", 1)[0]
+        key = f"{kind}:h:{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+    return key
 
 
 def mentions_username(text: str | None, username: str | None) -> bool:

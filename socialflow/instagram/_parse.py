@@ -34,12 +34,14 @@ from socialflow.instagram._events import (
     StoryRef,
     UnknownEvent,
     UnsendEvent,
+    conversation_key,
 )
 
 __all__ = ["MalformedWebhookError", "ParsedEvent", "parse_body", "parse_payload"]
 
 _log = get_logger(__name__)
 _MAX_KEY = 300
+_MAX_KEY_ACCOUNT = 64
 _OBJECTS = (None, "instagram", "page")
 _MESSAGING_KEYS = ("message", "reaction", "postback", "referral", "read", "message_edit")
 _POST_TYPES = ("ig_post", "share", "ig_reel", "reel")
@@ -65,6 +67,11 @@ class ParsedEvent:
     def inbox_kind(self) -> str:
         """The inbox kind: ``instagram.<kind>``."""
         return f"instagram.{self.event.kind}"
+
+    @property
+    def conversation_key(self) -> str | None:
+        """The conversation whose events run in order (see ``conversation_key``), or None."""
+        return conversation_key(self.event)
 
 
 def parse_body(body: bytes, *, key_scope: str = "") -> list[ParsedEvent]:
@@ -168,6 +175,25 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
+def _key_account(account: str) -> str:
+    # Meta's ids are a few dozen digits; anything longer is hashed so the key stays bounded
+    return account if len(account) <= _MAX_KEY_ACCOUNT else f"~{_digest(account)}"
+
+
+def _dedupe_key(prefix: str, kind: str, account: str, natural: str) -> str:
+    """``<prefix><kind>:<account>:<natural>``, the receiving account included so that one
+    comment or message addressed to two connected accounts is two events.
+
+    Past ``_MAX_KEY`` the natural part is hashed, over the key without the account: that is the
+    key the account-less format (before migration 0010) had, so the migration can rewrite every
+    stored key to exactly what this function gives for a redelivery.
+    """
+    full = f"{prefix}{kind}:{_key_account(account)}:{natural}"
+    if len(full) <= _MAX_KEY:
+        return full
+    return f"{prefix}{kind}:{_key_account(account)}:h:{_digest(f'{prefix}{kind}:{natural}')}"
+
+
 def _leftover(source: dict[str, Any], known: set[str] | frozenset[str]) -> dict[str, Any]:
     return {k: v for k, v in source.items() if k not in known}
 
@@ -190,11 +216,9 @@ class _Parser:
         self.prefix = f"ig:{key_scope}:" if key_scope else "ig:"
         self.events: list[ParsedEvent] = []
 
-    def add(self, event: InstagramEvent, key: str, raw: Any) -> None:
-        full = self.prefix + key
-        if len(full) > _MAX_KEY:
-            full = f"{self.prefix}{event.kind}:h:{_digest(full)}"
-        self.events.append(ParsedEvent(event=event, dedupe_key=full, raw=raw))
+    def add(self, event: InstagramEvent, natural: str, raw: Any) -> None:
+        key = _dedupe_key(self.prefix, event.kind, event.account_id, natural)
+        self.events.append(ParsedEvent(event=event, dedupe_key=key, raw=raw))
 
     def unknown(self, ctx: _Entry, raw: Any, *, field: str | None, why: str) -> None:
         account = ctx.id or ""
@@ -214,7 +238,7 @@ class _Parser:
             field=field,
             raw=raw,
         )
-        self.add(event, f"unknown:{account}:{_digest(raw)}", raw)
+        self.add(event, _digest(raw), raw)
 
     def entry(self, obj: str | None, entry: Any) -> None:
         if not isinstance(entry, dict):
@@ -292,8 +316,7 @@ class _Parser:
             ad_title=_str(media.get("ad_title")),
             original_media_id=_str(media.get("original_media_id")),
         )
-        key = f"{event.kind}:{comment_id}" if comment_id else f"{event.kind}:h:{_digest(value)}"
-        self.add(event, key, {"field": field, "value": value})
+        self.add(event, comment_id or f"h:{_digest(value)}", {"field": field, "value": value})
 
     def mention(self, ctx: _Entry, value: dict[str, Any]) -> None:
         comment_id = _str(value.get("comment_id"))
@@ -311,9 +334,9 @@ class _Parser:
             mentioned_in="comment" if comment_id else "caption",
         )
         key = (
-            f"mention:{media_id}:{comment_id or 'caption'}"
+            f"{media_id}:{comment_id or 'caption'}"
             if media_id or comment_id
-            else f"mention:h:{_digest(value)}"
+            else f"h:{_digest(value)}"
         )
         self.add(event, key, {"field": "mentions", "value": value})
 
@@ -357,7 +380,7 @@ class _Parser:
             event: InstagramEvent = ReactionEvent(
                 **common, extra=extra, message_id=mid, action=action, reaction=reaction, emoji=emoji
             )
-            key = f"reaction:{mid}:{sender}:{action}:{emoji or reaction or ''}:{stamp}"
+            key = f"{mid}:{sender}:{action}:{emoji or reaction or ''}:{stamp}"
         elif event_key == "postback":
             extra.update(_leftover(body, {"mid", "title", "payload"}))
             payload = _str(body.get("payload"))
@@ -368,7 +391,7 @@ class _Parser:
                 title=_str(body.get("title")),
                 payload=payload,
             )
-            key = f"postback:{mid}" if mid else f"postback:{sender}:{stamp}:{payload}"
+            key = mid if mid else f"{sender}:{stamp}:{payload}"
         elif event_key == "referral":
             ref = _str(body.get("ref"))
             extra.update(_leftover(body, {"ref", "source", "type", "ad_id"}))
@@ -380,11 +403,11 @@ class _Parser:
                 type=_str(body.get("type")),
                 ad_id=_str(body.get("ad_id")),
             )
-            key = f"referral:{sender}:{stamp}:{ref}"
+            key = f"{sender}:{stamp}:{ref}"
         elif event_key == "read":
             extra.update(_leftover(body, {"mid"}))
             event = SeenEvent(**common, extra=extra, message_id=mid)
-            key = f"seen:{mid}:{sender}" if mid else f"seen:{sender}:{stamp}"
+            key = f"{mid}:{sender}" if mid else f"{sender}:{stamp}"
         else:  # message_edit
             raw_count = body.get("num_edit")
             count = _str(raw_count)
@@ -395,9 +418,9 @@ class _Parser:
             event = EditEvent(
                 **common, extra=extra, message_id=mid, text=_str(body.get("text")), num_edit=number
             )
-            key = f"edit:{mid}:{count}"
+            key = f"{mid}:{count}"
         if mid is None and event_key in ("reaction", "read", "message_edit"):
-            key = f"{event.kind}:h:{_digest(item)}"
+            key = f"h:{_digest(item)}"
         self.add(event, key, item)
 
     def message(
@@ -416,7 +439,7 @@ class _Parser:
             # content of an unsent message is gone; whatever else was sent is kept as is
             extra.update({k: body[k] for k in ("text", "reply_to", "attachments") if k in body})
             event: InstagramEvent = UnsendEvent(**common, extra=extra, message_id=mid)
-            self.add(event, f"unsend:{mid}" if mid else f"unsend:h:{_digest(item)}", item)
+            self.add(event, mid or f"h:{_digest(item)}", item)
             return
         attachments = [_attachment(a) for a in body.get("attachments") or [] if isinstance(a, dict)]
         reply_to = _reply_to(body.get("reply_to"))
@@ -436,8 +459,7 @@ class _Parser:
             referral=body.get("referral") if isinstance(body.get("referral"), dict) else None,
             is_unsupported=bool(body.get("is_unsupported")),
         )
-        key = f"{event.kind}:{mid}" if mid else f"{event.kind}:h:{_digest(item)}"
-        self.add(event, key, item)
+        self.add(event, mid or f"h:{_digest(item)}", item)
 
 
 def _attachment(raw: dict[str, Any]) -> Attachment:

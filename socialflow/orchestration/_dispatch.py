@@ -99,7 +99,8 @@ class Dispatcher:
                         event_id=str(event.id),
                         error=event.last_error,
                     )
-            if queued:
+            # an event of a conversation leaving the inbox may free later runs of it to start
+            if queued or any(e.conversation_key for e in events):
                 await notify(session, QUEUE_CHANNEL)
             await session.commit()
             return len(events)
@@ -174,6 +175,9 @@ class Dispatcher:
                     trigger_kind=trigger.trigger_kind,
                     trigger_event_id=event.id,
                     trigger_payload=event.payload,
+                    conversation_key=event.conversation_key,
+                    conversation_at=event.conversation_at,
+                    conversation_seq=event.conversation_seq,
                     status=ExecutionStatus.QUEUED,
                     created_at=utcnow(),
                 )

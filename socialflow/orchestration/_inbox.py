@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text
@@ -39,6 +40,10 @@ class EventIn:
     raw_body: bytes | None = None
     headers: dict[str, Any] = field(default_factory=dict)
     status: str = EventStatus.PENDING
+    #: the conversation whose events run in order, when it happened and its place in the body
+    conversation_key: str | None = None
+    conversation_at: datetime | None = None
+    conversation_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,9 @@ async def store_events(session: AsyncSession, events: list[EventIn]) -> list[Sto
                 raw_body=event.raw_body,
                 headers=event.headers,
                 status=event.status,
+                conversation_key=event.conversation_key,
+                conversation_at=event.conversation_at,
+                conversation_seq=event.conversation_seq,
             )
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
             .returning(WebhookEvent.id)

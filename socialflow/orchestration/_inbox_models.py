@@ -34,7 +34,10 @@ class WebhookEvent(Base):
     """One accepted trigger event, stored before it is answered."""
 
     __tablename__ = "webhook_event"
-    __table_args__ = (Index("ix_webhook_event_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_webhook_event_status_next", "status", "next_attempt_at"),
+        Index("ix_webhook_event_conversation_key_status", "conversation_key", "status"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     source: Mapped[str] = mapped_column(String(40))
@@ -52,6 +55,11 @@ class WebhookEvent(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(default=None)
+    # events of one conversation run in (conversation_at, conversation_seq, id) order: when the
+    # event happened, then its position in the body it came in; copied to its executions
+    conversation_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    conversation_at: Mapped[datetime | None] = mapped_column(default=None)
+    conversation_seq: Mapped[int | None] = mapped_column(default=None)
 
 
 class FlowTrigger(Base):

@@ -65,6 +65,7 @@ class FlowExecution(Base):
         Index("ix_flow_execution_flow_created", "flow_id", "created_at"),
         Index("ix_flow_execution_workspace_created", "workspace_id", "created_at"),
         Index("ix_flow_execution_status_lease", "status", "lease_until"),
+        Index("ix_flow_execution_conversation_key_status", "conversation_key", "status"),
         # one run per (event, version): the dispatcher's inserts are idempotent on this key
         UniqueConstraint("trigger_event_id", "flow_version_id"),
     )
@@ -95,6 +96,11 @@ class FlowExecution(Base):
     total_tokens: Mapped[int] = mapped_column(default=0)
     cost_usd: Mapped[float] = mapped_column(Double, default=0.0)
     unpriced_calls: Mapped[int] = mapped_column(default=0)
+    # the trigger event's conversation and place in it (webhook_event's columns): a worker
+    # does not start this run while an earlier one of the conversation waits or runs
+    conversation_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    conversation_at: Mapped[datetime | None] = mapped_column(default=None)
+    conversation_seq: Mapped[int | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -26,6 +26,7 @@ from sqlalchemy import delete, false, or_, select, update
 from socialflow.core.db import utcnow
 from socialflow.core.logging import get_logger
 from socialflow.orchestration._cancel import CANCEL_CHANNEL, mark_prefect_cancelled
+from socialflow.orchestration._conversation import conversation_turn
 from socialflow.orchestration._dispatch import Dispatcher
 from socialflow.orchestration._graph import compile_graph_json
 from socialflow.orchestration._inbox import INBOX_CHANNEL, QUEUE_CHANNEL, notify
@@ -174,7 +175,10 @@ class Worker:
                         FlowExecution.status == ExecutionStatus.QUEUED,
                         (FlowExecution.status == ExecutionStatus.RUNNING)
                         & (FlowExecution.lease_until < now),
-                    )
+                    ),
+                    # events of one conversation run one after another, in their order; a run
+                    # ending pokes this worker, which then claims the conversation's next one
+                    conversation_turn(now),
                 )
                 .order_by(FlowExecution.created_at)
                 .limit(limit)

@@ -37,7 +37,7 @@ _BATCH = [
 EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "batch.json": [
         (
-            f"ig:dm:{mid}",
+            f"ig:dm:214304282285452:{mid}",
             {
                 "kind": "dm",
                 "account_id": "214304282285452",
@@ -56,7 +56,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "comment.json": [
         (
-            "ig:comment:<COMMENT_ID>",
+            "ig:comment:<YOUR_APP_USERS_INSTAGRAM_ACCOUNT_ID>:<COMMENT_ID>",
             {
                 "kind": "comment",
                 "account_id": "<YOUR_APP_USERS_INSTAGRAM_ACCOUNT_ID>",
@@ -75,7 +75,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "comment_fb_login.json": [
         (
-            "ig:comment:<COMMENT_ID>",
+            "ig:comment:<YOUR_APP_USERS_INSTAGRAM_ACCOUNT_ID>:<COMMENT_ID>",
             {
                 "kind": "comment",
                 "comment_id": "<COMMENT_ID>",
@@ -93,7 +93,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "comment_self_changes.json": [
         (
-            "ig:comment:<COMMENT_ID>",
+            "ig:comment:<YOUR_APP_USERS_INSTAGRAM_ACCOUNT_ID>:<COMMENT_ID>",
             {
                 "kind": "comment",
                 "comment_id": "<COMMENT_ID>",
@@ -105,7 +105,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "dashboard_test_messages.json": [
         (
-            "ig:dm:random_mid",
+            "ig:dm:23245:random_mid",
             {
                 "kind": "dm",
                 "is_test": True,
@@ -120,7 +120,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "dm_attachment.json": [
         (
-            "ig:dm:mid.$cAAJdkrCd2ORnva8ErFhjGm0X_Q_c",
+            "ig:dm:<PAGE_ID>:mid.$cAAJdkrCd2ORnva8ErFhjGm0X_Q_c",
             {
                 "kind": "dm",
                 "account_id": "<PAGE_ID>",
@@ -135,7 +135,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "dm_echo.json": [
         (
-            "ig:echo:<MESSAGE_ID>",
+            "ig:echo:<YOUR_APP_USERS_IG_USER_ID>:<MESSAGE_ID>",
             {
                 "kind": "echo",
                 "is_self": True,
@@ -148,7 +148,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "dm_quick_reply.json": [
         (
-            "ig:dm:<MESSAGE_ID>",
+            "ig:dm:<IGID>:<MESSAGE_ID>",
             {
                 "kind": "dm",
                 "account_id": "<IGID>",
@@ -160,7 +160,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "dm_share_ig_post.json": [
         (
-            "ig:dm:{MESSAGE_ID}",
+            "ig:dm:{PAGE_ID}:{MESSAGE_ID}",
             {
                 "kind": "dm",
                 "account_id": "{PAGE_ID}",
@@ -177,7 +177,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "dm_text.json": [
         (
-            "ig:dm:<MESSAGE_ID>",
+            "ig:dm:<RECIPIENT_ID>:<MESSAGE_ID>",
             {
                 "kind": "dm",
                 "account_id": "<RECIPIENT_ID>",
@@ -191,7 +191,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "dm_unsend.json": [
         (
-            "ig:unsend:message-id-to-delete",
+            "ig:unsend:chatwoot-app-user-id-1:message-id-to-delete",
             {
                 "kind": "unsend",
                 "message_id": "message-id-to-delete",
@@ -203,7 +203,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "live_comment.json": [
         (
-            "ig:live_comment:<COMMENT_ID>",
+            "ig:live_comment:<YOUR_APP_USERS_INSTAGRAM_ACCOUNT_ID>:<COMMENT_ID>",
             {
                 "kind": "live_comment",
                 "comment_id": "<COMMENT_ID>",
@@ -215,7 +215,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "mention.json": [
         (
-            "ig:mention:17918195224117851:17894227972186120",
+            "ig:mention:17841405726653026:17918195224117851:17894227972186120",
             {
                 "kind": "mention",
                 "account_id": "17841405726653026",
@@ -228,7 +228,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "mention_media.json": [
         (
-            "ig:mention:17918195224117851:caption",
+            "ig:mention:17841405726653026:17918195224117851:caption",
             {
                 "kind": "mention",
                 "comment_id": None,
@@ -239,7 +239,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "message_edit.json": [
         (
-            "ig:edit:<MESSAGE_ID>:<NUMBER_OF_TIMES_MESSAGE_IS_EDITED>",
+            "ig:edit:<YOUR_APP_USERS_INSTAGRAM_USER_ID>:<MESSAGE_ID>:<NUMBER_OF_TIMES_MESSAGE_IS_EDITED>",
             {
                 "kind": "edit",
                 "message_id": "<MESSAGE_ID>",
@@ -251,7 +251,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "postback.json": [
         (
-            "ig:postback:<MESSAGE_ID>",
+            "ig:postback:<YOUR_APP_USERS_INSTAGRAM_USER_ID>:<MESSAGE_ID>",
             {
                 "kind": "postback",
                 "account_id": "<YOUR_APP_USERS_INSTAGRAM_USER_ID>",
@@ -264,7 +264,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "reaction.json": [
         (
-            "ig:reaction:<MESSAGE_ID>:<INSTAGRAM_SCOPED_ID>:react:\u2764\ufe0f:1569262485349",
+            "ig:reaction:<YOUR_APP_USERS_INSTAGRAM_USER_ID>:<MESSAGE_ID>:<INSTAGRAM_SCOPED_ID>:react:\u2764\ufe0f:1569262485349",
             {
                 "kind": "reaction",
                 "message_id": "<MESSAGE_ID>",
@@ -278,7 +278,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "referral.json": [
         (
-            "ig:referral:<INSTAGRAM_SCOPED_ID>:1502905976377:<IGME_LINK_REF_PARAMETER_VALUE>",
+            "ig:referral:<YOUR_APP_USERS_INSTAGRAM_USER_ID>:<INSTAGRAM_SCOPED_ID>:1502905976377:<IGME_LINK_REF_PARAMETER_VALUE>",
             {
                 "kind": "referral",
                 "ref": "<IGME_LINK_REF_PARAMETER_VALUE>",
@@ -290,13 +290,13 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "seen.json": [
         (
-            "ig:seen:<MESSAGE_ID>:<INSTAGRAM_SCOPED_ID>",
+            "ig:seen:<YOUR_APP_USERS_INSTAGRAM_USER_ID>:<MESSAGE_ID>:<INSTAGRAM_SCOPED_ID>",
             {"kind": "seen", "message_id": "<MESSAGE_ID>", "sender_id": "<INSTAGRAM_SCOPED_ID>"},
         )
     ],
     "standby.json": [
         (
-            "ig:dm:message-id-1",
+            "ig:dm:chatwoot-app-user-id-1:message-id-1",
             {
                 "kind": "dm",
                 "standby": True,
@@ -306,7 +306,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "story_mention.json": [
         (
-            "ig:dm:<MESSAGE_ID>",
+            "ig:dm:<IGID>:<MESSAGE_ID>",
             {
                 "kind": "dm",
                 "is_story_mention": True,
@@ -321,7 +321,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     # as the account's own, and what it said is kept in extra
     "story_reply.json": [
         (
-            "ig:unsend:<MESSAGE_ID>",
+            "ig:unsend:<SENDER_ID>:<MESSAGE_ID>",
             {
                 "kind": "unsend",
                 "is_self": True,
@@ -335,7 +335,7 @@ EXPECTED: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "story_reply_chatwoot.json": [
         (
-            "ig:dm:message-id-1",
+            "ig:dm:chatwoot-app-user-id-1:message-id-1",
             {
                 "kind": "dm",
                 "is_story_reply": True,

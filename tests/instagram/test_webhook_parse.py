@@ -59,7 +59,7 @@ def test_flat_field_value_and_changes_forms_give_the_same_event() -> None:
         )
     )
     assert flat[0].event == wrapped[0].event
-    assert flat[0].dedupe_key == wrapped[0].dedupe_key == "ig:comment:1790"
+    assert flat[0].dedupe_key == wrapped[0].dedupe_key == "ig:comment:17841:1790"
     assert flat[0].event.occurred_at is not None
     assert flat[0].event.occurred_at.isoformat() == "2023-11-14T22:13:20+00:00"
 
@@ -67,7 +67,7 @@ def test_flat_field_value_and_changes_forms_give_the_same_event() -> None:
 def test_comment_id_key_of_facebook_login_is_accepted() -> None:
     value = {"comment_id": "1791", "from": {"id": "55"}, "text": "hi", "media": {"id": "9"}}
     [p] = parse_payload(_comment({"id": "1", "changes": [{"field": "comments", "value": value}]}))
-    assert p.event.model_dump()["comment_id"] == "1791" and p.dedupe_key == "ig:comment:1791"
+    assert p.event.model_dump()["comment_id"] == "1791" and p.dedupe_key == "ig:comment:1:1791"
 
 
 def test_a_comment_by_the_account_itself_is_self() -> None:
@@ -114,11 +114,11 @@ def test_every_change_and_messaging_item_of_a_batch_is_an_event() -> None:
     }
     parsed = parse_payload(body)
     assert [p.dedupe_key for p in parsed] == [
-        "ig:comment:a",
-        "ig:comment:b",
-        "ig:dm:m1",
-        "ig:dm:m2",
-        "ig:comment:c",
+        "ig:comment:17841:a",
+        "ig:comment:17841:b",
+        "ig:dm:17841:m1",
+        "ig:dm:17841:m2",
+        "ig:comment:17841:c",
     ]
     assert [p.event.standby for p in parsed] == [False, False, False, True, False]
 
@@ -170,7 +170,7 @@ def test_per_flow_keys_are_scoped() -> None:
     [p] = parse_payload(
         _comment({"id": "1", "field": "comments", "value": VALUE}), key_scope="flow:x"
     )
-    assert p.dedupe_key == "ig:flow:x:comment:1790"
+    assert p.dedupe_key == "ig:flow:x:comment:1:1790"
 
 
 @pytest.mark.parametrize(
@@ -237,8 +237,91 @@ def test_a_dm_replying_to_a_message_keeps_the_replied_mid() -> None:
     }
     [p] = parse_payload({"object": "instagram", "entry": [{"id": "17841", "messaging": [item]}]})
     event = p.event.model_dump()
-    assert (event["kind"], event["text"], p.dedupe_key) == ("dm", "yes please", "ig:dm:aWdfREPLY")
+    assert (event["kind"], event["text"], p.dedupe_key) == (
+        "dm",
+        "yes please",
+        "ig:dm:17841:aWdfREPLY",
+    )
     assert event["reply_to"] == {"mid": "aWdfFIRST", "story": None}
     assert not event["is_story_reply"] and event["account_id"] == "17841"
     assert "reply_to" not in event["extra"].get("message", {})
     assert parse_event(p.event.model_dump(mode="json")) == p.event
+
+
+def _dm(sender: str, recipient: str, mid: str, **message: Any) -> dict[str, Any]:
+    return {
+        "sender": {"id": sender},
+        "recipient": {"id": recipient},
+        "timestamp": 1700000000123,
+        "message": {"mid": mid, "text": "hi", **message},
+    }
+
+
+def test_one_comment_or_message_for_two_accounts_is_an_event_per_account() -> None:
+    """A comment tagging two connected accounts comes as one entry per account with the same
+    comment id; a message to two accounts as the same mid with two recipients: each account's
+    event has a key of its own, so neither is taken for a redelivery of the other."""
+    comment = {"field": "comments", "value": VALUE}
+    body = {
+        "object": "instagram",
+        "entry": [
+            {"id": "17841", "changes": [comment], "messaging": [_dm("55", "17841", "m1")]},
+            {"id": "17842", "changes": [comment], "messaging": [_dm("55", "17842", "m1")]},
+        ],
+    }
+    parsed = parse_payload(body)
+    assert [(p.event.account_id, p.dedupe_key) for p in parsed] == [
+        ("17841", "ig:comment:17841:1790"),
+        ("17841", "ig:dm:17841:m1"),
+        ("17842", "ig:comment:17842:1790"),
+        ("17842", "ig:dm:17842:m1"),
+    ]
+
+
+def test_conversations_are_threads_between_the_account_and_one_person() -> None:
+    reply = {**VALUE, "id": "1791", "parent_id": "1790"}
+    other = {**VALUE, "id": "1799"}
+    mention = {"comment_id": "1793", "media_id": "1800"}
+    reaction = {
+        "sender": {"id": "55"},
+        "recipient": {"id": "17841"},
+        "timestamp": 1,
+        "reaction": {"mid": "m1", "action": "react", "emoji": "\u2764"},
+    }
+    body = {
+        "object": "instagram",
+        "entry": [
+            {
+                "id": "17841",
+                "changes": [
+                    {"field": "comments", "value": VALUE},
+                    {"field": "comments", "value": reply},
+                    {"field": "comments", "value": other},
+                    {"field": "mentions", "value": mention},
+                    {"field": "comments", "value": {**VALUE, "from": {"id": "17841"}}},
+                ],
+                "messaging": [
+                    _dm("55", "17841", "m1"),
+                    _dm("17841", "55", "m2", is_echo=True),
+                    reaction,
+                    _dm("56", "17841", "m3"),
+                    {"sender": {"id": "55"}, "recipient": {"id": "17841"}, "optin": {}},
+                ],
+            },
+            {"id": "0", "messaging": [_dm("55", "0", "m4")]},
+        ],
+    }
+    keys = [p.conversation_key for p in parse_payload(body)]
+    assert keys == [
+        "comment:17841:1790",
+        "comment:17841:1790",  # a reply is in its parent's thread
+        "comment:17841:1799",
+        "media:17841:1800",
+        None,  # the account's own comment starts nothing, so nothing waits for it
+        "dm:17841:55",
+        None,  # an echo (the account's own message) starts nothing either
+        "dm:17841:55",
+        "dm:17841:56",
+        None,  # unknown kind
+        None,  # the dashboard's test
+    ]

@@ -8,6 +8,7 @@ import uuid
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socialflow.core.db import utcnow
 from socialflow.instagram import parse_body
 from socialflow.orchestration._inbox import EventIn, store_events
 from socialflow.orchestration._inbox_models import EventStatus
@@ -45,6 +46,7 @@ async def store_webhook(
         MalformedWebhookError: The body is not a webhook.
     """
     parsed = parse_body(body, key_scope=f"flow:{flow_id}" if flow_id else "")
+    received_at = utcnow()
     rows = [
         EventIn(
             source="instagram",
@@ -57,8 +59,13 @@ async def store_webhook(
             # the item this event came from (the signed body may hold a thousand of them)
             raw_body=json.dumps(p.raw, ensure_ascii=False, default=str).encode(),
             status=EventStatus.IGNORED if p.event.kind == "unknown" else EventStatus.PENDING,
+            # Meta batches events out of order (SPEC §4): a conversation's flows run by the
+            # events' timestamps, then by their position in the body
+            conversation_key=p.conversation_key,
+            conversation_at=p.event.occurred_at or received_at,
+            conversation_seq=position,
         )
-        for p in parsed
+        for position, p in enumerate(parsed)
     ]
     stored = await store_events(session, rows) if rows else []
     duplicates = sum(1 for s in stored if s.duplicate)
