@@ -15,17 +15,31 @@ from socialflow.nodes._base import (
     ports_compatible,
 )
 from socialflow.nodes._registry import ENTRY_POINT_GROUP, NodeRegistry, default_registry
+from socialflow.nodes._template import (
+    Expression,
+    Reference,
+    Template,
+    TemplateField,
+    references,
+    template_fields,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "BaseNode",
     "Category",
     "CredentialResolver",
+    "Expression",
     "NodeConfig",
     "NodeContext",
     "NodeDescription",
     "NodeRegistry",
     "Port",
+    "Reference",
+    "Template",
+    "TemplateField",
     "default_registry",
     "ports_compatible",
+    "references",
+    "template_fields",
 ]

@@ -150,6 +150,8 @@ class NodeContext:
         instagram: The Instagram service for action nodes; None outside a workspace run.
         llm: Chat models from the workspace's credentials; None outside a workspace run.
         retriever: The workspace's knowledge bases; None outside a workspace run.
+        trigger_fields: The fields the run's trigger declares for its payload
+            (``BaseNode.trigger_fields``); templates read those the payload lacks as None.
     """
 
     execution_id: uuid.UUID
@@ -170,10 +172,17 @@ class NodeContext:
     instagram: InstagramService | None = None
     llm: ChatModelProvider | None = None
     retriever: KnowledgeRetriever | None = None
+    trigger_fields: frozenset[str] = frozenset()
 
     def template_scope(self) -> dict[str, Any]:
-        """The names templates and expressions may use: ``trigger``, ``nodes``, ``input``."""
-        return {"trigger": self.trigger, "nodes": self.outputs, "input": self.inputs}
+        """The names templates and expressions may use: ``trigger``, ``nodes``, ``input``.
+
+        A field of ``trigger_fields`` the trigger payload lacks reads as ``None``.
+        """
+        trigger: Mapping[str, Any] = self.trigger
+        if self.trigger_fields:
+            trigger = _template.OptionalFields(trigger, self.trigger_fields, "trigger")
+        return {"trigger": trigger, "nodes": self.outputs, "input": self.inputs}
 
     def render(self, template: str, *, field_name: str = "template") -> Any:
         """Render a ``{{ ... }}`` template; a lone expression keeps its type (number, dict…)."""
@@ -213,6 +222,11 @@ class BaseNode:
     example_config: ClassVar[dict[str, Any]] = {}
     #: Triggers only: the inbox event kinds this trigger may start a run for.
     event_kinds: ClassVar[tuple[str, ...]] = ()
+    #: Triggers only: the top-level fields its payloads may carry, from the event models of
+    #: ``event_kinds``. A field some of those events lack reads as None in templates, and a
+    #: template naming any other field is refused at validation. Empty for a free-form payload
+    #: (manual, webhook), where only the fields a payload has exist.
+    trigger_fields: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config

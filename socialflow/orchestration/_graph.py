@@ -13,6 +13,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from socialflow.core.errors import NotFoundError, ValidationError
 from socialflow.nodes import BaseNode, NodeConfig, NodeRegistry, Port, ports_compatible
+from socialflow.orchestration._graph_templates import template_problems
 
 __all__ = [
     "CompiledGraph",
@@ -215,6 +216,8 @@ class _Checker:
         incoming = self._check_edges(known_ids)
         self._check_triggers()
         order = self._check_cycles_and_reach(known_ids)
+        for problem in template_problems(self.nodes, self.spec.edges, known_ids):
+            self.add(problem.code, problem.message, problem.node_id, problem.field)
         if self.problems or order is None:
             return self.problems, None
         return [], CompiledGraph(self.spec, self.nodes, incoming, order)

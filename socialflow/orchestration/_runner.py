@@ -141,6 +141,8 @@ class GraphRun:
         self.recorder = recorder
         self.flow_run_id = flow_run_id
         self.outputs: dict[str, dict[str, Any]] = {}
+        # fields the trigger's event kinds declare: templates read those an event lacks as None
+        self.trigger_fields = graph.trigger.cls.trigger_fields
         self.records = {
             node_id: NodeRunRecord(
                 node_id=node_id,
@@ -339,6 +341,7 @@ class GraphRun:
             instagram=self._instagram(),
             llm=self.llm,
             retriever=self.retriever,
+            trigger_fields=self.trigger_fields,
             **({"credentials": self.credentials} if self.credentials is not None else {}),
         )
 

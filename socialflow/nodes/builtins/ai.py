@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from socialflow.core.errors import UserError
 from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port
+from socialflow.nodes._template import Template
 from socialflow.nodes.builtins._ai_prompts import (
     OTHER,
     classifier_system,
@@ -150,10 +151,10 @@ class LLMPromptNode(BaseNode):
     outputs = (Port(name="text", type="text", description="The model's answer."), _USAGE)
 
     class Config(_ModelConfig):
-        system: str = Field(
+        system: Template = Field(
             default="", max_length=20_000, description="System prompt; templates allowed."
         )
-        prompt: str = Field(
+        prompt: Template = Field(
             min_length=1, max_length=50_000, description="User prompt; templates allowed."
         )
 
@@ -198,7 +199,7 @@ class IntentClassifierNode(BaseNode):
     outputs = (Port(name=OTHER, description="Fires when no label fits or the answer is unclear."),)
 
     class Config(_ModelConfig):
-        text: str = Field(
+        text: Template = Field(
             default="{{ trigger.text }}",
             min_length=1,
             max_length=20_000,
@@ -288,7 +289,7 @@ class KnowledgeRetrieveNode(BaseNode):
     )
 
     class Config(_RetrievalConfig):
-        query: str = Field(
+        query: Template = Field(
             default="{{ trigger.text }}",
             min_length=1,
             max_length=4000,
@@ -329,7 +330,7 @@ class KnowledgeAnswerNode(BaseNode):
     )
 
     class Config(_ModelConfig, _RetrievalConfig):
-        question: str = Field(
+        question: Template = Field(
             default="{{ trigger.text }}",
             min_length=1,
             max_length=4000,
@@ -340,7 +341,7 @@ class KnowledgeAnswerNode(BaseNode):
             max_length=5000,
             description="Extra guidance (tone, length, language); cannot lift the grounding.",
         )
-        fallback_answer: str = Field(
+        fallback_answer: Template = Field(
             default="Sorry, I don't know the answer to that.",
             min_length=1,
             max_length=1000,

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port
+from socialflow.nodes._template import Template
 
 __all__ = ["SetNode"]
 
@@ -23,7 +24,7 @@ class SetNode(BaseNode):
     outputs = (Port(name="out", type="json", description="The values, by name."),)
 
     class Config(NodeConfig):
-        values: dict[str, str] = Field(
+        values: dict[str, Template] = Field(
             min_length=1,
             max_length=100,
             description="Name → template, e.g. {'greeting': 'Hi {{ trigger.username }}'}.",

@@ -10,6 +10,7 @@ from pydantic import Field
 from socialflow.core.errors import TransientError, UserError
 from socialflow.core.netguard import AddressPolicy, guarded_request
 from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port
+from socialflow.nodes._template import Template
 
 __all__ = ["HttpRequestNode"]
 
@@ -29,19 +30,19 @@ class HttpRequestNode(BaseNode):
         method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = Field(
             default="GET", description="HTTP method."
         )
-        url: str = Field(
+        url: Template = Field(
             min_length=1, max_length=4000, description="Absolute http(s) URL; templates allowed."
         )
-        headers: dict[str, str] = Field(
+        headers: dict[str, Template] = Field(
             default_factory=dict, max_length=50, description="Headers; values may be templates."
         )
-        query: dict[str, str] = Field(
+        query: dict[str, Template] = Field(
             default_factory=dict, max_length=100, description="Query parameters; templates allowed."
         )
         body_type: Literal["none", "json", "form", "text"] = Field(
             default="none", description="How the body is sent."
         )
-        body: str = Field(
+        body: Template = Field(
             default="",
             max_length=100_000,
             description=(
@@ -82,7 +83,7 @@ class HttpRequestNode(BaseNode):
                     raise UserError(msg, code="invalid_body")
                 request["data"] = {str(k): str(v) for k, v in body.items()}
             else:
-                request["content"] = str(body).encode()
+                request["content"] = ("" if body is None else str(body)).encode()
         if ctx.sandbox:
             # a test run has no external side effects: describe the request, send nothing
             sent = {

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from socialflow.core.errors import UserError
 from socialflow.instagram._gateway import ActionRequest
 from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port
+from socialflow.nodes._template import Template
 
 __all__ = [
     "InstagramHideCommentNode",
@@ -80,9 +81,9 @@ class InstagramReplyCommentNode(_InstagramAction):
     example_config: ClassVar[dict[str, Any]] = {"message": "Thanks, {{ trigger.from_username }}!"}
 
     class Config(NodeConfig):
-        account: str = _ACCOUNT
-        comment_id: str = _COMMENT
-        message: str = Field(
+        account: Template = _ACCOUNT
+        comment_id: Template = _COMMENT
+        message: Template = Field(
             min_length=1,
             max_length=2200,
             description="Reply text (up to 2,200 characters); templates allowed.",
@@ -109,14 +110,14 @@ class InstagramPrivateReplyNode(_InstagramAction):
     example_config: ClassVar[dict[str, Any]] = {"text": "Hi! Here is the link you asked for."}
 
     class Config(NodeConfig):
-        account: str = _ACCOUNT
-        comment_id: str = _COMMENT
-        comment_time: str = Field(
+        account: Template = _ACCOUNT
+        comment_id: Template = _COMMENT
+        comment_time: Template = Field(
             default="{{ trigger.occurred_at }}",
             max_length=200,
             description="When the comment was made (ISO); checks the 7-day rule.",
         )
-        text: str = Field(
+        text: Template = Field(
             min_length=1,
             max_length=1000,
             description="Message text (at most 1000 bytes of UTF-8); templates allowed.",
@@ -151,14 +152,14 @@ class InstagramSendDMNode(_InstagramAction):
     example_config: ClassVar[dict[str, Any]] = {"text": "Thanks for your message!"}
 
     class Config(NodeConfig):
-        account: str = _ACCOUNT
-        recipient_id: str = Field(
+        account: Template = _ACCOUNT
+        recipient_id: Template = Field(
             default="{{ trigger.sender_id }}",
             min_length=1,
             max_length=200,
             description="IGSID of the recipient; templates allowed.",
         )
-        text: str = Field(
+        text: Template = Field(
             default="",
             max_length=1000,
             description="Message text (at most 1000 bytes of UTF-8); templates allowed.",
@@ -169,10 +170,10 @@ class InstagramSendDMNode(_InstagramAction):
         attachment_type: Literal["none", "image", "file"] = Field(
             default="none", description="Send an image or file instead of text."
         )
-        attachment_url: str = Field(
+        attachment_url: Template = Field(
             default="", max_length=4000, description="Public URL of the image or file."
         )
-        last_message_at: str = Field(
+        last_message_at: Template = Field(
             default="",
             max_length=200,
             description=(
@@ -230,8 +231,8 @@ class InstagramHideCommentNode(_InstagramAction):
     example_config: ClassVar[dict[str, Any]] = {}
 
     class Config(NodeConfig):
-        account: str = _ACCOUNT
-        comment_id: str = _COMMENT
+        account: Template = _ACCOUNT
+        comment_id: Template = _COMMENT
         hide: bool = Field(default=True, description="Hide (true) or unhide (false).")
 
     config: Config

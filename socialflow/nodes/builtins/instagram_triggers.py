@@ -10,8 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
+from socialflow.instagram import (
+    CommentEvent,
+    DMEvent,
+    LiveCommentEvent,
+    MentionEvent,
+    PostbackEvent,
+)
 from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port
 
 __all__ = [
@@ -28,6 +35,11 @@ _ACCOUNT_HELP = (
     "Instagram account id (ig_user_id) whose events start this flow; empty: any account "
     "connected to the workspace."
 )
+
+
+def _fields(*models: type[BaseModel], extra: tuple[str, ...] = ()) -> frozenset[str]:
+    """The top-level fields of the payloads of these event models (``model_dump`` of each)."""
+    return frozenset(extra).union(*(model.model_fields for model in models))
 
 
 def _normalise(text: str) -> str:
@@ -83,6 +95,7 @@ class InstagramCommentTriggerNode(_InstagramTrigger):
     kind = "instagram.comment"
     title = "Instagram comment"
     event_kinds = ("instagram.comment", "instagram.live_comment")
+    trigger_fields = _fields(CommentEvent, LiveCommentEvent)
     outputs = (
         Port(
             name="event",
@@ -142,6 +155,7 @@ class InstagramDMTriggerNode(_InstagramTrigger):
     kind = "instagram.dm"
     title = "Instagram DM"
     event_kinds = ("instagram.dm", "instagram.postback")
+    trigger_fields = _fields(DMEvent, PostbackEvent)
     outputs = (
         Port(
             name="event",
@@ -229,6 +243,8 @@ class InstagramMentionTriggerNode(_InstagramTrigger):
     kind = "instagram.mention"
     title = "Instagram mention"
     event_kinds = ("instagram.mention", "instagram.comment")
+    # the dispatcher marks the comments (Instagram Login) that @mention the account
+    trigger_fields = _fields(MentionEvent, CommentEvent, extra=("mentions_account",))
     outputs = (
         Port(
             name="event",

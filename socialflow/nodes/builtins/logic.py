@@ -5,21 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from socialflow.core.errors import UserError
-from socialflow.nodes import _template
 from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port
+from socialflow.nodes._template import Expression, Template
 
 __all__ = ["ConditionNode", "DelayNode", "StopNode", "SwitchNode"]
-
-
-def _expression(value: str) -> str:
-    problem = _template.check(value, expression=True)
-    if problem:
-        msg = f"not a valid expression: {problem}"
-        raise ValueError(msg)
-    return value
 
 
 class ConditionNode(BaseNode):
@@ -36,7 +28,7 @@ class ConditionNode(BaseNode):
     )
 
     class Config(NodeConfig):
-        expression: str = Field(
+        expression: Expression = Field(
             min_length=1,
             max_length=2000,
             description=(
@@ -44,8 +36,6 @@ class ConditionNode(BaseNode):
                 "\"trigger.text | lower is containing('price')\""
             ),
         )
-
-        _check = field_validator("expression")(_expression)
 
     config: Config
 
@@ -78,14 +68,12 @@ class SwitchNode(BaseNode):
     outputs = (Port(name="default", description="Fires when no case matches."),)
 
     class Config(NodeConfig):
-        value: str = Field(
+        value: Expression = Field(
             min_length=1, max_length=2000, description="Expression whose value picks the case."
         )
         cases: list[SwitchCase] = Field(
             min_length=1, max_length=50, description="Cases, tried in order."
         )
-
-        _check = field_validator("value")(_expression)
 
         @model_validator(mode="after")
         def _unique_ports(self) -> SwitchNode.Config:
@@ -150,7 +138,7 @@ class StopNode(BaseNode):
         outcome: Literal["success", "error"] = Field(
             default="success", description="'error' fails the run with the message."
         )
-        message: str = Field(
+        message: Template = Field(
             default="", max_length=2000, description="Why the flow stopped; templates allowed."
         )
 
