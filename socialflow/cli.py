@@ -86,6 +86,7 @@ async def _create_user(settings: Settings, email: str, password: str, *, superus
 
     from socialflow.api.auth.email import LogEmailSender
     from socialflow.api.auth.models import OAuthAccount, User
+    from socialflow.api.auth.passwords import PasswordRejected
     from socialflow.api.auth.schemas import UserCreate
     from socialflow.api.auth.users import UserManager
     from socialflow.core.db import Database
@@ -109,6 +110,8 @@ async def _create_user(settings: Settings, email: str, password: str, *, superus
                 raise ValueError(msg) from exc
             except InvalidPasswordException as exc:
                 raise ValueError(str(exc.reason)) from exc
+            except PasswordRejected as exc:
+                raise ValueError(exc.message) from exc
             return str(user.id)
     finally:
         await db.dispose()

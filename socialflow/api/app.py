@@ -148,14 +148,5 @@ def create_app(
         size_exempt=("/webhooks/instagram",),
         # uploads have their own limit (plus room for the multipart framing)
         body_limits=((UPLOAD_PATH, settings.knowledge.max_upload_bytes + MULTIPART_ALLOWANCE),),
-        csrf_exempt=(
-            f"{API_PREFIX}/auth/login",
-            f"{API_PREFIX}/auth/token",
-            f"{API_PREFIX}/auth/register",
-            f"{API_PREFIX}/auth/forgot-password",
-            f"{API_PREFIX}/auth/reset-password",
-            "/webhooks/",
-            "/hooks/",
-        ),
     )
     return app
