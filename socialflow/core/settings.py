@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -22,10 +24,21 @@ __all__ = [
     "RetentionSettings",
     "SecuritySettings",
     "Settings",
+    "generated_key_file",
     "get_settings",
+    "secret_key_file",
 ]
 
-_PLACEHOLDER_SECRET = "change-me-in-production"
+#: Example values start with this (``change-me-in-production``, the compose example's
+#: ``change-me-to-openssl-rand-hex-32``): published, so never a secret.
+_PLACEHOLDER_PREFIX = "change-me"
+#: Shortest secret key accepted outside development: 32 characters of ``openssl rand -hex 32``
+#: or ``secrets.token_urlsafe`` carry at least 128 random bits.
+MIN_SECRET_KEY_LENGTH = 32
+#: Development keys set by hand may be shorter (a local stack only), never below this.
+_MIN_DEVELOPMENT_KEY_LENGTH = 16
+_SECRET_KEY_FILE = "secret_key"
+_KEY_ADVICE = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 class DatabaseSettings(BaseModel):
@@ -490,9 +503,13 @@ class Settings(BaseSettings):
         description="Where the embedded stack keeps its SQLite files, uploads and Prefect home.",
     )
     secret_key: str = Field(
-        default=_PLACEHOLDER_SECRET,
-        min_length=16,
-        description="Signs tokens and wraps encryption keys. Must be set in production.",
+        default="",
+        description=(
+            "Signs tokens and derives development keys (webhook and credential keys when none "
+            f"are configured). At least {MIN_SECRET_KEY_LENGTH} random characters outside "
+            "development. Empty in development: a random key generated on first start and "
+            f"kept in <data_dir>/{_SECRET_KEY_FILE} (mode 0600)."
+        ),
     )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
@@ -507,10 +524,8 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
 
     @model_validator(mode="after")
-    def _refuse_placeholders_in_production(self) -> Settings:
-        if self.environment == "production" and self.secret_key == _PLACEHOLDER_SECRET:
-            msg = "SOCIALFLOW_SECRET_KEY must be set to a real secret when environment=production"
-            raise ValueError(msg)
+    def _refuse_placeholders(self) -> Settings:
+        self.secret_key = _checked_secret_key(self.secret_key, self.environment, self.data_dir)
         if self.environment == "production" and not self.security.master_keys:
             msg = "SOCIALFLOW_SECURITY_MASTER_KEYS must be set when environment=production"
             raise ValueError(msg)
@@ -522,6 +537,91 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'socialflow.db').resolve()}"
+
+
+def secret_key_file(data_dir: Path) -> Path:
+    """Where development keeps its generated secret key: ``<data_dir>/secret_key``."""
+    return data_dir / _SECRET_KEY_FILE
+
+
+def generated_key_file(settings: Settings) -> Path | None:
+    """The file the secret key in use was generated into, or None when it was configured."""
+    path = secret_key_file(settings.data_dir.resolve())
+    if settings.environment != "development":
+        return None
+    try:
+        return path if path.read_text().strip() == settings.secret_key else None
+    except OSError:
+        return None
+
+
+def _checked_secret_key(key: str, environment: str, data_dir: Path) -> str:
+    """The secret key to use, or a ValueError saying what is wrong with the configured one."""
+    if not key:
+        if environment == "development":
+            return _development_secret(secret_key_file(data_dir))
+        msg = (
+            f"SOCIALFLOW_SECRET_KEY must be set when environment={environment}: at least "
+            f"{MIN_SECRET_KEY_LENGTH} random characters ({_KEY_ADVICE})"
+        )
+        raise ValueError(msg)
+    if key.startswith(_PLACEHOLDER_PREFIX):
+        msg = (
+            f"SOCIALFLOW_SECRET_KEY is the published example value {key!r}; set a random one "
+            f"({_KEY_ADVICE})"
+            + (", or unset it to have one generated" if environment == "development" else "")
+        )
+        raise ValueError(msg)
+    floor = _MIN_DEVELOPMENT_KEY_LENGTH if environment == "development" else MIN_SECRET_KEY_LENGTH
+    if len(key) < floor:
+        msg = (
+            f"SOCIALFLOW_SECRET_KEY is {len(key)} characters long; environment={environment} "
+            f"needs at least {floor} random characters ({_KEY_ADVICE})"
+        )
+        raise ValueError(msg)
+    return key
+
+
+def _development_secret(path: Path) -> str:
+    """The key kept at ``path``, generated (mode 0600) by the first process that needs it."""
+    existing = _read_secret(path)
+    if existing is not None:
+        return existing
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # written whole under a private name, then linked into place: a process starting at the
+    # same moment either sees no file or the complete key, and link() refuses to overwrite
+    # the key another process linked first, so every process of the stack agrees on one key
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(key + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            winner = _read_secret(path)
+            if winner is None:  # pragma: no cover - a concurrent start left an empty file
+                raise
+            return winner
+    finally:
+        draft.unlink(missing_ok=True)
+    return key
+
+
+def _read_secret(path: Path) -> str | None:
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        msg = (
+            f"{path} holds no usable secret key (fewer than {MIN_SECRET_KEY_LENGTH} "
+            "characters); restore it from a backup, or delete it to have a new one generated "
+            "(sessions end, and credentials saved under the old key no longer open)"
+        )
+        raise ValueError(msg)
+    return key
 
 
 @lru_cache(maxsize=1)
