@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -169,6 +170,36 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = Field(
         default=1_000_000, ge=1024, description="Largest JSON request body accepted."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Addresses or CIDR ranges of the reverse proxies in front of the API, as JSON: "
+            '["172.28.0.10"]. Only a request whose peer is one of them has its '
+            "X-Forwarded-For and X-Forwarded-Proto believed (the client is the last address "
+            "no trusted proxy added); anyone else's are ignored. Empty: none believed."
+        ),
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                network = ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError as exc:
+                msg = (
+                    f"trusted_proxies: {entry!r} is not an IP address or CIDR range; name the "
+                    "proxies' own addresses, e.g. 172.28.0.10 or 10.0.0.0/8"
+                )
+                raise ValueError(msg) from exc
+            if network.prefixlen == 0:
+                # trusting every peer lets any client choose the address it is counted under
+                msg = (
+                    f"trusted_proxies: {entry!r} trusts every address; name the proxies' own "
+                    "addresses or ranges"
+                )
+                raise ValueError(msg)
+        return [entry.strip() for entry in value]
 
 
 class AuthSettings(BaseModel):
