@@ -598,8 +598,8 @@ def _checked_secret_key(key: str, environment: str, data_dir: Path) -> str:
         raise ValueError(msg)
     if key.startswith(_PLACEHOLDER_PREFIX):
         msg = (
-            f"SOCIALFLOW_SECRET_KEY is the published example value {key!r}; set a random one "
-            f"({_KEY_ADVICE})"
+            f"SOCIALFLOW_SECRET_KEY is a published example value (it starts with "
+            f"{_PLACEHOLDER_PREFIX!r}); set a random one ({_KEY_ADVICE})"
             + (", or unset it to have one generated" if environment == "development" else "")
         )
         raise ValueError(msg)
