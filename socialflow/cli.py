@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from socialflow.core.logging import configure_logging
-from socialflow.core.settings import Settings, get_settings
+from socialflow.core.settings import Settings, generated_key_file, get_settings
 
 app = typer.Typer(
     help="Socialflow: draw a flow, publish it, every matching event runs it.", no_args_is_help=True
@@ -29,6 +29,8 @@ executions_app = typer.Typer(help="Run history.", no_args_is_help=True)
 app.add_typer(executions_app, name="executions")
 
 EXIT_INVALID = 2
+#: where `socialflow up` keeps the generated demo password (development only)
+DEMO_PASSWORD_FILE = "demo_password"
 
 
 def _echo(text: str = "", *, err: bool = False) -> None:
@@ -55,9 +57,9 @@ def _load_json(path: Path, what: str) -> Any:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply database migrations (SQLite file in the data dir unless SOCIALFLOW_DATABASE_URL)."""
+    settings = get_settings()
     from socialflow.migrations import upgrade
 
-    settings = get_settings()
     asyncio.run(upgrade(settings.database_url, revision))
     _echo(f"database at {_safe_url(settings.database_url)} is at {revision}")
 
@@ -86,6 +88,7 @@ async def _create_user(settings: Settings, email: str, password: str, *, superus
 
     from socialflow.api.auth.email import LogEmailSender
     from socialflow.api.auth.models import OAuthAccount, User
+    from socialflow.api.auth.passwords import PasswordRejected
     from socialflow.api.auth.schemas import UserCreate
     from socialflow.api.auth.users import UserManager
     from socialflow.core.db import Database
@@ -109,6 +112,8 @@ async def _create_user(settings: Settings, email: str, password: str, *, superus
                 raise ValueError(msg) from exc
             except InvalidPasswordException as exc:
                 raise ValueError(str(exc.reason)) from exc
+            except PasswordRejected as exc:
+                raise ValueError(exc.message) from exc
             return str(user.id)
     finally:
         await db.dispose()
@@ -554,6 +559,9 @@ def up(
         _echo(f"  app and API  http://{api_host}:{api_port}   (API docs: /docs)")
         _echo(f"  Prefect UI   http://{host}:{port}")
         _echo(f"  data         {data_dir}")
+        generated = generated_key_file(settings)
+        if generated is not None:
+            _echo(f"  secret key   {generated} (generated at first start; keep it private)")
         _echo(
             f'  try          socialflow simulate comment "how much is it?" --url '
             f"http://{api_host}:{api_port}"
@@ -588,15 +596,32 @@ async def _prepare(settings: Settings) -> None:
         async with db.session() as session:
             await sync_node_types(session, registry)
         if settings.environment == "development":
-            from socialflow.api.demo import DEMO_EMAIL, DEMO_FLOW_NAME, DEMO_PASSWORD, seed_demo
+            from socialflow.api.demo import DEMO_EMAIL, DEMO_FLOW_NAME, seed_demo
 
             demo = await seed_demo(settings, db, registry)
+            kept = settings.data_dir.resolve() / DEMO_PASSWORD_FILE
+            password = _demo_password(kept, demo.password)
             _echo(
-                f"demo workspace: sign in as {DEMO_EMAIL} / {DEMO_PASSWORD}; flow "
+                f"demo workspace: sign in as {DEMO_EMAIL} / {password}; flow "
                 f"{DEMO_FLOW_NAME!r} is active on sandboxed account {demo.account_id}"
             )
     finally:
         await db.dispose()
+
+
+def _demo_password(path: Path, generated: str | None) -> str:
+    """The demo password to print: the one just generated (kept in ``path``, mode 0600, so
+    later starts can print it again), else the one kept from an earlier start."""
+    if generated is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(generated + "\n")
+        return generated
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return "(the password printed when it was created; 'Forgot password?' resets it)"
 
 
 def _safe_url(url: str) -> str:
@@ -608,7 +633,21 @@ def _safe_url(url: str) -> str:
 
 def main() -> None:
     """Entry point of the ``socialflow`` script."""
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as exc:
+        # settings that do not load (a placeholder secret key, a bad value): say which and why,
+        # without a traceback
+        if exc.title != Settings.__name__:
+            raise
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            # the validator's own sentence, without pydantic's "Value error, " prefix
+            reason = (error.get("ctx") or {}).get("error", error["msg"])
+            _echo(f"cannot start: {where}: {reason}", err=True)
+        raise SystemExit(EXIT_INVALID) from exc
 
 
 if __name__ == "__main__":

@@ -134,7 +134,11 @@ def prefect_server(
 def api_server(
     log_dir: Path, *, host: str = "127.0.0.1", port: int = 8000, env: dict[str, str] | None = None
 ) -> ManagedProcess:
-    """The Socialflow API (and web app) under uvicorn on ``host:port``."""
+    """The Socialflow API (and web app) under uvicorn on ``host:port``.
+
+    uvicorn's own proxy-headers handling is off: it would believe X-Forwarded-For from any
+    loopback peer. The app applies ``SOCIALFLOW_API_TRUSTED_PROXIES`` itself (none by default).
+    """
     return ManagedProcess(
         name="socialflow api",
         argv=[
@@ -147,7 +151,7 @@ def api_server(
             host,
             "--port",
             str(port),
-            "--proxy-headers",
+            "--no-proxy-headers",
             "--no-server-header",
         ],
         log_path=log_dir / "api.log",

@@ -9,6 +9,7 @@ mode is switched off so that a missing URL fails loudly instead of starting a pr
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import tempfile
 import uuid
@@ -36,6 +37,9 @@ def _start_prefect() -> None:
     home = Path(tempfile.mkdtemp(prefix="socialflow-tests-"))
     _state["home"] = home
     os.environ.setdefault("SOCIALFLOW_ENVIRONMENT", "test")
+    # outside development a secret key must be configured: one random key per test session,
+    # inherited by the processes tests start (API, worker, CLI), so they agree with the tests
+    os.environ.setdefault("SOCIALFLOW_SECRET_KEY", "tests-" + secrets.token_urlsafe(32))
     os.environ["PREFECT_HOME"] = str(home / "prefect-client")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"

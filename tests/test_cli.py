@@ -202,4 +202,4 @@ def test_user_create_from_the_shell(tmp_path: Path) -> None:
     assert "exists" in again.stderr
     weak = socialflow("user", "create", "--email", "x@example.com", "--password", "short", env=env)
     assert weak.returncode == 2
-    assert "8 characters" in weak.stderr
+    assert "at least 10 characters" in weak.stderr

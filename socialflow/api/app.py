@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from socialflow import __version__
 from socialflow.api import health, metrics
@@ -148,14 +149,9 @@ def create_app(
         size_exempt=("/webhooks/instagram",),
         # uploads have their own limit (plus room for the multipart framing)
         body_limits=((UPLOAD_PATH, settings.knowledge.max_upload_bytes + MULTIPART_ALLOWANCE),),
-        csrf_exempt=(
-            f"{API_PREFIX}/auth/login",
-            f"{API_PREFIX}/auth/token",
-            f"{API_PREFIX}/auth/register",
-            f"{API_PREFIX}/auth/forgot-password",
-            f"{API_PREFIX}/auth/reset-password",
-            "/webhooks/",
-            "/hooks/",
-        ),
     )
+    # outermost: every part of the app sees the client a trusted proxy named, and nobody
+    # else's X-Forwarded-For; the servers start uvicorn with --no-proxy-headers so that this
+    # setting, not uvicorn's default (loopback), is what decides
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.api.trusted_proxies)
     return app

@@ -3,11 +3,14 @@
 
 Seeding is idempotent: it creates what is missing (a user, a workspace, a sandboxed Instagram
 account, one active flow) and leaves everything that exists alone. The account is in sandbox
-mode, so nothing is ever sent to Instagram from it.
+mode, so nothing is ever sent to Instagram from it. The demo user's password is generated when
+the user is created (``DemoWorkspace.password``; `socialflow up` prints it): a published
+password would let anyone who reaches the stack sign in.
 """
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.api.auth.email import LogEmailSender
 from socialflow.api.auth.models import OAuthAccount, User
+from socialflow.api.auth.passwords import password_problems
 from socialflow.api.auth.schemas import UserCreate
+from socialflow.api.auth.sessions import revoke_tokens
 from socialflow.api.auth.users import UserManager
 from socialflow.api.flows import versions
 from socialflow.api.flows.models import Flow, FlowStatus
@@ -32,10 +37,12 @@ from socialflow.instagram._oauth import Token, store_token
 from socialflow.instagram._simulate import DEMO_ACCOUNT_ID
 from socialflow.nodes import NodeRegistry
 
-__all__ = ["DEMO_EMAIL", "DEMO_FLOW_NAME", "DEMO_PASSWORD", "DemoWorkspace", "seed_demo"]
+__all__ = ["DEMO_EMAIL", "DEMO_FLOW_NAME", "DemoWorkspace", "generate_password", "seed_demo"]
 
 DEMO_EMAIL = "demo@socialflow.example"
-DEMO_PASSWORD = "sandbox-only-123"  # printed at start-up; the demo is for development only
+# the constant earlier versions gave every demo user, published in their README: a demo user
+# still signing in with it gets a generated password at the next start
+_RETIRED_PASSWORD = "sandbox-only-123"
 DEMO_WORKSPACE = "Demo shop"
 DEMO_FLOW_NAME = "Reply to price questions"
 
@@ -75,24 +82,43 @@ class DemoWorkspace:
     flow_id: uuid.UUID
     account_id: str
     created: bool
+    #: the demo user's password when this call generated it (a new user, or one that still had
+    #: the retired published password); None when the existing password was left alone
+    password: str | None = None
+
+
+def generate_password() -> str:
+    """A random password (16 URL-safe characters, 96 bits) that passes the password rules."""
+    while True:
+        candidate = secrets.token_urlsafe(12)
+        if not password_problems(candidate, email=DEMO_EMAIL):
+            return candidate
 
 
 async def seed_demo(settings: Settings, db: Database, registry: NodeRegistry) -> DemoWorkspace:
     """Create the demo user, workspace, sandboxed account and active flow where missing."""
     async with db.sessionmaker() as session:
+        manager = UserManager(
+            SQLAlchemyUserDatabase(session, User, OAuthAccount), settings, LogEmailSender()
+        )
         user = await _user(session)
         created = user is None
+        password: str | None = None
         if user is None:
-            manager = UserManager(
-                SQLAlchemyUserDatabase(session, User, OAuthAccount), settings, LogEmailSender()
-            )
+            password = generate_password()
             try:
                 user = await manager.create(
-                    UserCreate(email=DEMO_EMAIL, password=DEMO_PASSWORD, is_verified=True)
+                    UserCreate(email=DEMO_EMAIL, password=password, is_verified=True)
                 )
-            except UserAlreadyExists:  # a concurrent start created it
-                user = await _user(session)
+            except UserAlreadyExists:  # a concurrent start created it (and printed its password)
+                user, password = await _user(session), None
             assert user is not None
+        elif manager.password_helper.verify_and_update(_RETIRED_PASSWORD, user.hashed_password)[0]:
+            password = generate_password()
+            await manager.user_db.update(
+                user, {"hashed_password": manager.password_helper.hash(password)}
+            )
+            await revoke_tokens(session, user.id)
         workspace = await session.scalar(
             select(Workspace)
             .join(Membership, Membership.workspace_id == Workspace.id)
@@ -146,7 +172,9 @@ async def seed_demo(settings: Settings, db: Database, registry: NodeRegistry) ->
                 settings=settings,
                 session=session,
             )
-        return DemoWorkspace(user.id, workspace.id, flow.id, DEMO_ACCOUNT_ID, created)
+        return DemoWorkspace(
+            user.id, workspace.id, flow.id, DEMO_ACCOUNT_ID, created, password=password
+        )
 
 
 async def _user(session: AsyncSession) -> User | None:

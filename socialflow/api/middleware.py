@@ -1,12 +1,12 @@
-"""ASGI middleware: request ids, security headers, body-size limit and CSRF checks."""
+"""ASGI middleware: request ids, security headers and the body-size limit; the names of the
+session and CSRF cookies (the CSRF check itself belongs to the session credential:
+``socialflow.api.auth.sessions``)."""
 
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
 from collections.abc import Iterable
-from typing import Any
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
@@ -17,7 +17,6 @@ __all__ = ["CSRF_COOKIE", "CSRF_HEADER", "SESSION_COOKIE", "SecurityMiddleware"]
 SESSION_COOKIE = "sf_session"
 CSRF_COOKIE = "sf_csrf"
 CSRF_HEADER = "x-csrf-token"
-_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: https:; connect-src 'self' ws: wss:; font-src 'self' data:; "
@@ -37,8 +36,6 @@ class SecurityMiddleware:
     - binds a request id (``X-Request-ID``, generated when absent) to logs and the response;
     - refuses bodies announced larger than ``max_body_bytes`` with 413, except on ``exempt_size``;
       paths matching a pattern of ``body_limits`` have that limit instead (uploads);
-    - refuses state-changing requests authenticated by the session cookie unless the
-      ``X-CSRF-Token`` header matches the ``sf_csrf`` cookie (double submit);
     - adds security headers (CSP, nosniff, referrer policy, frame-ancestors; HSTS on https).
     """
 
@@ -47,14 +44,12 @@ class SecurityMiddleware:
         app: ASGIApp,
         *,
         max_body_bytes: int,
-        csrf_exempt: Iterable[str] = (),
         size_exempt: Iterable[str] = (),
         body_limits: Iterable[tuple[str, int]] = (),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_limits = tuple((re.compile(pattern), limit) for pattern, limit in body_limits)
-        self.csrf_exempt = tuple(csrf_exempt)
         self.size_exempt = tuple(size_exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -114,28 +109,4 @@ class SecurityMiddleware:
             and not path.startswith(self.size_exempt)
         ):
             return _json(413, "payload_too_large", f"request body is larger than {limit} bytes")
-        if scope["method"] in _UNSAFE and not path.startswith(self.csrf_exempt):
-            cookies = _cookies(headers)
-            if SESSION_COOKIE in cookies and "authorization" not in headers:
-                sent = headers.get(CSRF_HEADER, "")
-                expected = cookies.get(CSRF_COOKIE, "")
-                if not expected or not secrets.compare_digest(sent, expected):
-                    return _json(
-                        403,
-                        "csrf_failed",
-                        "state-changing requests with the session cookie must send the "
-                        "X-CSRF-Token header with the value of the sf_csrf cookie",
-                    )
         return None
-
-
-def _cookies(headers: Headers) -> dict[str, Any]:
-    from http.cookies import SimpleCookie
-
-    jar: SimpleCookie = SimpleCookie()
-    for raw in headers.getlist("cookie"):
-        try:
-            jar.load(raw)
-        except Exception:  # a malformed cookie header is treated as no cookies
-            continue
-    return {key: morsel.value for key, morsel in jar.items()}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -22,10 +25,21 @@ __all__ = [
     "RetentionSettings",
     "SecuritySettings",
     "Settings",
+    "generated_key_file",
     "get_settings",
+    "secret_key_file",
 ]
 
-_PLACEHOLDER_SECRET = "change-me-in-production"
+#: Example values start with this (``change-me-in-production``, the compose example's
+#: ``change-me-to-openssl-rand-hex-32``): published, so never a secret.
+_PLACEHOLDER_PREFIX = "change-me"
+#: Shortest secret key accepted outside development: 32 characters of ``openssl rand -hex 32``
+#: or ``secrets.token_urlsafe`` carry at least 128 random bits.
+MIN_SECRET_KEY_LENGTH = 32
+#: Development keys set by hand may be shorter (a local stack only), never below this.
+_MIN_DEVELOPMENT_KEY_LENGTH = 16
+_SECRET_KEY_FILE = "secret_key"
+_KEY_ADVICE = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 class DatabaseSettings(BaseModel):
@@ -158,6 +172,36 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = Field(
         default=1_000_000, ge=1024, description="Largest JSON request body accepted."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Addresses or CIDR ranges of the reverse proxies in front of the API, as JSON: "
+            '["172.28.0.10"]. Only a request whose peer is one of them has its '
+            "X-Forwarded-For and X-Forwarded-Proto believed (the client is the last address "
+            "no trusted proxy added); anyone else's are ignored. Empty: none believed."
+        ),
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                network = ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError as exc:
+                msg = (
+                    f"trusted_proxies: {entry!r} is not an IP address or CIDR range; name the "
+                    "proxies' own addresses, e.g. 172.28.0.10 or 10.0.0.0/8"
+                )
+                raise ValueError(msg) from exc
+            if network.prefixlen == 0:
+                # trusting every peer lets any client choose the address it is counted under
+                msg = (
+                    f"trusted_proxies: {entry!r} trusts every address; name the proxies' own "
+                    "addresses or ranges"
+                )
+                raise ValueError(msg)
+        return [entry.strip() for entry in value]
 
 
 class AuthSettings(BaseModel):
@@ -492,9 +536,13 @@ class Settings(BaseSettings):
         description="Where the embedded stack keeps its SQLite files, uploads and Prefect home.",
     )
     secret_key: str = Field(
-        default=_PLACEHOLDER_SECRET,
-        min_length=16,
-        description="Signs tokens and wraps encryption keys. Must be set in production.",
+        default="",
+        description=(
+            "Signs tokens and derives development keys (webhook and credential keys when none "
+            f"are configured). At least {MIN_SECRET_KEY_LENGTH} random characters outside "
+            "development. Empty in development: a random key generated on first start and "
+            f"kept in <data_dir>/{_SECRET_KEY_FILE} (mode 0600)."
+        ),
     )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     prefect: PrefectSettings = Field(default_factory=PrefectSettings)
@@ -509,10 +557,8 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
 
     @model_validator(mode="after")
-    def _refuse_placeholders_in_production(self) -> Settings:
-        if self.environment == "production" and self.secret_key == _PLACEHOLDER_SECRET:
-            msg = "SOCIALFLOW_SECRET_KEY must be set to a real secret when environment=production"
-            raise ValueError(msg)
+    def _refuse_placeholders(self) -> Settings:
+        self.secret_key = _checked_secret_key(self.secret_key, self.environment, self.data_dir)
         if self.environment == "production" and not self.security.master_keys:
             msg = "SOCIALFLOW_SECURITY_MASTER_KEYS must be set when environment=production"
             raise ValueError(msg)
@@ -524,6 +570,91 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'socialflow.db').resolve()}"
+
+
+def secret_key_file(data_dir: Path) -> Path:
+    """Where development keeps its generated secret key: ``<data_dir>/secret_key``."""
+    return data_dir / _SECRET_KEY_FILE
+
+
+def generated_key_file(settings: Settings) -> Path | None:
+    """The file the secret key in use was generated into, or None when it was configured."""
+    path = secret_key_file(settings.data_dir.resolve())
+    if settings.environment != "development":
+        return None
+    try:
+        return path if path.read_text().strip() == settings.secret_key else None
+    except OSError:
+        return None
+
+
+def _checked_secret_key(key: str, environment: str, data_dir: Path) -> str:
+    """The secret key to use, or a ValueError saying what is wrong with the configured one."""
+    if not key:
+        if environment == "development":
+            return _development_secret(secret_key_file(data_dir))
+        msg = (
+            f"SOCIALFLOW_SECRET_KEY must be set when environment={environment}: at least "
+            f"{MIN_SECRET_KEY_LENGTH} random characters ({_KEY_ADVICE})"
+        )
+        raise ValueError(msg)
+    if key.startswith(_PLACEHOLDER_PREFIX):
+        msg = (
+            f"SOCIALFLOW_SECRET_KEY is a published example value (it starts with "
+            f"{_PLACEHOLDER_PREFIX!r}); set a random one ({_KEY_ADVICE})"
+            + (", or unset it to have one generated" if environment == "development" else "")
+        )
+        raise ValueError(msg)
+    floor = _MIN_DEVELOPMENT_KEY_LENGTH if environment == "development" else MIN_SECRET_KEY_LENGTH
+    if len(key) < floor:
+        msg = (
+            f"SOCIALFLOW_SECRET_KEY is {len(key)} characters long; environment={environment} "
+            f"needs at least {floor} random characters ({_KEY_ADVICE})"
+        )
+        raise ValueError(msg)
+    return key
+
+
+def _development_secret(path: Path) -> str:
+    """The key kept at ``path``, generated (mode 0600) by the first process that needs it."""
+    existing = _read_secret(path)
+    if existing is not None:
+        return existing
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # written whole under a private name, then linked into place: a process starting at the
+    # same moment either sees no file or the complete key, and link() refuses to overwrite
+    # the key another process linked first, so every process of the stack agrees on one key
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(key + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            winner = _read_secret(path)
+            if winner is None:  # pragma: no cover - a concurrent start left an empty file
+                raise
+            return winner
+    finally:
+        draft.unlink(missing_ok=True)
+    return key
+
+
+def _read_secret(path: Path) -> str | None:
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        msg = (
+            f"{path} holds no usable secret key (fewer than {MIN_SECRET_KEY_LENGTH} "
+            "characters); restore it from a backup, or delete it to have a new one generated "
+            "(sessions end, and credentials saved under the old key no longer open)"
+        )
+        raise ValueError(msg)
+    return key
 
 
 @lru_cache(maxsize=1)

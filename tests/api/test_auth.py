@@ -32,10 +32,11 @@ async def test_duplicate_registration_and_weak_password_use_the_error_body(
     weak = await client.post(
         "/api/auth/register", json={"email": "w@example.com", "password": "short"}
     )
-    assert weak.status_code == 400
+    assert weak.status_code == 422
     body = weak.json()
-    assert body["code"] == "register_invalid_password"
-    assert "8 characters" in body["message"]
+    assert body["code"] == "password_rejected"
+    assert "at least 10 characters" in body["message"]
+    assert body["details"]["problems"][0]["field"] == "body.password"
     bad = await client.post(
         "/api/auth/register", json={"email": "not-an-email", "password": PASSWORD}
     )

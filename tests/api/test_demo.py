@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from socialflow.api.app import create_app
 from socialflow.api.auth.email import LogEmailSender
-from socialflow.api.demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo
+from socialflow.api.demo import DEMO_EMAIL, seed_demo
 from socialflow.instagram import OutboxMessage, webhook_secrets
 from socialflow.instagram._simulate import (
     DEMO_ACCOUNT_ID,
@@ -31,17 +31,21 @@ async def test_a_simulated_price_question_runs_the_demo_flow_in_sandbox(
     runtime.settings = settings
     demo = await seed_demo(settings, runtime.db, runtime.registry)
     again = await seed_demo(settings, runtime.db, runtime.registry)
-    assert (again.workspace_id, again.flow_id, again.created) == (
+    assert (again.workspace_id, again.flow_id, again.created, again.password) == (
         demo.workspace_id,
         demo.flow_id,
         False,
+        None,  # the password generated at creation is left alone
     )
+    # generated when the user was created, and passes the password rules
+    password = demo.password
+    assert password is not None and len(password) >= 16
 
     app = create_app(settings, db=runtime.db, registry=runtime.registry, email=LogEmailSender())
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         login = await client.post(
-            "/api/auth/login", data={"username": DEMO_EMAIL, "password": DEMO_PASSWORD}
+            "/api/auth/login", data={"username": DEMO_EMAIL, "password": password}
         )
         assert login.status_code in (200, 204), login.text
         secret = webhook_secrets(settings)[0]

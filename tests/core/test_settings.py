@@ -33,7 +33,7 @@ def test_production_refuses_the_placeholder_secret(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("SOCIALFLOW_SECRET_KEY", raising=False)
     with pytest.raises(ValidationError, match="SOCIALFLOW_SECRET_KEY"):
         Settings()
-    monkeypatch.setenv("SOCIALFLOW_SECRET_KEY", "a-real-secret-of-some-length")
+    monkeypatch.setenv("SOCIALFLOW_SECRET_KEY", "a-real-secret-of-some-length-at-least-32")
     with pytest.raises(ValidationError, match="SOCIALFLOW_SECURITY_MASTER_KEYS"):
         Settings()
     monkeypatch.setenv("SOCIALFLOW_SECURITY_MASTER_KEYS", '["k1:' + "A" * 43 + '="]')

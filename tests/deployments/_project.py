@@ -73,7 +73,7 @@ def app_paths() -> frozenset[str]:
 
     settings = Settings(
         environment="test",
-        secret_key="deployment-files-test-secret",
+        secret_key="deployment-files-test-secret-long-enough",
         database={"url": "sqlite+aiosqlite:///:memory:"},
     )
     app = create_app(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
@@ -73,7 +74,9 @@ def _check_socialflow_command(argv: list[str]) -> None:
         reference = api_server(Path("/tmp"), host="0.0.0.0").argv
         start = reference.index("uvicorn") + 1
         assert argv[1] == reference[start], "uvicorn must load the app socialflow.stack loads"
-        assert {"--factory", "--proxy-headers"} <= set(argv)
+        assert {"--factory", "--no-proxy-headers"} <= set(argv)
+        # the app decides whose X-Forwarded-For to believe (SOCIALFLOW_API_TRUSTED_PROXIES)
+        assert "--proxy-headers" not in argv and "--forwarded-allow-ips" not in argv
         assert argv[argv.index("--port") + 1] == "8000"
         return
     assert argv[0] == "socialflow", argv
@@ -186,6 +189,25 @@ def test_compose_commands_probes_and_prefect_wiring() -> None:
     for database, role in (("socialflow", "socialflow"), ("prefect", "prefect")):
         assert f"CREATE DATABASE {database} OWNER {role};" in init
     assert "@postgres:5432/socialflow" in _environment(services["api"])["SOCIALFLOW_DATABASE_URL"]
+
+
+def test_the_api_trusts_forwarded_headers_from_its_proxies_only() -> None:
+    base = _compose()["services"]
+    trusted = _environment(base["api"])["SOCIALFLOW_API_TRUSTED_PROXIES"]
+    proxies = Settings(api={"trusted_proxies": json.loads(trusted)}).api.trusted_proxies
+    subnet = _compose()["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    traefik = _compose("compose.traefik.yaml")["services"]["traefik"]
+    for service in (base["nginx"], traefik):
+        address = service["networks"]["default"]["ipv4_address"]
+        assert address in proxies
+        assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
+    # nothing else in the compose project has a fixed address the API would trust
+    fixed = [s for s in base.values() if "ipv4_address" in str(s.get("networks", ""))]
+    assert len(fixed) == 1
+    config = _by_kind(_k8s_docs(), "ConfigMap")["socialflow-config"]
+    k8s = json.loads(config["data"]["SOCIALFLOW_API_TRUSTED_PROXIES"])
+    assert Settings(api={"trusted_proxies": k8s}).api.trusted_proxies == k8s
+    assert "*" not in trusted + config["data"]["SOCIALFLOW_API_TRUSTED_PROXIES"]
 
 
 def test_nginx_limits_and_routes_match_the_api() -> None:

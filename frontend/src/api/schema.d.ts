@@ -4,6 +4,27 @@
  */
 
 export interface paths {
+    "/api/auth/change-password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Auth Change Password
+         * @description Change your password: needs the current one. Every other session and bearer token of
+         *     yours ends; the one making this request stays signed in.
+         */
+        post: operations["auth_change_password"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/forgot-password": {
         parameters: {
             query?: never;
@@ -52,7 +73,8 @@ export interface paths {
         put?: never;
         /**
          * Auth Logout
-         * @description End the browser session: the session token is deleted server-side, cookies cleared.
+         * @description Sign out: the session or bearer token this request was made with ends server-side, and
+         *     so does the browser session of a cookie sent along; the cookies are cleared.
          */
         post: operations["auth_logout"];
         delete?: never;
@@ -187,7 +209,11 @@ export interface paths {
         put?: never;
         /**
          * Auth Token
-         * @description Sign in from a script: returns a bearer token (JWT) for the Authorization header.
+         * @description Sign in from a script: returns a bearer token for the Authorization header.
+         *
+         *     The token is opaque and kept server-side (as a digest) like a browser session: it lasts
+         *     ``SOCIALFLOW_AUTH_TOKEN_LIFETIME_SECONDS`` and ends earlier with ``POST /api/auth/logout``
+         *     or a password change.
          */
         post: operations["auth_token"];
         delete?: never;
@@ -2479,6 +2505,22 @@ export interface components {
             target: string;
         };
         /**
+         * PasswordChange
+         * @description A new password, proven by the current one.
+         */
+        PasswordChange: {
+            /**
+             * Current Password
+             * @description Your password now.
+             */
+            current_password: string;
+            /**
+             * New Password
+             * @description At least 10 characters, not a common password, without your email's name.
+             */
+            new_password: string;
+        };
+        /**
          * PineconeSecret
          * @description kind ``pinecone``: a Pinecone API key.
          */
@@ -2852,9 +2894,16 @@ export interface components {
         /**
          * UserUpdate
          * @description Changes to one's own profile. A field that is sent must have a value: null is refused
-         *     (an omitted field is left as it is).
+         *     (an omitted field is left as it is). The password is not changed here but with
+         *     ``POST /api/auth/change-password``; changing the email needs ``current_password``.
          */
         UserUpdate: {
+            /**
+             * Current Password
+             * @description Your password now: required to change the email (a session alone cannot).
+             * @default
+             */
+            current_password?: string;
             /**
              * Display Name
              * @default
@@ -2947,6 +2996,73 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    auth_change_password: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     "reset:forgot_password": {
         parameters: {
             query?: never;
@@ -8213,12 +8329,14 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description hub.challenge has characters other than letters, digits, - and _. */
+            /** @description Bad input. */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/plain": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Not signed in. */
             401: {
@@ -8229,7 +8347,7 @@ export interface operations {
                     "text/plain": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description hub.mode is not subscribe, or hub.verify_token does not match. */
+            /** @description hub.mode is not subscribe, hub.verify_token does not match, or hub.challenge has characters other than letters, digits, - and _. */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8349,12 +8467,14 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description hub.challenge has characters other than letters, digits, - and _. */
+            /** @description Bad input. */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/plain": components["schemas"]["ErrorBody"];
+                };
             };
             /** @description Not signed in. */
             401: {
@@ -8365,7 +8485,7 @@ export interface operations {
                     "text/plain": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description hub.mode is not subscribe, or hub.verify_token does not match. */
+            /** @description hub.mode is not subscribe, hub.verify_token does not match, or hub.challenge has characters other than letters, digits, - and _. */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -97,7 +97,7 @@ export function SignIn({ mode }: { mode: Mode }) {
                   type="password"
                   autoComplete={mode === "register" ? "new-password" : "current-password"}
                   value={password}
-                  minLength={mode === "register" ? 8 : undefined}
+                  minLength={mode === "register" ? 10 : undefined}
                   onChange={(e) => setPassword(e.target.value)}
                   required
                 />

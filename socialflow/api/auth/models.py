@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from fastapi_users_db_sqlalchemy import (
     SQLAlchemyBaseOAuthAccountTableUUID,
@@ -35,9 +36,18 @@ class User(SQLAlchemyBaseUserTableUUID, Base):
 
 
 class AccessToken(SQLAlchemyBaseAccessTokenTableUUID, Base):
-    """A browser session: deleting the row signs the session out everywhere at once."""
+    """A browser session or API bearer token: deleting the row ends it everywhere at once.
+
+    ``token`` holds the SHA-256 (hex) of the token the client holds, never the token itself
+    (``socialflow.api.auth.sessions``).
+    """
 
     __tablename__ = "access_token"
+
+    if TYPE_CHECKING:  # fastapi-users' AccessTokenProtocol declares a plain str
+        token: str
+    else:
+        token: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
 class LoginAttempt(Base):

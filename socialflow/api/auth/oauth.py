@@ -13,14 +13,12 @@ import hashlib
 import hmac
 import secrets
 import time
-import uuid
 from typing import Annotated, Any, Literal
 
 import httpx
 import jwt
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from fastapi_users.authentication.strategy.db import DatabaseStrategy
 from fastapi_users.exceptions import UserAlreadyExists
 from httpx_oauth.clients.github import GitHubOAuth2
 from httpx_oauth.clients.google import GoogleOAuth2
@@ -31,12 +29,13 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
-from socialflow.api.auth.models import AccessToken, User
+from socialflow.api.auth.models import User
+from socialflow.api.auth.sessions import TokenStrategy
 from socialflow.api.auth.users import (
     UserManager,
-    _session_strategy,
     cookie_transport,
     get_user_manager,
+    token_strategy,
 )
 from socialflow.api.middleware import CSRF_COOKIE, SESSION_COOKIE
 from socialflow.core.errors import NotFoundError, TransientError, UserError
@@ -65,7 +64,7 @@ _SCOPES: dict[str, list[str]] = {
 
 router = APIRouter(prefix="/auth/oauth")
 ManagerDep = Annotated[UserManager, Depends(get_user_manager)]
-StrategyDep = Annotated[DatabaseStrategy[User, uuid.UUID, AccessToken], Depends(_session_strategy)]
+StrategyDep = Annotated[TokenStrategy, Depends(token_strategy)]
 ProviderName = Annotated[str, Path(max_length=64, description="A configured provider's name.")]
 
 
@@ -182,14 +181,15 @@ async def _client(request: Request, name: str, provider: OAuthProvider) -> BaseO
 async def start_browser_session(
     response: Response,
     user: User,
-    strategy: DatabaseStrategy[User, uuid.UUID, AccessToken],
+    strategy: TokenStrategy,
 ) -> str:
     """Open a browser session as ``POST /api/auth/login`` does.
 
     Args:
         response: The answer that carries the cookies.
         user: Who signs in.
-        strategy: The database session strategy; the session row is what logout deletes.
+        strategy: The token strategy; the session row (a digest of the token) is what logout
+            deletes.
 
     Returns:
         The CSRF token, also set in the readable ``sf_csrf`` cookie.

@@ -13,12 +13,20 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from socialflow.api.auth.models import LoginAttempt
 from socialflow.core.db import Database, utcnow
 from socialflow.core.errors import RateLimitedError
 
-__all__ = ["LoginLimiter"]
+__all__ = ["LoginLimiter", "client_address"]
+
+
+def client_address(connection: HTTPConnection) -> str:
+    """The address attempts are counted under: the peer of the connection, or the client a
+    trusted proxy named (``SOCIALFLOW_API_TRUSTED_PROXIES``; the app's proxy-headers middleware
+    has already put it in place). Forwarded headers from anyone else never get here."""
+    return connection.client.host if connection.client else "unknown"
 
 
 class LoginLimiter:

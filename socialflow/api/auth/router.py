@@ -1,28 +1,35 @@
-"""Sign-in endpoints: browser login (cookie), API tokens, logout, and fastapi-users' routers
-for sign-up, password reset, email verification and the profile."""
+"""Sign-in endpoints: browser login (cookie), API tokens, logout, password change, and
+fastapi-users' routers for sign-up, password reset, email verification and the profile."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
-from fastapi_users.authentication.strategy.db import DatabaseStrategy
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from socialflow.api.auth.models import AccessToken, User
+from socialflow.api.auth.models import User
 from socialflow.api.auth.oauth import router as oauth_router
 from socialflow.api.auth.oauth import start_browser_session
-from socialflow.api.auth.ratelimit import LoginLimiter
-from socialflow.api.auth.schemas import LoginRead, TokenRead, UserCreate, UserRead, UserUpdate
+from socialflow.api.auth.ratelimit import LoginLimiter, client_address
+from socialflow.api.auth.schemas import (
+    LoginRead,
+    PasswordChange,
+    TokenRead,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
+from socialflow.api.auth.sessions import TokenStrategy, revoke_tokens
 from socialflow.api.auth.users import (
     UserManager,
-    _jwt_strategy,
-    _session_strategy,
-    current_active_user,
+    current_active_user_token,
     fastapi_users,
+    get_session,
     get_user_manager,
+    token_strategy,
 )
 from socialflow.api.middleware import CSRF_COOKIE, SESSION_COOKIE
 from socialflow.core.errors import UserError
@@ -32,17 +39,15 @@ __all__ = ["router"]
 router = APIRouter()
 FormDep = Annotated[OAuth2PasswordRequestForm, Depends()]
 ManagerDep = Annotated[UserManager, Depends(get_user_manager)]
-
-
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+StrategyDep = Annotated[TokenStrategy, Depends(token_strategy)]
+UserTokenDep = Annotated[tuple[User, str], Depends(current_active_user_token)]
 
 
 async def _authenticate(
     request: Request, form: OAuth2PasswordRequestForm, manager: UserManager
 ) -> User:
     limiter: LoginLimiter = request.app.state.login_limiter
-    await limiter.check(_client_ip(request), form.username)
+    await limiter.check(client_address(request), form.username)
     user = await manager.authenticate(form)
     if user is None or not user.is_active:
         await limiter.failed(form.username)
@@ -57,7 +62,7 @@ async def login(
     request: Request,
     form: FormDep,
     manager: ManagerDep,
-    strategy: Annotated[DatabaseStrategy[User, uuid.UUID, AccessToken], Depends(_session_strategy)],
+    strategy: StrategyDep,
 ) -> JSONResponse:
     """Sign in from the browser: sets the HttpOnly session cookie and the CSRF cookie."""
     user = await _authenticate(request, form, manager)
@@ -75,26 +80,49 @@ async def login(
 
 
 @router.post("/auth/token", response_model=TokenRead, name="auth_token")
-async def token(request: Request, form: FormDep, manager: ManagerDep) -> TokenRead:
-    """Sign in from a script: returns a bearer token (JWT) for the Authorization header."""
+async def token(
+    request: Request, form: FormDep, manager: ManagerDep, strategy: StrategyDep
+) -> TokenRead:
+    """Sign in from a script: returns a bearer token for the Authorization header.
+
+    The token is opaque and kept server-side (as a digest) like a browser session: it lasts
+    ``SOCIALFLOW_AUTH_TOKEN_LIFETIME_SECONDS`` and ends earlier with ``POST /api/auth/logout``
+    or a password change.
+    """
     user = await _authenticate(request, form, manager)
-    return TokenRead(access_token=await _jwt_strategy(request).write_token(user))
+    return TokenRead(access_token=await strategy.write_token(user))
 
 
 @router.post("/auth/logout", status_code=204, name="auth_logout")
 async def logout(
-    request: Request,
-    user: Annotated[User, Depends(current_active_user)],
-    strategy: Annotated[DatabaseStrategy[User, uuid.UUID, AccessToken], Depends(_session_strategy)],
+    request: Request, current: UserTokenDep, session: Annotated[AsyncSession, Depends(get_session)]
 ) -> Response:
-    """End the browser session: the session token is deleted server-side, cookies cleared."""
-    session_token = request.cookies.get(SESSION_COOKIE)
-    if session_token:
-        await strategy.destroy_token(session_token, user)
+    """Sign out: the session or bearer token this request was made with ends server-side, and
+    so does the browser session of a cookie sent along; the cookies are cleared."""
+    user, used = current
+    tokens = {used, request.cookies.get(SESSION_COOKIE) or used}
+    await revoke_tokens(session, user.id, only=tokens)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
     return response
+
+
+@router.post("/auth/change-password", status_code=204, name="auth_change_password")
+async def change_password(
+    request: Request, body: PasswordChange, current: UserTokenDep, manager: ManagerDep
+) -> Response:
+    """Change your password: needs the current one. Every other session and bearer token of
+    yours ends; the one making this request stays signed in."""
+    user, used = current
+    await manager.change_password(
+        user,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        keep_token=used,
+        request=request,
+    )
+    return Response(status_code=204)
 
 
 router.include_router(fastapi_users.get_register_router(UserRead, UserCreate), prefix="/auth")

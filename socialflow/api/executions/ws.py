@@ -29,14 +29,13 @@ import uuid
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
-from fastapi_users.authentication import JWTStrategy
-from fastapi_users.authentication.strategy.db import DatabaseStrategy
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyAccessTokenDatabase
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from socialflow.api.auth.models import AccessToken, OAuthAccount, User
+from socialflow.api.auth.sessions import TokenStrategy
 from socialflow.api.auth.users import UserManager
 from socialflow.api.executions import service
 from socialflow.api.executions.schemas import (
@@ -86,14 +85,15 @@ async def _authenticate(connection: HTTPConnection, *, session: AsyncSession) ->
     settings: Settings = connection.app.state.settings
     user_db = SQLAlchemyUserDatabase[User, uuid.UUID](session, User, OAuthAccount)
     manager = UserManager(user_db, settings, connection.app.state.email)
-    lifetime = settings.auth.token_lifetime_seconds
+    # bearer tokens and browser sessions are both rows of access_token (stored as digests)
+    tokens = TokenStrategy(
+        SQLAlchemyAccessTokenDatabase(session, AccessToken),
+        lifetime_seconds=settings.auth.token_lifetime_seconds,
+    )
     token = _bearer_token(connection)
     user: User | None
     if token is not None:
-        jwt: JWTStrategy[User, uuid.UUID] = JWTStrategy(
-            secret=settings.secret_key, lifetime_seconds=lifetime
-        )
-        user = await jwt.read_token(token, manager)
+        user = await tokens.read_token(token, manager)
     else:
         cookie = connection.cookies.get(SESSION_COOKIE)
         if not cookie:
@@ -101,10 +101,7 @@ async def _authenticate(connection: HTTPConnection, *, session: AsyncSession) ->
         if not _origin_allowed(connection, settings):
             msg = "session cookies are accepted from this app's origin only"
             raise _Refused(CLOSE_FORBIDDEN, msg)
-        sessions: DatabaseStrategy[User, uuid.UUID, AccessToken] = DatabaseStrategy(
-            SQLAlchemyAccessTokenDatabase(session, AccessToken), lifetime_seconds=lifetime
-        )
-        user = await sessions.read_token(cookie, manager)
+        user = await tokens.read_token(cookie, manager)
     return user if user is not None and user.is_active else None
 
 
