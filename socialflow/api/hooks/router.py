@@ -11,7 +11,6 @@ run again; in ``header`` mode it is optional.
 from __future__ import annotations
 
 import hmac
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from socialflow.api.auth.users import get_session
 from socialflow.api.deps import EditorMember
 from socialflow.api.hooks import signing
+from socialflow.core import safejson
 from socialflow.core.errors import NotFoundError, UserError
 from socialflow.core.metrics import EVENTS_DEDUPLICATED, EVENTS_RECEIVED
 from socialflow.core.settings import Settings
@@ -180,20 +180,18 @@ def _parse(request: Request, body: bytes) -> Any:
     if content_type in ("application/json", "") or content_type.endswith("+json"):
         if not body:
             return None
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            msg = f"the body is not valid JSON: {exc}"
-            raise UserError(msg, code="malformed_body") from exc
+        # strict: nothing too deep for the engine, no lone surrogate PostgreSQL would refuse
+        return safejson.loads(body, what="the body")
     msg = f"content type {content_type!r} is not accepted; send application/json or a form"
     raise _UnsupportedMedia(msg)
 
 
 _HOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {
-        "description": "Not JSON or a form (malformed_body), or a signed call's "
-        "Idempotency-Key with other characters than letters, digits, - _ : "
-        "(invalid_idempotency_key). Nothing is stored."
+        "description": "Not JSON or a form (malformed_body), JSON nested deeper than 64 levels "
+        "(json_too_deep), a lone surrogate or not UTF-8 (invalid_unicode), NaN or an "
+        "overflowing number (invalid_number), or a signed call's Idempotency-Key with other "
+        "characters than letters, digits, - _ : (invalid_idempotency_key). Nothing is stored."
     },
     401: {
         "description": "Missing or wrong secret or signature (webhook_unauthorized), or a "
