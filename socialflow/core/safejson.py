@@ -3,18 +3,19 @@ checks a payload against before handing it on.
 
 Python's ``json`` accepts more than the parts behind it can carry: nesting a thousand levels
 deep (its own limit is the interpreter's recursion limit, so 100,000 levels raise
-``RecursionError``; pydantic, orjson — and so Prefect — stop near 255), lone UTF-16 surrogate
-escapes such as ``"\\ud800"`` (PostgreSQL's ``jsonb`` and ``text`` refuse them, UTF-8 cannot
-encode them), ``NaN`` and ``Infinity`` (not JSON), and bytes that are not UTF-8. ``loads``
+``RecursionError``; pydantic and orjson stop near 255), lone UTF-16 surrogate escapes such as
+``"\\ud800"`` (UTF-8 cannot encode them, PostgreSQL refuses them), ``"\\u0000"`` (PostgreSQL's
+``jsonb`` and ``text`` refuse NUL, so the app's database on PostgreSQL and Prefect's server
+answer errors), ``NaN`` and ``Infinity`` (not JSON), and bytes that are not UTF-8. ``loads``
 refuses all of them with a :class:`JSONInputError` whose ``code`` says which; ``check`` applies
-the same rules to a value already decoded (a stored payload), plus the 64-bit integer range of
-the JSON Prefect carries.
+the same rules to a value already decoded (a stored payload); ``storable`` repairs text for
+records that must be written whatever they hold.
 
     JSONInputError              (UserError, code per problem)
     ├── malformed_body          not JSON at all (``JSONSyntaxError``)
     ├── json_too_deep           objects and arrays nested deeper than ``max_depth``
-    ├── invalid_unicode         not UTF-8, or a lone surrogate in a string or key
-    └── invalid_number          NaN, Infinity, a number too large for a float or for 64 bits
+    ├── invalid_unicode         not UTF-8, a lone surrogate or a NUL in a string or key
+    └── invalid_number          NaN, Infinity, a number too large to read
 """
 
 from __future__ import annotations
@@ -33,15 +34,14 @@ __all__ = [
     "check",
     "json_path",
     "loads",
-    "without_lone_surrogates",
+    "storable",
+    "within_depth",
 ]
 
 #: how deep objects and arrays may nest in a body: Meta's webhooks need 8, generic webhook
 #: senders rarely more than 20; the engine adds a few levels around a body, and everything
 #: downstream (pydantic, orjson, PostgreSQL) stays far from its own limits
 MAX_DEPTH = 64
-#: Prefect carries parameters as JSON through orjson, which refuses integers beyond 64 bits
-_INT64 = 2**63
 # a lone surrogate can only come from a \uD800-\uDFFF escape: strict UTF-8 refuses encoded ones
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _PATH_CHARS = 160
@@ -95,8 +95,8 @@ def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH, what: str = "the bod
     Raises:
         JSONSyntaxError: Not JSON.
         JSONInputError: JSON that nests too deep (``json_too_deep``), is not UTF-8 or holds a
-            lone surrogate (``invalid_unicode``), or holds NaN, Infinity or an overflowing
-            number (``invalid_number``).
+            lone surrogate or a NUL (``invalid_unicode``), or holds NaN, Infinity or an
+            overflowing number (``invalid_number``).
     """
     if isinstance(data, bytes | bytearray | memoryview):
         try:
@@ -126,13 +126,16 @@ def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH, what: str = "the bod
         raise JSONInputError(msg, code="invalid_number") from None
     # cheap tests first: most bodies have fewer brackets than the limit and no surrogate
     # escapes at all (Meta escapes every emoji as a pair, so those are matched up)
-    deep = text.count("[") + text.count("{") > max_depth and not _depth_within(value, max_depth)
-    if deep or ("\\u" in text and _lone_surrogate_escape(text)):
-        check(value, max_depth=max_depth, what=what, int_bits=None)  # finds where, and raises
+    deep = text.count("[") + text.count("{") > max_depth and not within_depth(value, max_depth)
+    unstorable = "\\u" in text and ("\\u0000" in text or _lone_surrogate_escape(text))
+    if deep or unstorable:
+        check(value, max_depth=max_depth, what=what)  # finds where, and raises
     return value
 
 
-def _depth_within(value: Any, max_depth: int) -> bool:
+def within_depth(value: Any, max_depth: int) -> bool:
+    """Whether ``value``'s objects and arrays nest at most ``max_depth`` levels (iteratively:
+    safe for values nested too deep for recursion)."""
     if type(value) is not dict and type(value) is not list:
         return True
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -167,21 +170,18 @@ def _lone_surrogate_escape(text: str) -> bool:
     return expect_low_at != -1
 
 
-def check(
-    value: Any, *, max_depth: int = MAX_DEPTH, what: str = "the value", int_bits: int | None = 64
-) -> None:
+def check(value: Any, *, max_depth: int = MAX_DEPTH, what: str = "the value") -> None:
     """Check a decoded value against the same rules as ``loads``.
 
     Args:
         value: A JSON-shaped value (dicts, lists, strings, numbers, booleans, None).
         max_depth: How deep objects and arrays may nest.
         what: How messages name the value.
-        int_bits: Integers must fit this many bits (signed); ``None``: any size.
 
     Raises:
         JSONInputError: The first problem found, naming where it is (``$.entry[0].text``).
     """
-    problem = _first_problem(value, max_depth, int_bits)
+    problem = _first_problem(value, max_depth)
     if problem is None:
         return
     code, path, reason = problem
@@ -190,10 +190,7 @@ def check(
     raise JSONInputError(msg, code=code, details={"path": where, "max_depth": max_depth})
 
 
-def _first_problem(
-    value: Any, max_depth: int, int_bits: int | None
-) -> tuple[str, tuple[str | int, ...], str] | None:
-    limit = 2 ** (int_bits - 1) if int_bits else None
+def _first_problem(value: Any, max_depth: int) -> tuple[str, tuple[str | int, ...], str] | None:
     # iterative: the values checked here are the ones too deep for recursion
     stack: list[tuple[Any, int, tuple[str | int, ...]]] = [(value, 0, ())]
     while stack:
@@ -203,53 +200,45 @@ def _first_problem(
                 return "json_too_deep", path, f"nests deeper than {max_depth} levels"
             pairs = item.items() if isinstance(item, dict) else enumerate(item)
             for key, child in pairs:
-                if isinstance(key, str) and _has_lone_surrogate(key):
-                    return "invalid_unicode", (*path, key), _SURROGATE_REASON
-                if isinstance(child, dict | list):
-                    stack.append((child, depth + 1, (*path, key)))
-                else:
-                    found = _scalar_problem(child, limit)
-                    if found is not None:
-                        return found[0], (*path, key), found[1]
+                found = _text_problem(key) if isinstance(key, str) else None
+                if found is None:
+                    if isinstance(child, dict | list):
+                        stack.append((child, depth + 1, (*path, key)))
+                        continue
+                    found = _scalar_problem(child)
+                if found is not None:
+                    return found[0], (*path, key), found[1]
         else:
-            found = _scalar_problem(item, limit)
+            found = _scalar_problem(item)
             if found is not None:
                 return found[0], path, found[1]
     return None
 
 
-_SURROGATE_REASON = (
-    "holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape); text must be valid "
-    "Unicode (escaped pairs such as \\ud83d\\ude00 are fine)"
-)
-
-
-def _scalar_problem(item: Any, limit: int | None) -> tuple[str, str] | None:
+def _scalar_problem(item: Any) -> tuple[str, str] | None:
     if isinstance(item, str):
-        if _has_lone_surrogate(item):
-            return "invalid_unicode", _SURROGATE_REASON
-    elif isinstance(item, bool) or item is None:
-        return None
-    elif isinstance(item, int):
-        if limit is not None and not -limit <= item < limit:
-            return (
-                "invalid_number",
-                f"holds the integer {str(item)[:40]}, outside the 64-bit range the engine's "
-                "JSON carries; send large numbers as strings",
-            )
-    elif isinstance(item, float) and not math.isfinite(item):
+        return _text_problem(item)
+    if isinstance(item, float) and not math.isfinite(item):
         return "invalid_number", f"holds {item}, which is not a JSON number"
     return None
 
 
-def _has_lone_surrogate(text: str) -> bool:
-    if text.isascii():
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+def _text_problem(text: str) -> tuple[str, str] | None:
+    if "\x00" in text:
+        return (
+            "invalid_unicode",
+            "holds a NUL character (\\u0000), which text stored in PostgreSQL cannot contain",
+        )
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return (
+                "invalid_unicode",
+                "holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape); text "
+                "must be valid Unicode (escaped pairs such as \\ud83d\\ude00 are fine)",
+            )
+    return None
 
 
 def json_path(path: tuple[str | int, ...]) -> str:
@@ -269,9 +258,26 @@ def json_path(path: tuple[str | int, ...]) -> str:
     return text
 
 
-def without_lone_surrogates(text: str) -> str:
-    """``text`` with every lone surrogate replaced by U+FFFD (pairs are joined into their
-    character), so it can be encoded as UTF-8 and stored in PostgreSQL."""
+def storable(value: Any) -> Any:
+    """A copy of ``value`` with every NUL and lone surrogate in its strings and keys replaced
+    by U+FFFD (surrogate pairs are joined into their character), so PostgreSQL can store it.
+    For records of what a run saw, not for data; recursive, so only for values within the
+    engine's depth limit.
+    """
+    if isinstance(value, str):
+        return _storable_text(value)
+    if isinstance(value, dict):
+        return {
+            _storable_text(k) if isinstance(k, str) else k: storable(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value
+
+
+def _storable_text(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
     if text.isascii():
         return text
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

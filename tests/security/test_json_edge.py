@@ -38,24 +38,27 @@ NESTED_ARRAYS = b"[" * DEPTH + b"]" * DEPTH
 NESTED_OBJECTS = b'{"a":' * DEPTH + b"1" + b"}" * DEPTH
 
 
-def _with_lone_surrogate(valid: dict[str, Any], text_field: Callable[[Any], None]) -> bytes:
-    """``valid`` serialised with a lone ``\\ud800`` escape in one of its text fields."""
+def _with_text(valid: dict[str, Any], text_field: Callable[[Any], None]) -> bytes:
+    """``valid`` after ``text_field`` put the hostile text in it, serialised as JSON (the text
+    becomes a ``\\ud800`` or ``\\u0000`` escape)."""
     text_field(valid)
     return json.dumps(valid, ensure_ascii=True).encode()
 
 
-def _instagram_comment_with_lone_surrogate() -> bytes:
-    body = encode_body(build_comment("MARKER"))
-    assert body.count(b"MARKER") == 1
-    return body.replace(b"MARKER", b"price \\ud800")
-
-
-EVIL: dict[str, tuple[bytes | None, str]] = {
+#: what each case is: a whole body, or a text put into one field of an otherwise valid body
+EVIL: dict[str, tuple[bytes | str, str]] = {
     "100k nested arrays": (NESTED_ARRAYS, "json_too_deep"),
     "100k nested objects": (NESTED_OBJECTS, "json_too_deep"),
-    # the body is filled in per route: a valid request but for one lone surrogate
-    "lone surrogate": (None, "invalid_unicode"),
+    "lone surrogate": ("\ud800", "invalid_unicode"),
+    # valid JSON and valid Unicode, but PostgreSQL (the app's, and Prefect's) cannot store it
+    "NUL character": ("a\x00b", "invalid_unicode"),
 }
+
+
+def _instagram_comment_with(text: str) -> bytes:
+    body = encode_body(build_comment("MARKER"))
+    assert body.count(b"MARKER") == 1
+    return body.replace(b"MARKER", json.dumps(f"price {text}")[1:-1].encode())
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +102,7 @@ async def test_instagram_routes_refuse_hostile_json_with_a_valid_signature(
     flow_id = await _publish(http, team, comment_graph())
     before = await _count(db, WebhookEvent)
     for case, (evil, code) in EVIL.items():
-        body = evil if evil is not None else _instagram_comment_with_lone_surrogate()
+        body = evil if isinstance(evil, bytes) else _instagram_comment_with(evil)
         headers = {
             "Content-Type": "application/json",
             "X-Hub-Signature-256": sign_sha256(SECRET, body),
@@ -144,11 +147,14 @@ async def test_the_generic_webhook_refuses_hostile_json(
         "NaN": (b'{"n": NaN}', "invalid_number"),
         "-Infinity": (b'{"n": -Infinity}', "invalid_number"),
         "a float overflowing to infinity": (b'{"n": 1e400}', "invalid_number"),
+        "UTF-8-encoded surrogate bytes": (b'{"n": "\xed\xa0\x80"}', "invalid_unicode"),
     }
     before = await _count(db, WebhookEvent)
     for case, (evil, code) in cases.items():
-        body = evil or _with_lone_surrogate(
-            {"order": {"note": ""}}, lambda v: v["order"].update(note="\ud800")
+        body = (
+            evil
+            if isinstance(evil, bytes)
+            else _with_text({"order": {"note": ""}}, lambda v, t=evil: v["order"].update(note=t))
         )
         answer = await http.post(f"/hooks/{flow_id}", content=body, headers=headers_for(body))
         _assert_refused(answer, code, case)
@@ -170,73 +176,55 @@ async def test_api_routes_refuse_hostile_json(
 ) -> None:
     http, team = edge
     flow_id = await _publish(http, team, hook_graph())
+    tables = (Flow, Workspace, Credential, User, WebhookEvent)
+    before = [await _count(db, table) for table in tables]
     for case, (evil, code) in EVIL.items():
-        await _api_refuses(http, team, db, flow_id, case, evil, code)
+        for method, url, body in _api_requests(team, flow_id, evil):
+            headers = {"Content-Type": "application/json"}
+            if not url.startswith("/api/auth/"):
+                headers.update(team.editor.headers)
+            answer = await http.request(method, url, content=body, headers=headers)
+            _assert_refused(answer, code, f"{method} {url} {case}")
+    assert [await _count(db, table) for table in tables] == before
+    graph = await http.get(
+        f"/api/workspaces/{team.workspace_id}/flows/{flow_id}", headers=team.editor.headers
+    )
+    assert graph.status_code == 200 and "hostile" not in graph.text
 
 
-async def _api_refuses(
-    http: httpx.AsyncClient,
-    team: Team,
-    db: Database,
-    flow_id: str,
-    case: str,
-    evil: bytes | None,
-    code: str,
-) -> None:
+def _api_requests(team: Team, flow_id: str, evil: bytes | str) -> list[tuple[str, str, bytes]]:
+    """A flow, a graph, a credential, a workspace and a sign-up (a fastapi-users route), each
+    valid but for the hostile body or text."""
     base = f"/api/workspaces/{team.workspace_id}"
-    lone = "\ud800"
-    requests: list[tuple[str, str, bytes]] = [
+
+    def body(valid: dict[str, Any], put: Callable[[Any, str], None]) -> bytes:
+        return evil if isinstance(evil, bytes) else _with_text(valid, lambda v: put(v, evil))
+
+    def hostile_config(v: Any, t: str) -> None:
+        v["graph"]["nodes"][1]["config"]["values"].update(hostile=t)
+
+    return [
         (
             "POST",
             f"{base}/flows",
-            evil
-            or _with_lone_surrogate(
-                {"name": "x", "graph": hook_graph()}, lambda v: v.update(name=lone)
-            ),
+            body({"name": "x", "graph": hook_graph()}, lambda v, t: v.update(name=t)),
         ),
-        (
-            "PATCH",
-            f"{base}/flows/{flow_id}",
-            evil
-            or _with_lone_surrogate(
-                {"graph": _graph_with("x")},
-                lambda v: v["graph"]["nodes"][1]["config"]["values"].update(hostile=lone),
-            ),
-        ),
+        ("PATCH", f"{base}/flows/{flow_id}", body({"graph": _graph_with("x")}, hostile_config)),
         (
             "POST",
             f"{base}/credentials",
-            evil
-            or _with_lone_surrogate(
+            body(
                 {"name": "k", "kind": "openai", "secret": {"api_key": "sk-x"}},
-                lambda v: v["secret"].update(api_key=f"sk-{lone}"),
+                lambda v, t: v["secret"].update(api_key=f"sk-{t}"),
             ),
         ),
+        ("POST", "/api/workspaces", body({"name": "w"}, lambda v, t: v.update(name=t))),
         (
             "POST",
-            "/api/workspaces",
-            evil or _with_lone_surrogate({"name": "w"}, lambda v: v.update(name=lone)),
+            "/api/auth/register",
+            body(
+                {"email": "hostile@example.com", "password": "correct horse battery"},
+                lambda v, t: v.update(password=f"correct horse {t} battery"),
+            ),
         ),
     ]
-    tables = (Flow, Workspace, Credential, User, WebhookEvent)
-    before = [await _count(db, table) for table in tables]
-    for method, url, body in requests:
-        answer = await http.request(
-            method,
-            url,
-            content=body,
-            headers={**team.editor.headers, "Content-Type": "application/json"},
-        )
-        _assert_refused(answer, code, f"{method} {url} {case}")
-    # sign-up is a fastapi-users route: the same edge applies
-    signup = evil or _with_lone_surrogate(
-        {"email": "lone@example.com", "password": "correct horse battery"},
-        lambda v: v.update(password=f"pw{lone}pw-long-enough"),
-    )
-    answer = await http.post(
-        "/api/auth/register", content=signup, headers={"Content-Type": "application/json"}
-    )
-    _assert_refused(answer, code, f"register {case}")
-    assert [await _count(db, table) for table in tables] == before
-    graph = await http.get(f"{base}/flows/{flow_id}", headers=team.editor.headers)
-    assert graph.status_code == 200 and "hostile" not in graph.text

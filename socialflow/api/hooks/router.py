@@ -189,7 +189,7 @@ def _parse(request: Request, body: bytes) -> Any:
 _HOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {
         "description": "Not JSON or a form (malformed_body), JSON nested deeper than 64 levels "
-        "(json_too_deep), a lone surrogate or not UTF-8 (invalid_unicode), NaN or an "
+        "(json_too_deep), a lone surrogate, a NUL or not UTF-8 (invalid_unicode), NaN or an "
         "overflowing number (invalid_number), or a signed call's Idempotency-Key with other "
         "characters than letters, digits, - _ : (invalid_idempotency_key). Nothing is stored."
     },

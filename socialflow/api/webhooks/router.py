@@ -82,7 +82,7 @@ _HANDSHAKE_PARAMS: dict[str, object] = {
 _POST_RESPONSES: dict[int | str, dict[str, object]] = {
     400: {
         "description": "The body is not a webhook: not JSON (malformed_body), nested deeper "
-        "than 64 levels (json_too_deep), a lone surrogate or not UTF-8 (invalid_unicode), "
+        "than 64 levels (json_too_deep), a lone surrogate, a NUL or not UTF-8 (invalid_unicode), "
         "NaN or an overflowing number (invalid_number). Nothing is stored."
     },
     401: {"description": "Missing or wrong X-Hub-Signature-256; nothing stored."},
