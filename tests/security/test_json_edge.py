@@ -159,6 +159,14 @@ async def test_the_generic_webhook_refuses_hostile_json(
         answer = await http.post(f"/hooks/{flow_id}", content=body, headers=headers_for(body))
         _assert_refused(answer, code, case)
     assert await _count(db, WebhookEvent) == before
+    form = b"note=a%00b"
+    nul_form = await http.post(
+        f"/hooks/{flow_id}",
+        content=form,
+        headers={**headers_for(form), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    _assert_refused(nul_form, "invalid_unicode", "a NUL in a form body")
+    assert await _count(db, WebhookEvent) == before
     fine = json.dumps({"order": {"note": "ok \U0001f600"}}, ensure_ascii=True).encode()
     accepted = await http.post(f"/hooks/{flow_id}", content=fine, headers=headers_for(fine))
     assert accepted.status_code == 202, accepted.text

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.api.auth.users import get_session
 from socialflow.api.deps import EditorMember
+from socialflow.api.errors import ErrorBody
 from socialflow.api.hooks import signing
 from socialflow.core import safejson
 from socialflow.core.errors import NotFoundError, UserError
@@ -173,10 +174,12 @@ def _parse(request: Request, body: bytes) -> Any:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("application/x-www-form-urlencoded",):
         try:
-            return dict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body)))
+            form = dict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body)))
         except (UnicodeDecodeError, ValueError) as exc:
             msg = f"the form body is malformed: {exc}"
             raise UserError(msg, code="malformed_body") from exc
+        safejson.check(form, what="the form body")  # %00 decodes to a NUL PostgreSQL refuses
+        return form
     if content_type in ("application/json", "") or content_type.endswith("+json"):
         if not body:
             return None
@@ -188,10 +191,11 @@ def _parse(request: Request, body: bytes) -> Any:
 
 _HOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {
+        "model": ErrorBody,
         "description": "Not JSON or a form (malformed_body), JSON nested deeper than 64 levels "
         "(json_too_deep), a lone surrogate, a NUL or not UTF-8 (invalid_unicode), NaN or an "
         "overflowing number (invalid_number), or a signed call's Idempotency-Key with other "
-        "characters than letters, digits, - _ : (invalid_idempotency_key). Nothing is stored."
+        "characters than letters, digits, - _ : (invalid_idempotency_key). Nothing is stored.",
     },
     401: {
         "description": "Missing or wrong secret or signature (webhook_unauthorized), or a "
