@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import sys
@@ -22,6 +20,8 @@ from collections import Counter
 from typing import Any
 
 import httpx
+
+from socialflow.api.hooks import signing
 
 
 def _body(tag: str, n: int) -> bytes:
@@ -62,8 +62,8 @@ class Sender:
         body = _body(self.tag, n)
         headers = {"content-type": "application/json"}
         if self.auth == "hmac":
-            digest = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
-            headers["x-socialflow-signature"] = f"sha256={digest}"
+            # timestamp, delivery key and body under one HMAC, as the route requires
+            headers.update(signing.sign(self.secret, body))  # a new delivery key each
         else:
             headers["x-socialflow-secret"] = self.secret
         client = await self.free.get()

@@ -13,7 +13,8 @@ N API processes are N uvicorn processes on N ports with the load spread round-ro
 
 Each variant gets a published webhook flow (tests/fixtures/flows.py FOUR_NODES). No worker
 runs: events stay pending. Requests are signed: ``X-Socialflow-Signature: sha256=<HMAC-SHA256 of
-the body>`` computed per request by the client and checked by the API (``--auth hmac``, the
+"{timestamp}.{key}.{body}">`` with a timestamp and a new delivery key per request, computed by
+the client and checked by the API (``--auth hmac``, the
 default); ``--auth header`` sends the trigger's shared secret in ``X-Socialflow-Secret``
 instead. The bare baseline checks the shared-secret header in either mode, so its clients send
 that header. Load: ``--clients`` processes (bench/_load.py) with
@@ -423,7 +424,7 @@ def _print(results: list[Result], args: argparse.Namespace, load: str) -> None:
 
 
 _AUTH = {
-    "hmac": "X-Socialflow-Signature HMAC-SHA256 of each body",
+    "hmac": "X-Socialflow-Signature HMAC-SHA256 of each timestamp, key and body",
     "header": "X-Socialflow-Secret shared-secret header",
 }
 

@@ -26,6 +26,7 @@ from socialflow.api.flows.runs import router as runs_router
 from socialflow.api.hooks.router import router as hooks_router
 from socialflow.api.instagram.router import callback_router as instagram_callback_router
 from socialflow.api.instagram.router import router as instagram_router
+from socialflow.api.json_guard import JSONGuardMiddleware
 from socialflow.api.knowledge.documents import MULTIPART_ALLOWANCE
 from socialflow.api.knowledge.router import UPLOAD_PATH
 from socialflow.api.knowledge.router import router as knowledge_router
@@ -134,6 +135,13 @@ def create_app(
     app.include_router(hooks_router)
     app.include_router(instagram_webhooks_router)
     mount_webapp(app)  # last: the fallback for GETs no route answers
+    # innermost: runs after the size and CSRF checks, and its refusals get CORS headers too;
+    # the webhooks authenticate their raw body first and then decode it with the same rules
+    app.add_middleware(
+        JSONGuardMiddleware,
+        max_body_bytes=settings.api.max_body_bytes,
+        exempt=("/hooks/", "/webhooks/instagram"),
+    )
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -470,6 +470,18 @@ class KnowledgeSettings(BaseModel):
     max_upload_bytes: int = Field(
         default=25_000_000, ge=1024, description="Largest document accepted by an upload."
     )
+    max_unpacked_bytes: int = Field(
+        default=50_000_000,
+        ge=1024,
+        description="Most a document packed as an archive (DOCX) may unpack to, all its "
+        "parts together; larger ones fail ingestion unread.",
+    )
+    max_unpack_ratio: int = Field(
+        default=100,
+        ge=10,
+        description="Most any part over 1 MB of an archive document may expand (unpacked size "
+        "over packed size); text compresses about 5-20 times, archive bombs thousands.",
+    )
     chunk_size: int = Field(
         default=1000, ge=100, le=8000, description="Target characters per chunk."
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from socialflow.core import safejson
 from socialflow.core.logging import get_logger
 from socialflow.instagram._events import (
     Attachment,
@@ -52,7 +53,17 @@ _MESSAGE_FIELDS = frozenset(
 
 
 class MalformedWebhookError(ValueError):
-    """The body is not JSON, or not shaped like any Meta webhook."""
+    """The body is not JSON, or not shaped like any Meta webhook.
+
+    Args:
+        message: What is wrong.
+        code: A stable snake_case code: ``malformed_body``, or the ``core.safejson`` code
+            (``json_too_deep``, ``invalid_unicode``, ``invalid_number``).
+    """
+
+    def __init__(self, message: str, *, code: str = "malformed_body") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -82,13 +93,13 @@ def parse_body(body: bytes, *, key_scope: str = "") -> list[ParsedEvent]:
         key_scope: Added to every dedupe key (the flow id for per-flow endpoints).
 
     Raises:
-        MalformedWebhookError: Not UTF-8 JSON, or JSON of no webhook shape.
+        MalformedWebhookError: Not UTF-8 JSON, JSON that ``core.safejson`` refuses (too deep,
+            lone surrogates, NaN), or JSON of no webhook shape.
     """
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        msg = f"the webhook body is not valid JSON: {exc}"
-        raise MalformedWebhookError(msg) from exc
+        payload = safejson.loads(body, what="the webhook body")
+    except safejson.JSONInputError as exc:
+        raise MalformedWebhookError(exc.message, code=exc.code) from exc
     return parse_payload(payload, key_scope=key_scope)
 
 
@@ -150,10 +161,14 @@ def _time(value: Any) -> datetime | None:
     if isinstance(value, bool) or value is None:
         return None
     number: float | None = None
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str) and value.strip().isdigit():
-        number = float(value.strip())
+    try:
+        # an integer too large for a float (a signed body can say anything) is no timestamp
+        if isinstance(value, int | float):
+            number = float(value)
+        elif isinstance(value, str) and value.strip().isdigit():
+            number = float(value.strip())
+    except OverflowError:
+        return None
     if number is not None:
         if number > 1e11:  # milliseconds (messaging) rather than seconds (changes)
             number /= 1000

@@ -26,7 +26,7 @@ from socialflow.core.logging import get_logger
 from socialflow.core.settings import Settings, get_settings
 from socialflow.knowledge._embeddings import get_embeddings
 from socialflow.knowledge._models import Document, DocumentStatus, KnowledgeBase
-from socialflow.knowledge._parse import DocumentKind, parse, sniff
+from socialflow.knowledge._parse import ArchiveLimits, DocumentKind, parse, sniff
 from socialflow.knowledge._split import Chunk, split_markdown
 from socialflow.knowledge._storage import ObjectStorage
 from socialflow.knowledge._store import KnowledgeStore, open_store
@@ -165,7 +165,9 @@ async def _load(url: str) -> bytes:
 @task(name="parse document", cache_policy=NO_CACHE)
 async def _parse(filename: str, data: bytes) -> str:
     kind: DocumentKind = sniff(filename, data[:1024])[0]
-    return await asyncio.to_thread(parse, data, kind)
+    ks = get_ingest_context().settings.knowledge
+    limits = ArchiveLimits(max_unpacked_bytes=ks.max_unpacked_bytes, max_ratio=ks.max_unpack_ratio)
+    return await asyncio.to_thread(parse, data, kind, limits=limits)
 
 
 @task(name="split document", cache_policy=NO_CACHE)

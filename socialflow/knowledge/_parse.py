@@ -4,6 +4,12 @@
 the ZIP structure for DOCX, UTF-8 text for the rest). ``parse`` runs at ingestion and returns
 Markdown-flavoured text: headings of DOCX and HTML become ``#`` lines so the splitter can cut
 at them; CSV rows become ``header: value`` lines.
+
+Archive formats (``ARCHIVE_KINDS``: DOCX today; XLSX, PPTX or EPUB would join them) pass
+``unpack_archive`` before their parser sees them: every part's unpacked size and compression
+ratio are checked from the ZIP directory, each part is inflated in small steps that stop at
+the size it declares, and the parser gets the parts repacked uncompressed. A 120 KB DOCX that
+unpacks to 40 MB (or a directory that lies about sizes) never reaches memory.
 """
 
 from __future__ import annotations
@@ -20,14 +26,21 @@ from socialflow.core.errors import UserError
 
 __all__ = [
     "ALLOWED_EXTENSIONS",
+    "ARCHIVE_KINDS",
+    "ArchiveLimits",
+    "ArchiveRefusedError",
     "DocumentKind",
     "DocumentParseError",
     "UnsupportedDocumentError",
     "parse",
     "sniff",
+    "unpack_archive",
 ]
 
 _SNIFF_BYTES = 1024
+#: parts at most this large may compress any amount (styles, settings: a few KB of XML)
+_RATIO_FLOOR = 1_000_000
+_INFLATE_STEP = 64 * 1024
 
 
 class DocumentKind(StrEnum):
@@ -74,6 +87,26 @@ class DocumentParseError(UserError):
     """A document of an allowed type that its parser could not read."""
 
     code = "document_parse_failed"
+
+
+class ArchiveRefusedError(DocumentParseError):
+    """An archive document that would unpack to more than the limits allow (a ZIP bomb)."""
+
+    code = "archive_too_large"
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """How far an archive document may unpack (``knowledge.max_unpacked_bytes`` and
+    ``knowledge.max_unpack_ratio``), and how many parts it may hold."""
+
+    max_unpacked_bytes: int = 50_000_000
+    max_ratio: int = 100
+    max_members: int = 5_000
+
+
+#: the kinds whose files are ZIP packages: each passes ``unpack_archive`` before its parser
+ARCHIVE_KINDS = frozenset({DocumentKind.DOCX})
 
 
 def _refuse(filename: str, title: str, reason: str, *, code: str) -> UnsupportedDocumentError:
@@ -142,20 +175,24 @@ def _check_text(filename: str, spec: _Type, head: bytes) -> None:
         raise _refuse(filename, spec.title, "it has no HTML markup", code="not_html")
 
 
-def parse(data: bytes, kind: DocumentKind) -> str:
+def parse(data: bytes, kind: DocumentKind, *, limits: ArchiveLimits | None = None) -> str:
     """Extract a document's text.
 
     Args:
         data: The whole file.
         kind: Its kind, as ``sniff`` found it.
+        limits: How far an archive document may unpack; the defaults when omitted.
 
     Returns:
         The text, Markdown-flavoured (headings as ``#`` lines where the format has them).
 
     Raises:
+        ArchiveRefusedError: An archive document unpacks beyond ``limits``.
         DocumentParseError: The parser failed; the message carries its reason.
     """
     try:
+        if kind in ARCHIVE_KINDS:
+            data = unpack_archive(data, limits or ArchiveLimits(), kind=kind)
         if kind is DocumentKind.PDF:
             return _pdf(data)
         if kind is DocumentKind.DOCX:
@@ -171,6 +208,71 @@ def parse(data: bytes, kind: DocumentKind) -> str:
     except Exception as exc:  # each parser has its own exception types; report the reason
         msg = f"could not read the {kind.value} document: {type(exc).__name__}: {exc}"
         raise DocumentParseError(msg, details={"kind": kind.value}) from exc
+
+
+def unpack_archive(data: bytes, limits: ArchiveLimits, *, kind: DocumentKind) -> bytes:
+    """Check a ZIP-based document against ``limits`` and return it repacked, uncompressed.
+
+    The ZIP directory is checked first (part count, each part's declared size and ratio, the
+    total), so a bomb is refused before anything is inflated. Each part is then inflated in
+    64 KB steps that stop at its declared size (a part whose directory entry lies fails its
+    checksum instead of filling memory), and the parts are stored again without compression,
+    so the format's parser reads exactly the bytes counted here.
+
+    Raises:
+        ArchiveRefusedError: Too many parts, a part or the total too large, or a part that
+            expands more than ``limits.max_ratio`` times.
+        DocumentParseError: Not a readable ZIP package.
+    """
+    what = f"the {kind.value} document"
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as package:
+            infos = package.infolist()
+            _check_directory(infos, limits, what)
+            parts = [(info, _inflate(package, info)) for info in infos if not info.is_dir()]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+        msg = f"could not read {what}: its ZIP package is damaged: {exc}"
+        raise DocumentParseError(msg, details={"kind": kind.value}) from exc
+    repacked = io.BytesIO()
+    with zipfile.ZipFile(repacked, "w", compression=zipfile.ZIP_STORED) as out:
+        for info, content in parts:
+            out.writestr(info.filename, content)
+    return repacked.getvalue()
+
+
+def _check_directory(infos: list[zipfile.ZipInfo], limits: ArchiveLimits, what: str) -> None:
+    allowed = (
+        f"documents may unpack to {limits.max_unpacked_bytes:,} bytes in all "
+        f"(knowledge.max_unpacked_bytes), each part over {_RATIO_FLOOR:,} bytes expanding at "
+        f"most {limits.max_ratio}x (knowledge.max_unpack_ratio)"
+    )
+    if len(infos) > limits.max_members:
+        msg = f"{what} holds {len(infos):,} parts, more than {limits.max_members:,}"
+        raise ArchiveRefusedError(msg, details={"parts": len(infos)})
+    total = 0
+    for info in infos:
+        total += info.file_size
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > _RATIO_FLOOR and ratio > limits.max_ratio:
+            msg = (
+                f"{what} would unpack {info.filename} from {info.compress_size:,} to "
+                f"{info.file_size:,} bytes ({ratio:,.0f}x): refused unread as an archive "
+                f"bomb; {allowed}"
+            )
+            raise ArchiveRefusedError(msg, details={"part": info.filename, "ratio": ratio})
+        if total > limits.max_unpacked_bytes:
+            msg = f"{what} would unpack to more than {total:,} bytes: refused unread; {allowed}"
+            raise ArchiveRefusedError(msg, details={"unpacked_bytes": total})
+
+
+def _inflate(package: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    # small reads: ZipFile.read() inflates a whole part in one call, however large the
+    # stream is beyond the size its directory entry declares
+    chunks: list[bytes] = []
+    with package.open(info) as stream:
+        while chunk := stream.read(_INFLATE_STEP):
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _utf8(data: bytes) -> str:

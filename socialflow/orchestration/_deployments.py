@@ -23,7 +23,7 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.utilities.callables import parameter_schema
 
-from socialflow.orchestration._runner import execute_graph, flow_for
+from socialflow.orchestration._runner import execute_graph, flow_for, prefect_name
 
 __all__ = [
     "ENTRYPOINT",
@@ -57,8 +57,9 @@ def _schedule(config: dict[str, Any]) -> CronSchedule | IntervalSchedule:
 
 
 def deployment_name(flow_name: str, flow_id: uuid.UUID) -> str:
-    """The deployment's name: the flow's, made unique by the start of its id."""
-    return f"{flow_name} [{str(flow_id)[:8]}]"
+    """The deployment's name: the flow's in a form Prefect accepts (``prefect_name``: the
+    characters Prefect refuses become look-alikes), made unique by the start of the flow's id."""
+    return f"{prefect_name(flow_name)} [{str(flow_id)[:8]}]"
 
 
 async def upsert_deployment(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from socialflow.core import safejson
 from socialflow.core.db import Database, rows_touched, utcnow
 from socialflow.core.errors import UserError
 from socialflow.core.logging import get_logger
@@ -30,10 +31,12 @@ if TYPE_CHECKING:
     from socialflow.knowledge import Usage
 
 __all__ = [
+    "MAX_VALUE_DEPTH",
     "ExecutionRecorder",
     "NodeRunRecord",
     "cap_json",
     "prune_executions",
+    "readable_json",
     "reported_usage",
 ]
 
@@ -50,28 +53,70 @@ _USAGE_COLUMNS = {
 }
 
 
+#: how deep a recorded or run payload may nest: twice what the edge accepts (routes wrap a
+#: body in a few levels of their own), well below the ~255 where pydantic and orjson stop
+MAX_VALUE_DEPTH = 2 * safejson.MAX_DEPTH
+
+
 def cap_json(value: Any, limit: int) -> tuple[Any, bool]:
-    """``value`` made JSON-safe, replaced by a truncated preview when larger than ``limit``.
+    """``value`` made JSON-safe and storable, replaced by a truncated preview when larger than
+    ``limit`` or nested deeper than ``MAX_VALUE_DEPTH`` (which pydantic could not send back).
 
     The preview of a node output keeps the node's model usage under ``usage``: the run's
-    token and cost totals are summed from recorded outputs, so they survive the cap.
+    token and cost totals are summed from recorded outputs, so they survive the cap. NUL
+    characters and lone surrogates (which PostgreSQL refuses) are replaced by U+FFFD: a record
+    that cannot be written would stop the run's recording. Never raises.
 
     Returns:
         The value to store, and whether it was truncated.
     """
-    text = json.dumps(value, default=str, ensure_ascii=False)
-    if len(text) <= limit:
-        return json.loads(text) if _needs_roundtrip(value) else value, False
+    try:
+        text = json.dumps(value, default=str, ensure_ascii=False)
+    except (RecursionError, ValueError) as exc:  # far too deep, or a circular reference
+        return _preview(value, f"cannot be written as JSON: {type(exc).__name__}", "", limit), True
+    if len(text) > limit:
+        return _preview(value, f"larger than {limit} characters", text, limit), True
+    if text.count("[") + text.count("{") > MAX_VALUE_DEPTH and not safejson.within_depth(
+        value, MAX_VALUE_DEPTH
+    ):
+        return _preview(value, f"nests deeper than {MAX_VALUE_DEPTH} levels", text, limit), True
+    if not _needs_roundtrip(value):
+        return safejson.storable(value), False
+    decoded = json.loads(text)
+    if "\\u0000" in text or not _encodes(text):
+        decoded = safejson.storable(decoded)
+    return decoded, False
+
+
+def readable_json(value: Any) -> Any:
+    """``value`` as the API may send it: itself, or a preview when it is too deep to send or
+    holds text that cannot be encoded (rows recorded before values were capped)."""
+    capped, _ = cap_json(value, 1 << 62)
+    return capped
+
+
+def _encodes(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _preview(value: Any, reason: str, text: str, limit: int) -> dict[str, Any]:
     preview: dict[str, Any] = {
         "truncated": True,
+        "reason": reason,
         "size": len(text),
         "limit": limit,
-        "preview": text[: limit // 2],
+        "preview": safejson.storable(text[: min(limit // 2, 100_000)]),
     }
     usage = reported_usage(value)
     if usage is not None:
         preview["usage"] = usage.model_dump()
-    return preview, True
+    return preview
 
 
 def reported_usage(output: Any) -> Usage | None:

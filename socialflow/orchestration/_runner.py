@@ -10,7 +10,6 @@ tens of milliseconds per node.
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from collections.abc import Coroutine
 from functools import lru_cache
@@ -49,7 +48,14 @@ from socialflow.orchestration._recorder import (
 )
 from socialflow.orchestration._runtime import EngineRuntime, get_runtime
 
-__all__ = ["RunMeta", "attempt_run_name", "execute_graph", "flow_for", "start_graph_run"]
+__all__ = [
+    "RunMeta",
+    "attempt_run_name",
+    "execute_graph",
+    "flow_for",
+    "prefect_name",
+    "start_graph_run",
+]
 
 _log = get_logger(__name__)
 #: what a cancelled run and its unfinished nodes are recorded with
@@ -465,13 +471,25 @@ def _live_listeners(
     return (publisher.node,), (publisher.execution,)
 
 
-_UNSAFE_NAME = re.compile(r"[/%&<>]")
+# Prefect refuses these in flow and deployment names (prefect.types.names.BANNED_CHARACTERS);
+# each becomes the Unicode character that looks like it, so Prefect's UI reads as typed
+_LOOKALIKES = str.maketrans(
+    {"/": "\u2215", "%": "\uff05", "&": "\uff06", "<": "\u2039", ">": "\u203a"}
+)
+
+
+def prefect_name(name: str) -> str:
+    """``name`` in a form Prefect accepts for flows and deployments: its banned characters
+    (``/ % & < >``) replaced by look-alikes (U+2215 division slash, U+FF05 fullwidth percent,
+    U+FF06 fullwidth ampersand, U+2039 and U+203A angle quotes), at most 200 characters. The
+    app keeps and shows the name as typed."""
+    return name.translate(_LOOKALIKES)[:200] or "flow"
 
 
 @lru_cache(maxsize=1024)
 def flow_for(flow_name: str) -> Flow[..., Coroutine[Any, Any, Any]]:
     """The Prefect flow that runs graphs under a user flow's name, so the UI groups its runs."""
-    return execute_graph.with_options(name=_UNSAFE_NAME.sub("-", flow_name)[:200])
+    return execute_graph.with_options(name=prefect_name(flow_name))
 
 
 async def start_graph_run(

@@ -41,6 +41,7 @@ from socialflow.orchestration._runner import (
     start_graph_run,
 )
 from socialflow.orchestration._runtime import EngineRuntime
+from socialflow.orchestration._startable import check_trigger, is_passing, start_failure
 from socialflow.orchestration._wakeup import Wakeup
 
 __all__ = ["Claim", "Worker"]
@@ -234,7 +235,8 @@ class Worker:
             if not await self._stopped_on_purpose(claim.execution_id):
                 raise
         except Exception:
-            # the lease lapses and another claim retries the execution
+            # a passing failure (_run fails the lasting ones): the lease lapses and another
+            # claim retries the execution
             _log.exception("execution could not be started", execution_id=str(claim.execution_id))
         finally:
             self._inflight.pop(claim.execution_id, None)
@@ -304,7 +306,18 @@ class Worker:
         if graph is None:
             await self._fail(claim.execution_id, "the flow version's graph is missing")
             return
-        await start_graph_run(graph, trigger, meta)
+        try:
+            check_trigger(trigger)
+            await start_graph_run(graph, trigger, meta)
+        except Exception as exc:
+            if is_passing(exc):
+                raise  # the lease lapses and a later claim tries again
+            # the next attempt would fail the same way: fail once, with the reason
+            error = start_failure(exc)
+            _log.warning("execution cannot start", execution_id=str(row.id), error=error)
+            await self._fail(claim.execution_id, error, attempt=claim.attempt)
+            await _crash_attempts(claim.execution_id, claim.attempt, None, reason=error)
+            return
         self.completed += 1
 
     async def _run_isolated(self, claim: Claim) -> None:
@@ -473,11 +486,15 @@ class Worker:
             except Exception as exc:
                 _log.warning("checking Prefect for cancelled runs failed", error=repr(exc))
 
-    async def _fail(self, execution_id: uuid.UUID, message: str) -> None:
+    async def _fail(
+        self, execution_id: uuid.UUID, message: str, *, attempt: int | None = None
+    ) -> None:
+        """Record the execution failed; with ``attempt``, only while that claim is its latest."""
+        fence = [] if attempt is None else [FlowExecution.attempt == attempt]
         async with self.db.sessionmaker() as session:
             await session.execute(
                 update(FlowExecution)
-                .where(FlowExecution.id == execution_id)
+                .where(FlowExecution.id == execution_id, *fence)
                 .values(status=ExecutionStatus.FAILED, error=message, finished_at=utcnow())
             )
             await session.commit()
@@ -733,14 +750,18 @@ async def _claim_scheduled(client: Any, flow_run: Any) -> bool:
     return bool(result.status == SetStateStatus.ACCEPT)
 
 
-async def _crash_attempts(execution_id: uuid.UUID, attempts: int, known: uuid.UUID | None) -> None:
+async def _crash_attempts(
+    execution_id: uuid.UUID, attempts: int, known: uuid.UUID | None, *, reason: str | None = None
+) -> None:
     """Mark Crashed every unfinished Prefect flow run of an execution's first ``attempts``
     attempts: the one its row recorded (``known``) and those found by their attempt names,
-    which also catches a flow run created just before its worker died, unrecorded."""
+    which also catches a flow run created just before its worker died, unrecorded. With
+    ``reason``, they are marked Failed with it (the run could not start)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.client.schemas.objects import State
     from prefect.exceptions import ObjectNotFound
-    from prefect.states import Crashed
+    from prefect.states import Crashed, Failed
 
     names = [attempt_run_name(execution_id, n) for n in range(1, attempts + 1)]
     try:
@@ -754,8 +775,11 @@ async def _crash_attempts(execution_id: uuid.UUID, attempts: int, known: uuid.UU
             for run in runs:
                 if run.state is not None and run.state.is_final():
                     continue
-                await client.set_flow_run_state(
-                    run.id, Crashed(message="the worker running it stopped"), force=True
+                state: State[Any] = (
+                    Crashed(message="the worker running it stopped")
+                    if reason is None
+                    else Failed(message=reason)
                 )
+                await client.set_flow_run_state(run.id, state, force=True)
     except Exception as exc:
         _log.warning("could not mark abandoned flow runs crashed", error=repr(exc))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import uuid
 from typing import Any
@@ -13,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from socialflow.api.hooks import signing
 from socialflow.orchestration import EngineRuntime, FlowExecution, NodeRun, WebhookEvent
 from socialflow.orchestration._worker import Worker
 from tests.api.conftest import Team
@@ -111,18 +110,16 @@ async def test_hmac_signature_and_form_bodies(
 ) -> None:
     flow_id, info = await publish_hook(client, team, auth="hmac_sha256", include_headers=["X-Shop"])
     body = b"n=4&sku=mug"
-    signature = "sha256=" + hmac.new(info["secret"].encode(), body, hashlib.sha256).hexdigest()
+    signed = signing.sign(info["secret"], body)
     headers = {"content-type": "application/x-www-form-urlencoded", "X-Shop": "acme"}
     refused = await client.post(
         f"/hooks/{flow_id}",
         content=body,
-        headers={**headers, "X-Socialflow-Signature": "sha256=00"},
+        headers={**headers, **signed, "X-Socialflow-Signature": "sha256=00"},
     )
     assert refused.status_code == 401
     accepted = await client.post(
-        f"/hooks/{flow_id}?src=test",
-        content=body,
-        headers={**headers, "X-Socialflow-Signature": signature},
+        f"/hooks/{flow_id}?src=test", content=body, headers={**headers, **signed}
     )
     assert accepted.status_code == 202, accepted.text
     async with runtime.db.sessionmaker() as session:

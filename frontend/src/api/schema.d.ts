@@ -1646,7 +1646,7 @@ export interface components {
             trigger_kind: string;
             /**
              * Trigger Payload
-             * @description The trigger payload as recorded.
+             * @description The trigger payload as recorded; a preview (truncated, reason) when it nests too deep to send.
              */
             trigger_payload?: unknown;
             /**
@@ -8037,7 +8037,7 @@ export interface operations {
                     "application/json": components["schemas"]["HookAccepted"];
                 };
             };
-            /** @description Bad input. */
+            /** @description Not JSON or a form (malformed_body), JSON nested deeper than 64 levels (json_too_deep), a lone surrogate, a NUL or not UTF-8 (invalid_unicode), NaN or an overflowing number (invalid_number), or a signed call's Idempotency-Key with other characters than letters, digits, - _ : (invalid_idempotency_key). Nothing is stored. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8046,7 +8046,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Missing or wrong secret. */
+            /** @description Missing or wrong secret or signature (webhook_unauthorized), or a signed timestamp more than 5 minutes off (webhook_timestamp_expired). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8110,7 +8110,7 @@ export interface operations {
                     "application/json": components["schemas"]["HookAccepted"];
                 };
             };
-            /** @description Bad input. */
+            /** @description Not JSON or a form (malformed_body), JSON nested deeper than 64 levels (json_too_deep), a lone surrogate, a NUL or not UTF-8 (invalid_unicode), NaN or an overflowing number (invalid_number), or a signed call's Idempotency-Key with other characters than letters, digits, - _ : (invalid_idempotency_key). Nothing is stored. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8119,7 +8119,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Missing or wrong secret. */
+            /** @description Missing or wrong secret or signature (webhook_unauthorized), or a signed timestamp more than 5 minutes off (webhook_timestamp_expired). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8183,7 +8183,7 @@ export interface operations {
                     "application/json": components["schemas"]["HookAccepted"];
                 };
             };
-            /** @description Bad input. */
+            /** @description Not JSON or a form (malformed_body), JSON nested deeper than 64 levels (json_too_deep), a lone surrogate, a NUL or not UTF-8 (invalid_unicode), NaN or an overflowing number (invalid_number), or a signed call's Idempotency-Key with other characters than letters, digits, - _ : (invalid_idempotency_key). Nothing is stored. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8192,7 +8192,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Missing or wrong secret. */
+            /** @description Missing or wrong secret or signature (webhook_unauthorized), or a signed timestamp more than 5 minutes off (webhook_timestamp_expired). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -8392,7 +8392,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookReceipt"];
                 };
             };
-            /** @description The body is not a webhook (not JSON). */
+            /** @description The body is not a webhook: not JSON (malformed_body), nested deeper than 64 levels (json_too_deep), a lone surrogate, a NUL or not UTF-8 (invalid_unicode), NaN or an overflowing number (invalid_number). Nothing is stored. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -8533,7 +8533,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookReceipt"];
                 };
             };
-            /** @description The body is not a webhook (not JSON). */
+            /** @description The body is not a webhook: not JSON (malformed_body), nested deeper than 64 levels (json_too_deep), a lone surrogate, a NUL or not UTF-8 (invalid_unicode), NaN or an overflowing number (invalid_number). Nothing is stored. */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 
 from socialflow.knowledge import Usage, sum_usage
 from socialflow.orchestration import ExecutionStatus
+from socialflow.orchestration._recorder import readable_json
 
 __all__ = [
     "ExecutionEventRead",
@@ -114,6 +115,12 @@ class NodeRunRead(BaseModel):
         null for a node that called no model."""
         return Usage.of_output(self.output)
 
+    @field_validator("input", "output")
+    @classmethod
+    def _sendable(cls, value: Any) -> Any:
+        # rows written before values were capped may be too deep for the response to serialise
+        return readable_json(value)
+
 
 class ExecutionSummaryRead(BaseModel):
     """One run of a flow, without its node runs."""
@@ -179,8 +186,18 @@ class ExecutionSummaryRead(BaseModel):
 class ExecutionRead(ExecutionSummaryRead):
     """One run of a flow with every node run, in the order they started."""
 
-    trigger_payload: Any = Field(default=None, description="The trigger payload as recorded.")
+    trigger_payload: Any = Field(
+        default=None,
+        description="The trigger payload as recorded; a preview (truncated, reason) when it "
+        "nests too deep to send.",
+    )
     node_runs: list[NodeRunRead]
+
+    @field_validator("trigger_payload")
+    @classmethod
+    def _sendable(cls, value: Any) -> Any:
+        # rows written before values were capped may be too deep for the response to serialise
+        return readable_json(value)
 
     @computed_field  # type: ignore[prop-decorator]  # pydantic's documented pattern
     @property

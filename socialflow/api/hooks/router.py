@@ -1,16 +1,16 @@
 """The generic webhook trigger: ``POST /hooks/{flow_id}`` stores the request in the inbox and
 answers 202 at once; the flow runs on a worker.
 
-Callers prove themselves with the trigger's secret, either in ``X-Socialflow-Secret`` or as
-``X-Socialflow-Signature: sha256=<hex HMAC-SHA256 of the raw body>``. A caller may send
-``Idempotency-Key``: a repeated key is acknowledged and not run again.
+Callers prove themselves with the trigger's secret: in ``X-Socialflow-Secret`` (``header``
+mode), or by signing each request (``hmac_sha256`` mode, ``signing.py``: a timestamp within
+five minutes, the delivery's ``Idempotency-Key`` and the body, all under one HMAC), which also
+makes a replayed request a duplicate. A repeated ``Idempotency-Key`` is acknowledged and not
+run again; in ``header`` mode it is optional.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,6 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.api.auth.users import get_session
 from socialflow.api.deps import EditorMember
+from socialflow.api.errors import ErrorBody
+from socialflow.api.hooks import signing
+from socialflow.core import safejson
 from socialflow.core.errors import NotFoundError, UserError
 from socialflow.core.metrics import EVENTS_DEDUPLICATED, EVENTS_RECEIVED
 from socialflow.core.settings import Settings
@@ -154,44 +157,50 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _check_secret(request: Request, body: bytes, secret: str, mode: str) -> None:
+def _check_secret(request: Request, body: bytes, secret: str, mode: str) -> str | None:
+    """Authenticate the call; returns the delivery key a signed call carries."""
     if mode == "hmac_sha256":
-        sent = request.headers.get("x-socialflow-signature", "")
-        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        ok = hmac.compare_digest(sent.encode(), expected.encode())
-        how = "an X-Socialflow-Signature header: sha256=<hex HMAC-SHA256 of the body>"
-    else:
-        ok = hmac.compare_digest(
-            request.headers.get("x-socialflow-secret", "").encode(), secret.encode()
-        )
-        how = "the trigger's secret in the X-Socialflow-Secret header"
+        return signing.verify(request.headers, body, secret)
+    ok = hmac.compare_digest(
+        request.headers.get("x-socialflow-secret", "").encode(), secret.encode()
+    )
     if not ok:
-        msg = f"this webhook needs {how}"
+        msg = "this webhook needs the trigger's secret in the X-Socialflow-Secret header"
         raise _Unauthorized(msg)
+    return None
 
 
 def _parse(request: Request, body: bytes) -> Any:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("application/x-www-form-urlencoded",):
         try:
-            return dict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body)))
+            form = dict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body)))
         except (UnicodeDecodeError, ValueError) as exc:
             msg = f"the form body is malformed: {exc}"
             raise UserError(msg, code="malformed_body") from exc
+        safejson.check(form, what="the form body")  # %00 decodes to a NUL PostgreSQL refuses
+        return form
     if content_type in ("application/json", "") or content_type.endswith("+json"):
         if not body:
             return None
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            msg = f"the body is not valid JSON: {exc}"
-            raise UserError(msg, code="malformed_body") from exc
+        # strict: nothing too deep for the engine, no lone surrogate PostgreSQL would refuse
+        return safejson.loads(body, what="the body")
     msg = f"content type {content_type!r} is not accepted; send application/json or a form"
     raise _UnsupportedMedia(msg)
 
 
 _HOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or wrong secret."},
+    400: {
+        "model": ErrorBody,
+        "description": "Not JSON or a form (malformed_body), JSON nested deeper than 64 levels "
+        "(json_too_deep), a lone surrogate, a NUL or not UTF-8 (invalid_unicode), NaN or an "
+        "overflowing number (invalid_number), or a signed call's Idempotency-Key with other "
+        "characters than letters, digits, - _ : (invalid_idempotency_key). Nothing is stored.",
+    },
+    401: {
+        "description": "Missing or wrong secret or signature (webhook_unauthorized), or a "
+        "signed timestamp more than 5 minutes off (webhook_timestamp_expired)."
+    },
     413: {"description": "Too large."},
 }
 
@@ -217,7 +226,7 @@ async def receive_webhook(
         msg = f"this webhook accepts {', '.join(config.methods)}, not {request.method}"
         raise _MethodNotAllowed(msg)
     body = await _read_body(request, settings.api.max_body_bytes)
-    _check_secret(request, body, target.secret, config.auth)
+    signed_key = _check_secret(request, body, target.secret, config.auth)
     parsed = _parse(request, body)
     wanted = {h.lower() for h in config.include_headers}
     payload = {
@@ -226,7 +235,8 @@ async def receive_webhook(
         "query": dict(request.query_params),
         "headers": {k: v for k, v in request.headers.items() if k.lower() in wanted},
     }
-    idempotency = request.headers.get("idempotency-key")
+    # a signed call's key is covered by its signature: a replay lands on the same key
+    idempotency = signed_key or request.headers.get("idempotency-key")
     key = f"hook:{flow_id}:{idempotency or uuid.uuid4()}"
     [stored] = await store_events(
         session,

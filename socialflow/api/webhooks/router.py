@@ -80,7 +80,11 @@ _HANDSHAKE_PARAMS: dict[str, object] = {
     ]
 }
 _POST_RESPONSES: dict[int | str, dict[str, object]] = {
-    400: {"description": "The body is not a webhook (not JSON)."},
+    400: {
+        "description": "The body is not a webhook: not JSON (malformed_body), nested deeper "
+        "than 64 levels (json_too_deep), a lone surrogate, a NUL or not UTF-8 (invalid_unicode), "
+        "NaN or an overflowing number (invalid_number). Nothing is stored."
+    },
     401: {"description": "Missing or wrong X-Hub-Signature-256; nothing stored."},
     413: {"description": "Larger than instagram.max_webhook_bytes."},
 }
@@ -143,7 +147,7 @@ async def _store(
     try:
         receipt = await store_webhook(session, body, flow_id=flow_id, workspace_id=workspace_id)
     except MalformedWebhookError as exc:
-        raise UserError(str(exc), code="malformed_body") from exc
+        raise UserError(str(exc), code=exc.code) from exc
     EVENTS_RECEIVED.labels(source="instagram").inc(receipt.received)
     EVENTS_DEDUPLICATED.labels(source="instagram").inc(receipt.duplicates)
     _log.info(

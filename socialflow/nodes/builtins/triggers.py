@@ -64,8 +64,11 @@ class WebhookTriggerNode(_TriggerNode):
         auth: Literal["header", "hmac_sha256"] = Field(
             default="header",
             description=(
-                "How callers prove they may call: the secret in the X-Socialflow-Secret header, "
-                "or an HMAC-SHA256 of the raw body in X-Socialflow-Signature."
+                "How callers prove they may call: header, the secret in the "
+                "X-Socialflow-Secret header; or hmac_sha256 (replay-safe), where each request "
+                "carries X-Socialflow-Timestamp (Unix seconds, within 5 minutes), "
+                "Idempotency-Key (the delivery's id) and X-Socialflow-Signature: "
+                "sha256=<hex HMAC-SHA256 of '{timestamp}.{key}.{raw body}'>."
             ),
         )
         methods: list[HttpMethod] = Field(
