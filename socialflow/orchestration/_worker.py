@@ -32,6 +32,7 @@ from socialflow.orchestration._graph import compile_graph_json
 from socialflow.orchestration._inbox import INBOX_CHANNEL, QUEUE_CHANNEL, notify
 from socialflow.orchestration._inbox_models import FlowTrigger
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution, GraphSnapshot, NodeRun
+from socialflow.orchestration._reconcile import reconcile_flow_runs
 from socialflow.orchestration._recorder import cap_json
 from socialflow.orchestration._relay import UpdateRelay
 from socialflow.orchestration._runner import (
@@ -77,6 +78,8 @@ class Worker:
             (``socialflow.orchestration._isolated``) instead of in this one: a crash in a run
             cannot take the worker or other runs down, at the cost of a process start per run.
             This process keeps the claim, the lease and the cancellation.
+        reconcile_interval: How often Prefect's flow runs left unfinished by a stopped worker
+            are looked for and settled (seconds).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class Worker:
         cancel_poll: float = 1.0,
         isolate: bool = False,
         prefect_cancel_poll: float = 2.0,
+        reconcile_interval: float = 15.0,
     ) -> None:
         self.runtime = runtime
         self.db = runtime.db
@@ -108,6 +112,7 @@ class Worker:
         self.cancel_poll = cancel_poll
         self.isolate = isolate
         self.prefect_cancel_poll = prefect_cancel_poll
+        self.reconcile_interval = reconcile_interval
         #: processes running isolated executions, by execution id
         self.children: dict[uuid.UUID, asyncio.subprocess.Process] = {}
         # runs in progress by execution id: claimed executions and the deployments' scheduled
@@ -130,6 +135,7 @@ class Worker:
                 asyncio.create_task(self._scheduled_runs(stop), name="scheduled-runs"),
                 asyncio.create_task(self._watch_cancellations(stop), name="cancellations"),
                 asyncio.create_task(self._watch_prefect_cancels(stop), name="prefect-cancels"),
+                asyncio.create_task(self._reconcile(stop), name="reconcile-flow-runs"),
             ]
             relay_stop = asyncio.Event()
             relay = None
@@ -485,6 +491,22 @@ class Worker:
                 _log.info("cancel requested in Prefect", executions=[str(i) for i in ids])
             except Exception as exc:
                 _log.warning("checking Prefect for cancelled runs failed", error=repr(exc))
+
+    async def _reconcile(self, stop: asyncio.Event) -> None:
+        """Every ``reconcile_interval``, settle the Prefect flow runs a stopped worker left
+        unfinished (see ``_reconcile``): an execution that ended is never shown running."""
+        from prefect.client.orchestration import get_client
+
+        while not stop.is_set():
+            try:
+                async with get_client() as client:
+                    await reconcile_flow_runs(client, self.db, grace=2 * self.lease)
+            except Exception as exc:
+                _log.warning("settling abandoned flow runs failed", error=repr(exc))
+            try:
+                await asyncio.wait_for(stop.wait(), self.reconcile_interval)
+            except TimeoutError:
+                pass
 
     async def _fail(
         self, execution_id: uuid.UUID, message: str, *, attempt: int | None = None

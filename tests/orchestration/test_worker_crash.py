@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -74,7 +75,8 @@ async def test_killed_worker_loses_and_repeats_nothing(
     first = start_worker(runtime.db.url, log)
     try:
         deadline = asyncio.get_running_loop().time() + 300
-        while await completed(runtime, version_id) < 30:
+        # kill it mid-way, while several runs are in flight (claimed, not finished)
+        while await completed(runtime, version_id) < 30 or await running(runtime, version_id) < 3:
             assert first.poll() is None, log.read_text()[-3000:]
             assert asyncio.get_running_loop().time() < deadline, log.read_text()[-3000:]
             await asyncio.sleep(0.2)
@@ -92,6 +94,16 @@ async def test_killed_worker_loses_and_repeats_nothing(
                 f"{await completed(runtime, version_id)} of 200"
             )
             await asyncio.sleep(0.5)
+        # a run the killed worker had finished in our rows but not yet in Prefect is settled
+        # by the live worker once its row has been finished for the grace (two leases)
+        deadline = asyncio.get_running_loop().time() + 120
+        while unfinished(await prefect_runs_of(flow_id)):
+            assert second.poll() is None, log.read_text()[-3000:]
+            assert asyncio.get_running_loop().time() < deadline, (
+                f"flow runs of the killed worker never settled: "
+                f"{unfinished(await prefect_runs_of(flow_id))}"
+            )
+            await asyncio.sleep(1.0)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(60)
@@ -116,18 +128,36 @@ async def test_killed_worker_loses_and_repeats_nothing(
     # the killed worker left behind ended Crashed, and nothing is left Running
     runs = await prefect_runs_of(flow_id)
     assert set(runs) == {row.id for row in rows}
-    left = {
+    assert not unfinished(runs)
+    for execution_id, found in runs.items():
+        states = sorted(state_of(run) for run in found)
+        assert states.count("COMPLETED") == 1, (execution_id, states)
+        assert set(states) <= {"COMPLETED", "CRASHED"}, (execution_id, states)
+    recorded = {row.id: row.prefect_flow_run_id for row in rows}
+    for execution_id, found in runs.items():
+        (done,) = [run for run in found if state_of(run) == "COMPLETED"]
+        assert done.id == recorded[execution_id]
+
+
+async def running(runtime: EngineRuntime, version_id: object) -> int:
+    async with runtime.db.sessionmaker() as session:
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(FlowExecution)
+                .where(
+                    FlowExecution.flow_version_id == version_id, FlowExecution.status == "running"
+                )
+            )
+            or 0
+        )
+
+
+def unfinished(runs: dict[object, list[Any]]) -> dict[str, str]:
+    """Flow runs in neither Completed nor Crashed, by id."""
+    return {
         str(run.id): state_of(run)
         for found in runs.values()
         for run in found
         if state_of(run) not in ("COMPLETED", "CRASHED")
     }
-    assert not left, f"flow runs of the killed worker never marked crashed: {left}"
-    for row in rows:
-        states = [state_of(run) for run in runs[row.id]]
-        completed_runs = [run.id for run in runs[row.id] if state_of(run) == "COMPLETED"]
-        assert completed_runs == [row.prefect_flow_run_id], (row.id, states)
-        assert sorted(states) == ["COMPLETED"] + ["CRASHED"] * (len(states) - 1), (row.id, states)
-        assert len(states) <= row.attempt, (row.id, states)
-    crashed = sum(state_of(run) == "CRASHED" for found in runs.values() for run in found)
-    assert crashed >= 1, "the runs the killed worker had started end Crashed in Prefect"
