@@ -39,7 +39,13 @@ from socialflow.core.db import Database
 from socialflow.core.logging import get_logger
 from socialflow.core.settings import Settings, get_settings
 from socialflow.nodes import NodeRegistry, default_registry
-from socialflow.orchestration import ExecutionEvents, UpdateFeed, sync_node_types
+from socialflow.orchestration import (
+    ExecutionEvents,
+    InboxWriter,
+    TriggerCache,
+    UpdateFeed,
+    sync_node_types,
+)
 
 __all__ = ["create_app"]
 
@@ -87,6 +93,8 @@ def create_app(
         feed_stop.set()
         feed_task.cancel()
         await asyncio.gather(feed_task, return_exceptions=True)
+        await app.state.triggers.close()
+        await app.state.inbox.close()
         if owns_db:
             await database.dispose()
 
@@ -107,6 +115,9 @@ def create_app(
     app.state.settings = settings
     app.state.db = database
     app.state.registry = node_registry
+    # the webhook routes: triggers read through a per-process cache, events group-committed
+    app.state.triggers = TriggerCache(database, settings)
+    app.state.inbox = InboxWriter(database, connections=settings.database.inbox_connections)
     app.state.email = email or LogEmailSender()
     app.state.events = events
     app.state.login_limiter = LoginLimiter(

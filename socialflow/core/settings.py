@@ -54,6 +54,15 @@ class DatabaseSettings(BaseModel):
     )
     echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
     pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL pool size.")
+    inbox_connections: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description=(
+            "PostgreSQL connections each API process keeps for storing webhook events, besides "
+            "the pool: concurrent requests share commits on them (group commit)."
+        ),
+    )
 
 
 class PrefectSettings(BaseModel):

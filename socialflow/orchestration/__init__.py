@@ -27,6 +27,7 @@ from socialflow.orchestration._graph import (
     validate_graph,
 )
 from socialflow.orchestration._inbox_models import EventStatus, FlowTrigger, WebhookEvent
+from socialflow.orchestration._inbox_writer import InboxWriter
 from socialflow.orchestration._models import (
     ExecutionStatus,
     FlowExecution,
@@ -39,8 +40,10 @@ from socialflow.orchestration._recorder import prune_executions
 from socialflow.orchestration._relay import UpdateFeed, UpdateRelay
 from socialflow.orchestration._runner import RunMeta, execute_graph, flow_for, start_graph_run
 from socialflow.orchestration._runtime import EngineRuntime, get_runtime, set_runtime
+from socialflow.orchestration._trigger_cache import CachedTrigger, TriggerCache
 
 __all__ = [
+    "CachedTrigger",
     "CompiledGraph",
     "EdgeSpec",
     "EngineRuntime",
@@ -54,6 +57,7 @@ __all__ = [
     "FlowTrigger",
     "GraphProblem",
     "GraphSpec",
+    "InboxWriter",
     "LiveExecution",
     "NodeEvent",
     "NodeRun",
@@ -64,6 +68,7 @@ __all__ = [
     "NodeType",
     "RunMeta",
     "Subscription",
+    "TriggerCache",
     "UpdateFeed",
     "UpdateRelay",
     "WebhookEvent",

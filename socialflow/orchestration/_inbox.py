@@ -100,7 +100,9 @@ async def store_events(session: AsyncSession, events: list[EventIn]) -> list[Sto
     return results
 
 
-async def notify(session: AsyncSession, channel: str) -> None:
+async def notify(session: AsyncSession, channel: str, payload: str = "") -> None:
     """Wake listeners of ``channel`` when the current transaction commits (PostgreSQL only)."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+        await session.execute(
+            text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload}
+        )

@@ -13,12 +13,15 @@ from socialflow.core.credentials import key_wrapper
 from socialflow.core.crypto import Sealed, open_secret, seal
 from socialflow.core.settings import Settings
 from socialflow.orchestration._graph import CompiledGraph
+from socialflow.orchestration._inbox import notify
 from socialflow.orchestration._inbox_models import FlowTrigger
 from socialflow.orchestration._models import GraphSnapshot
+from socialflow.orchestration._trigger_cache import TRIGGER_CHANNEL, changed
 
 __all__ = [
     "deactivate_trigger",
     "open_trigger_secret",
+    "rotate_trigger_secret",
     "save_snapshot",
     "upsert_trigger",
 ]
@@ -62,13 +65,38 @@ async def upsert_trigger(
     row.active = True
     row.deployment_id = deployment_id
     if row.secret_ciphertext is None:
-        sealed = seal(
-            secrets.token_urlsafe(32).encode(), key_wrapper(settings), context=flow_id.bytes
-        )
-        row.secret_ciphertext = sealed.ciphertext
-        row.secret_wrapped_key = sealed.wrapped_key
-        row.secret_key_id = sealed.key_id
+        _new_secret(row, settings)
     await session.flush()
+    await _changed(session, flow_id)
+    return row
+
+
+def _new_secret(row: FlowTrigger, settings: Settings) -> None:
+    sealed = seal(
+        secrets.token_urlsafe(32).encode(), key_wrapper(settings), context=row.flow_id.bytes
+    )
+    row.secret_ciphertext = sealed.ciphertext
+    row.secret_wrapped_key = sealed.wrapped_key
+    row.secret_key_id = sealed.key_id
+
+
+async def _changed(session: AsyncSession, flow_id: uuid.UUID) -> None:
+    """Make the API processes forget the flow's trigger when this transaction commits."""
+    changed(session, flow_id)
+    await notify(session, TRIGGER_CHANNEL, str(flow_id))
+
+
+async def rotate_trigger_secret(
+    session: AsyncSession, *, settings: Settings, flow_id: uuid.UUID
+) -> FlowTrigger | None:
+    """Give the flow's webhook a new secret; the old one is refused once this commits (within
+    ``TRIGGER_TTL_SECONDS`` in every API process). None when the flow has no trigger."""
+    row = await session.get(FlowTrigger, flow_id)
+    if row is None:
+        return None
+    _new_secret(row, settings)
+    await session.flush()
+    await _changed(session, flow_id)
     return row
 
 
@@ -77,6 +105,7 @@ async def deactivate_trigger(session: AsyncSession, flow_id: uuid.UUID) -> None:
     await session.execute(
         update(FlowTrigger).where(FlowTrigger.flow_id == flow_id).values(active=False)
     )
+    await _changed(session, flow_id)
 
 
 def open_trigger_secret(trigger: FlowTrigger, settings: Settings) -> str:

@@ -43,6 +43,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", f"{FLOWS}/{{flow_id}}/resume"): "editor",
     ("POST", f"{FLOWS}/{{flow_id}}/versions/{{number}}/activate"): "editor",
     ("GET", f"{FLOWS}/{{flow_id}}/webhook"): "editor",
+    ("POST", f"{FLOWS}/{{flow_id}}/webhook/secret"): "editor",
     ("POST", f"{FLOWS}/{{flow_id}}/run"): "editor",
     ("POST", f"{FLOWS}/{{flow_id}}/test"): "editor",
     ("POST", "/api/workspaces/{workspace_id}/executions/{execution_id}/rerun"): "editor",

@@ -11,7 +11,7 @@ run again; in ``header`` mode it is optional.
 from __future__ import annotations
 
 import hmac
-import time
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -30,9 +30,10 @@ from socialflow.core.errors import NotFoundError, UserError
 from socialflow.core.metrics import EVENTS_DEDUPLICATED, EVENTS_RECEIVED
 from socialflow.core.settings import Settings
 from socialflow.nodes.builtins import WebhookTriggerNode
-from socialflow.orchestration._inbox import EventIn, store_events
+from socialflow.orchestration import InboxWriter, TriggerCache
+from socialflow.orchestration._inbox import EventIn
 from socialflow.orchestration._inbox_models import FlowTrigger
-from socialflow.orchestration._triggers import open_trigger_secret
+from socialflow.orchestration._triggers import open_trigger_secret, rotate_trigger_secret
 
 __all__ = ["router"]
 
@@ -40,45 +41,45 @@ router = APIRouter(tags=["webhooks"])
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-# A webhook's trigger and opened secret, kept briefly per app: reading the row and unsealing the
-# secret cost ~1.8 ms of a request's ~7 ms of CPU. A flow paused or re-secreted meanwhile is
-# harmless for those seconds: the dispatcher runs only active versions.
-_TARGET_TTL_SECONDS = 2.0
-
-
 @dataclass(frozen=True)
 class _HookTarget:
     workspace_id: uuid.UUID
     config: WebhookTriggerNode.Config
     secret: str
-    expires: float
 
 
-async def _hook_target(
-    request: Request, flow_id: uuid.UUID, session: AsyncSession, settings: Settings
-) -> _HookTarget:
-    cache: dict[uuid.UUID, _HookTarget] | None = getattr(request.app.state, "hook_targets", None)
-    if cache is None:
-        cache = request.app.state.hook_targets = {}
-    now = time.monotonic()
-    target = cache.get(flow_id)
-    if target is not None and target.expires > now:
-        return target
-    trigger = await session.get(FlowTrigger, flow_id)
-    if trigger is None or not trigger.active or trigger.trigger_kind != WebhookTriggerNode.kind:
-        cache.pop(flow_id, None)
+async def _hook_target(request: Request, flow_id: uuid.UUID) -> _HookTarget:
+    # read through the process's trigger cache: a pause, republish or new secret is honoured
+    # within TRIGGER_TTL_SECONDS of its commit (orchestration/_trigger_cache.py)
+    triggers: TriggerCache = request.app.state.triggers
+    trigger = await triggers.get(flow_id)
+    if (
+        trigger is None
+        or not trigger.active
+        or trigger.trigger_kind != WebhookTriggerNode.kind
+        or trigger.secret is None
+    ):
         msg = f"no active webhook flow {flow_id}"
         raise NotFoundError(msg, code="webhook_not_found")
-    target = _HookTarget(
+    return _HookTarget(
         workspace_id=trigger.workspace_id,
-        config=WebhookTriggerNode.Config.model_validate(trigger.trigger_config),
-        secret=open_trigger_secret(trigger, settings),
-        expires=now + _TARGET_TTL_SECONDS,
+        config=_config(trigger.trigger_config),
+        secret=trigger.secret,
     )
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[flow_id] = target
-    return target
+
+
+_CONFIGS: dict[str, WebhookTriggerNode.Config] = {}
+
+
+def _config(raw: dict[str, Any]) -> WebhookTriggerNode.Config:
+    """The trigger's validated config; validated once per distinct config in a process."""
+    key = json.dumps(raw, sort_keys=True)
+    config = _CONFIGS.get(key)
+    if config is None:
+        if len(_CONFIGS) > 1000:
+            _CONFIGS.clear()
+        config = _CONFIGS[key] = WebhookTriggerNode.Config.model_validate(raw)
+    return config
 
 
 class HookAccepted(BaseModel):
@@ -110,17 +111,49 @@ async def get_flow_webhook(
 ) -> WebhookInfo:
     """The published webhook flow's URL and secret (editor)."""
     settings: Settings = request.app.state.settings
-    trigger = await session.get(FlowTrigger, flow_id)
+    trigger = _own_webhook(await session.get(FlowTrigger, flow_id), member.workspace_id, flow_id)
+    return _webhook_info(trigger, settings)
+
+
+@router.post(
+    "/api/workspaces/{workspace_id}/flows/{flow_id}/webhook/secret",
+    name="rotate_flow_webhook_secret",
+    tags=["flows"],
+)
+async def rotate_flow_webhook_secret(
+    request: Request,
+    member: EditorMember,
+    flow_id: Annotated[uuid.UUID, Path(description="The flow's id.")],
+    session: SessionDep,
+) -> WebhookInfo:
+    """Give the webhook a new secret (editor). The old one is refused by every API process
+    within 2 seconds (``TRIGGER_TTL_SECONDS``), usually at once."""
+    settings: Settings = request.app.state.settings
+    _own_webhook(await session.get(FlowTrigger, flow_id), member.workspace_id, flow_id)
+    trigger = await rotate_trigger_secret(session, settings=settings, flow_id=flow_id)
+    assert trigger is not None
+    info = _webhook_info(trigger, settings)
+    await session.commit()
+    return info
+
+
+def _own_webhook(
+    trigger: FlowTrigger | None, workspace_id: uuid.UUID, flow_id: uuid.UUID
+) -> FlowTrigger:
     if (
         trigger is None
-        or trigger.workspace_id != member.workspace_id
+        or trigger.workspace_id != workspace_id
         or trigger.trigger_kind != WebhookTriggerNode.kind
     ):
         msg = f"flow {flow_id} has no published webhook trigger"
         raise NotFoundError(msg, code="webhook_not_found")
+    return trigger
+
+
+def _webhook_info(trigger: FlowTrigger, settings: Settings) -> WebhookInfo:
     config = WebhookTriggerNode.Config.model_validate(trigger.trigger_config)
     return WebhookInfo(
-        url=f"{settings.api.public_url}/hooks/{flow_id}",
+        url=f"{settings.api.public_url}/hooks/{trigger.flow_id}",
         auth=config.auth,
         methods=list(config.methods),
         secret=open_trigger_secret(trigger, settings),
@@ -216,11 +249,10 @@ _HOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def receive_webhook(
     request: Request,
     flow_id: Annotated[uuid.UUID, Path(description="The flow's id.")],
-    session: SessionDep,
 ) -> HookAccepted:
     """Store the request as a trigger event of the flow; answer before the flow runs."""
     settings: Settings = request.app.state.settings
-    target = await _hook_target(request, flow_id, session, settings)
+    target = await _hook_target(request, flow_id)
     config = target.config
     if request.method not in config.methods:
         msg = f"this webhook accepts {', '.join(config.methods)}, not {request.method}"
@@ -238,8 +270,9 @@ async def receive_webhook(
     # a signed call's key is covered by its signature: a replay lands on the same key
     idempotency = signed_key or request.headers.get("idempotency-key")
     key = f"hook:{flow_id}:{idempotency or uuid.uuid4()}"
-    [stored] = await store_events(
-        session,
+    inbox: InboxWriter = request.app.state.inbox
+    # answered only once the commit holding the row is done (grouped with concurrent calls)
+    [stored] = await inbox.store(
         [
             EventIn(
                 source="webhook",

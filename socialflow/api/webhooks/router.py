@@ -11,11 +11,9 @@ import time
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import PlainTextResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from socialflow.api.auth.users import get_session
 from socialflow.api.webhooks.service import WebhookReceipt, store_webhook
 from socialflow.core.errors import ForbiddenError, NotFoundError, UserError
 from socialflow.core.logging import get_logger
@@ -28,12 +26,11 @@ from socialflow.instagram import (
     webhook_secrets,
 )
 from socialflow.nodes import NodeRegistry
-from socialflow.orchestration._inbox_models import FlowTrigger
+from socialflow.orchestration import TriggerCache
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/webhooks/instagram", tags=["webhooks"])
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 FlowId = Annotated[uuid.UUID, Path(description="The flow this callback feeds.")]
 _log = get_logger(__name__)
 
@@ -137,7 +134,7 @@ async def _verified_body(request: Request) -> bytes:
 
 
 async def _store(
-    session: AsyncSession,
+    request: Request,
     body: bytes,
     *,
     flow_id: uuid.UUID | None = None,
@@ -145,7 +142,9 @@ async def _store(
 ) -> WebhookReceipt:
     started = time.perf_counter()
     try:
-        receipt = await store_webhook(session, body, flow_id=flow_id, workspace_id=workspace_id)
+        receipt = await store_webhook(
+            request.app.state.inbox, body, flow_id=flow_id, workspace_id=workspace_id
+        )
     except MalformedWebhookError as exc:
         raise UserError(str(exc), code=exc.code) from exc
     EVENTS_RECEIVED.labels(source="instagram").inc(receipt.received)
@@ -161,16 +160,14 @@ async def _store(
 
 
 @router.post("", name="receive_instagram_webhook", responses=_POST_RESPONSES)
-async def receive_instagram_webhook(request: Request, session: SessionDep) -> WebhookReceipt:
+async def receive_instagram_webhook(request: Request) -> WebhookReceipt:
     """Store every event of a signed batch; owners are resolved when it is dispatched."""
     body = await _verified_body(request)
-    return await _store(session, body)
+    return await _store(request, body)
 
 
 @router.post("/{flow_id}", name="receive_instagram_flow_webhook", responses=_POST_RESPONSES)
-async def receive_instagram_flow_webhook(
-    request: Request, flow_id: FlowId, session: SessionDep
-) -> WebhookReceipt:
+async def receive_instagram_flow_webhook(request: Request, flow_id: FlowId) -> WebhookReceipt:
     """Store every event of a signed batch for one flow with an Instagram trigger."""
     body = await _verified_body(request)
     registry: NodeRegistry = request.app.state.registry
@@ -179,8 +176,9 @@ async def receive_instagram_flow_webhook(
         for n in registry
         if n.is_trigger() and any(k.startswith("instagram.") for k in n.event_kinds)
     }
-    trigger = await session.get(FlowTrigger, flow_id)
+    triggers: TriggerCache = request.app.state.triggers
+    trigger = await triggers.get(flow_id)
     if trigger is None or trigger.trigger_kind not in instagram_kinds:
         msg = f"flow {flow_id} has no published Instagram trigger"
         raise NotFoundError(msg, code="webhook_not_found")
-    return await _store(session, body, flow_id=flow_id, workspace_id=trigger.workspace_id)
+    return await _store(request, body, flow_id=flow_id, workspace_id=trigger.workspace_id)

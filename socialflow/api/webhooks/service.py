@@ -6,11 +6,11 @@ import json
 import uuid
 
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.core.db import utcnow
 from socialflow.instagram import parse_body
-from socialflow.orchestration._inbox import EventIn, store_events
+from socialflow.orchestration import InboxWriter
+from socialflow.orchestration._inbox import EventIn
 from socialflow.orchestration._inbox_models import EventStatus
 
 __all__ = ["WebhookReceipt", "store_webhook"]
@@ -25,7 +25,7 @@ class WebhookReceipt(BaseModel):
 
 
 async def store_webhook(
-    session: AsyncSession,
+    inbox: InboxWriter,
     body: bytes,
     *,
     flow_id: uuid.UUID | None = None,
@@ -37,7 +37,7 @@ async def store_webhook(
     dispatcher, which resolves the owning workspaces through the connected accounts.
 
     Args:
-        session: A database session (committed here).
+        inbox: The process's inbox writer; returns once the events are committed.
         body: The raw request body.
         flow_id: The flow of a per-flow endpoint; its events are scoped to that flow.
         workspace_id: The workspace of that flow.
@@ -67,6 +67,6 @@ async def store_webhook(
         )
         for position, p in enumerate(parsed)
     ]
-    stored = await store_events(session, rows) if rows else []
+    stored = await inbox.store(rows) if rows else []
     duplicates = sum(1 for s in stored if s.duplicate)
     return WebhookReceipt(received=len(rows), stored=len(rows) - duplicates, duplicates=duplicates)
