@@ -88,6 +88,8 @@ def create_app(
         feed = UpdateFeed(database, events_hub(app))
         feed_stop = asyncio.Event()
         feed_task = asyncio.create_task(feed.run(feed_stop), name="live-update-feed")
+        await app.state.triggers.start()
+        app.state.inbox.start()
         _log.info("api ready", node_types=count)
         yield
         feed_stop.set()
@@ -128,6 +130,9 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    # the webhook routes first: a router is matched route by route, and these take the traffic
+    app.include_router(hooks_router)
+    app.include_router(instagram_webhooks_router)
     app.include_router(metrics.router)  # internal network only (NGINX), see api/metrics.py
     for router in (
         auth_router,
@@ -143,8 +148,6 @@ def create_app(
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(executions_ws_router)
-    app.include_router(hooks_router)
-    app.include_router(instagram_webhooks_router)
     mount_webapp(app)  # last: the fallback for GETs no route answers
     # innermost: runs after the size and CSRF checks, and its refusals get CORS headers too;
     # the webhooks authenticate their raw body first and then decode it with the same rules

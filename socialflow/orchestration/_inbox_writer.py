@@ -92,6 +92,7 @@ class InboxWriter:
         #: events per commit, newest last (a short history, for tests and metrics)
         self.batch_sizes: deque[int] = deque(maxlen=1000)
         self._queue: deque[_Call] = deque()
+        self._started = False
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle: list[psycopg.AsyncConnection[Any]] = []
@@ -121,8 +122,14 @@ class InboxWriter:
             task.add_done_callback(self._tasks.discard)
         return await asyncio.shield(call.future)
 
+    def start(self) -> None:
+        """Keep connections open between flushes (the app's lifespan calls it and ``close``).
+        Until then each flush opens and closes one, so a writer nobody closes leaks none."""
+        self._started = True
+
     async def close(self) -> None:
         """Finish the flushes under way and close the writer's connections."""
+        self._started = False
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         while self._idle:
@@ -177,7 +184,10 @@ class InboxWriter:
             with contextlib.suppress(Exception):
                 await conn.close()
             raise
-        self._idle.append(conn)
+        if self._started:
+            self._idle.append(conn)
+        else:
+            await conn.close()
         return results
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:

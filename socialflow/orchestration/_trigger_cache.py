@@ -116,8 +116,6 @@ class TriggerCache:
 
     async def get(self, flow_id: uuid.UUID) -> CachedTrigger | None:
         """The flow's trigger (active or not), or None when the flow has none."""
-        if self._dsn is not None and self._listener is None:
-            self._listener = asyncio.create_task(self._listen(), name="trigger-cache-listen")
         now = time.monotonic()
         entry = self._entries.get(flow_id)
         if entry is not None and entry.expires > now:
@@ -137,6 +135,12 @@ class TriggerCache:
             self._entries.clear()
         else:
             self._entries.pop(flow_id, None)
+
+    async def start(self) -> None:
+        """LISTEN for changes made by other processes (PostgreSQL; the app's lifespan calls
+        it). Without it, changes elsewhere are honoured by age alone (``ttl``)."""
+        if self._dsn is not None and self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="trigger-cache-listen")
 
     async def close(self) -> None:
         """Stop listening."""

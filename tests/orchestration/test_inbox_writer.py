@@ -88,6 +88,7 @@ async def hold_inserts(db: Database) -> psycopg.AsyncConnection[Any]:
 @pytest.mark.postgres
 async def test_calls_arriving_together_share_a_commit_and_wait_for_it(pg_db: Database) -> None:
     writer = InboxWriter(pg_db, connections=1)
+    writer.start()
     flow_id = uuid.uuid4()
     blocker = await hold_inserts(pg_db)
     try:
@@ -124,6 +125,7 @@ async def test_a_failed_commit_fails_exactly_the_calls_it_held(pg_db: Database) 
             f"WHEN (NEW.kind = '{doomed}') EXECUTE FUNCTION {fn}()"
         )
     writer = InboxWriter(pg_db, connections=1)
+    writer.start()
     flow_id = uuid.uuid4()
     try:
         blocker = await hold_inserts(pg_db)
@@ -156,6 +158,7 @@ async def test_data_the_database_refuses_fails_only_its_own_call(pg_db: Database
     """A sender cannot take its neighbours down: a value PostgreSQL refuses (a kind longer
     than its column) fails that call; the calls grouped with it are stored on their own."""
     writer = InboxWriter(pg_db, connections=1)
+    writer.start()
     flow_id = uuid.uuid4()
     blocker = await hold_inserts(pg_db)
     try:

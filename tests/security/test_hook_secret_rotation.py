@@ -80,7 +80,9 @@ async def test_another_process_change_arrives_by_notify(
     app: Any, client: httpx.AsyncClient, team: Team
 ) -> None:
     # an entry that would live ten minutes: only the notification can end it early
+    await app.state.triggers.close()  # the app's own, replaced by one that keeps entries long
     app.state.triggers = TriggerCache(app.state.db, app.state.settings, ttl=600)
+    await app.state.triggers.start()
     try:
         flow_id, info = await publish_hook(client, team, auth="hmac_sha256")
         assert await post(client, flow_id, info["secret"]) == 202
@@ -98,6 +100,7 @@ async def test_without_a_notification_the_age_bound_holds(
 ) -> None:
     assert TRIGGER_TTL_SECONDS <= 2.0  # the bound the docs state
     ttl = 0.5
+    await app.state.triggers.close()
     app.state.triggers = TriggerCache(app.state.db, app.state.settings, ttl=ttl, listen=False)
     flow_id, info = await publish_hook(client, team, auth="hmac_sha256")
     assert await post(client, flow_id, info["secret"]) == 202
