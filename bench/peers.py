@@ -69,7 +69,8 @@ from _harness import (
 
 from socialflow.stack import ManagedProcess, api_server
 
-N8N_VERSION = "1.123"  # npm range: the newest 1.123.x
+N8N_VERSION = "~1.123.0"  # npm range: the newest 1.123.x
+XLSX_FROM_REGISTRY = "0.18.5"  # the last xlsx on the npm registry (see install())
 DEFAULT_N8N_DIR = Path.home() / ".cache" / "socialflow-bench" / "n8n"
 REPLY_TEXT = "Thanks for asking! Prices are in your DMs."
 WEBHOOK_PATH = "bench-price-reply"
@@ -406,21 +407,31 @@ def n8n_bin(directory: Path) -> Path:
 
 
 def install(directory: Path) -> None:
-    """``npm install n8n@1.123`` into ``directory`` (a no-op when it is there)."""
+    """``npm install n8n@1.123`` into ``directory`` (a no-op when it is there).
+
+    n8n-nodes-base asks for ``xlsx`` as a tarball from SheetJS's own CDN, not the npm registry;
+    an npm override takes the registry's last ``xlsx`` instead, so only the registry is needed.
+    xlsx serves the spreadsheet nodes, which the benchmark's workflow does not use.
+    """
     npm = shutil.which("npm")
     if npm is None:
         msg = "npm is not on PATH: install Node.js 20 (with npm) first"
         raise SystemExit(msg)
     directory.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "name": "socialflow-bench-n8n",
+        "private": True,
+        "dependencies": {"n8n": N8N_VERSION},
+        "overrides": {"xlsx": XLSX_FROM_REGISTRY},
+    }
+    (directory / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
     log(f"installing n8n@{N8N_VERSION} into {directory} (minutes)")
     subprocess.run(
-        [
-            *(npm, "install", "--prefix", str(directory), "--no-audit", "--no-fund"),
-            *("--omit=dev", "--loglevel=error", f"n8n@{N8N_VERSION}"),
-        ],
+        [npm, "install", "--no-audit", "--no-fund", "--omit=dev", "--loglevel=error"],
+        cwd=directory,
         check=True,
     )
-    log(f"installed: {n8n_version(directory)}")
+    log(f"installed: n8n {n8n_version(directory)}")
 
 
 def n8n_version(directory: Path) -> str:
@@ -509,28 +520,39 @@ def run_n8n(args: argparse.Namespace, sink: ReplySink, *, runners: bool) -> Outc
         _wait_webhook(hook, {})
         pid = pid_of(server)
         groups = CpuGroups(trees={"n8n (all)": [pid]}, singles={"n8n main": [pid]})
+        sqlite = data / ".n8n" / "database.sqlite"
+        before = n8n_census(sqlite)
         split = drive(args, stack, sink, outcome, hook, ["--auth", "none"], groups)
         main_s = split.seconds.get("n8n main", 0.0)
         children_s = max(0.0, split.seconds.get("n8n (all)", 0.0) - main_s)
         account(outcome, {"n8n main": main_s, "n8n task runner": children_s}, split.wall)
-        outcome.records = _n8n_records(data / ".n8n" / "database.sqlite")
+        outcome.records = records(before, n8n_census(sqlite), "execution_entity")
     return outcome
 
 
-def _n8n_records(sqlite: Path) -> str:
+def n8n_census(sqlite: Path) -> dict[str, int]:
+    """Rows n8n keeps per execution, and the bytes of its SQLite files."""
     import sqlite3
 
     with contextlib.closing(sqlite3.connect(f"file:{sqlite}?mode=ro", uri=True)) as db:
-        rows = db.execute("SELECT status, count(*) FROM execution_entity GROUP BY status")
-        statuses = dict(rows.fetchall())
-        data = db.execute("SELECT count(*) FROM execution_data").fetchone()[0]
-    size = sqlite.stat().st_size + sum(
-        p.stat().st_size for p in sqlite.parent.glob("database.sqlite-*")
+        out = {
+            table: int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            for table in ("execution_entity", "execution_data", "execution_metadata")
+        }
+    out["bytes"] = sum(p.stat().st_size for p in sqlite.parent.glob("database.sqlite*"))
+    return out
+
+
+def records(before: dict[str, int], after: dict[str, int], executions: str) -> str:
+    """What the measured phases added: rows per table and bytes, per execution."""
+    grown = {k: after[k] - before.get(k, 0) for k in after}
+    count = max(1, grown[executions])
+    rows = ", ".join(
+        f"{table} {n / count:.2f}" for table, n in grown.items() if table not in ("bytes",)
     )
-    total = sum(statuses.values())
     return (
-        f"{total} executions {statuses}, {data} execution_data rows; "
-        f"SQLite {size / 1e6:.1f} MB ({size / max(1, total) / 1000:.1f} KB per execution)"
+        f"{grown[executions]} executions; rows per execution: {rows}; "
+        f"{grown['bytes'] / count / 1000:.1f} KB per execution on disk"
     )
 
 
@@ -590,9 +612,11 @@ def run_socialflow(args: argparse.Namespace, sink: ReplySink) -> Outcome:
             postgres_dbs={"prefect db": [prefect_db.name], "app db": [app.name]},
         )
         mine = ["prefect server", "worker(s)", "API", "postgres: prefect db", "postgres: app db"]
+        before = asyncio.run(socialflow_census(app.dsn, prefect_db.dsn))
         split = drive(args, stack, sink, outcome, hook, ["--secret", secret], groups)
         account(outcome, {n: split.seconds.get(n, 0.0) for n in mine}, split.wall)
-        outcome.records = asyncio.run(_socialflow_records(app.dsn, prefect_db.dsn))
+        after = asyncio.run(socialflow_census(app.dsn, prefect_db.dsn))
+        outcome.records = records(before, after, "flow_execution")
     return outcome
 
 
@@ -602,30 +626,36 @@ async def _ensure_pool() -> None:
     await ensure_work_pool()
 
 
-async def _socialflow_records(app_dsn: str, prefect_dsn: str) -> str:
+APP_TABLES = ("flow_execution", "node_run", "webhook_event")
+PREFECT_TABLES = (
+    "flow_run",
+    "flow_run_state",
+    "task_run",
+    "task_run_state",
+    "log",
+    "events",
+    "event_resources",
+)
+
+
+async def socialflow_census(app_dsn: str, prefect_dsn: str) -> dict[str, int]:
+    """Rows Socialflow and Prefect keep, and both databases' bytes."""
     import psycopg
 
-    async with await psycopg.AsyncConnection.connect(app_dsn) as conn:
-        rows = await conn.execute("SELECT status, count(*) FROM flow_execution GROUP BY status")
-        statuses = {str(s): int(n) for s, n in await rows.fetchall()}
-        nodes = await (await conn.execute("SELECT count(*) FROM node_run")).fetchone()
-        app_size = await (
-            await conn.execute("SELECT pg_database_size(current_database())")
-        ).fetchone()
-    async with await psycopg.AsyncConnection.connect(prefect_dsn) as conn:
-        tasks = await (await conn.execute("SELECT count(*) FROM task_run")).fetchone()
-        flows = await (await conn.execute("SELECT count(*) FROM flow_run")).fetchone()
-        pf_size = await (
-            await conn.execute("SELECT pg_database_size(current_database())")
-        ).fetchone()
-    total = sum(statuses.values())
-    assert nodes and app_size and tasks and flows and pf_size
-    per = (app_size[0] + pf_size[0]) / max(1, total) / 1000
-    return (
-        f"{total} executions {statuses}, {nodes[0]} node runs; Prefect: {flows[0]} flow runs, "
-        f"{tasks[0]} task runs; databases {app_size[0] / 1e6:.1f} + {pf_size[0] / 1e6:.1f} MB "
-        f"(app + Prefect, {per:.1f} KB per execution, empty databases included)"
-    )
+    out: dict[str, int] = {"bytes": 0}
+    for dsn, tables, prefix in (
+        (app_dsn, APP_TABLES, ""),
+        (prefect_dsn, PREFECT_TABLES, "prefect "),
+    ):
+        async with await psycopg.AsyncConnection.connect(dsn) as conn:
+            for table in tables:
+                cur = await conn.execute(f'SELECT count(*) FROM "{table}"')  # names fixed above
+                row = await cur.fetchone()
+                out[prefix + table] = int(row[0]) if row else 0
+            cur = await conn.execute("SELECT pg_database_size(current_database())")
+            row = await cur.fetchone()
+            out["bytes"] += int(row[0]) if row else 0
+    return out
 
 
 # ------------------------------------------------------------------------------- the table

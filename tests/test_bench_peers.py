@@ -161,3 +161,12 @@ def test_table_shows_how_far_each_system_trails_per_core(
     out = capsys.readouterr().out
     assert "n8n in-process" in out and "socialflow" in out and "0.08" in out
     assert "n8n 1.123.0" in out and "300 node runs" in out
+
+
+def test_records_are_what_the_measured_phases_added_per_execution(peers: ModuleType) -> None:
+    before = {"flow_execution": 1, "prefect task_run": 2, "bytes": 1_000_000}
+    after = {"flow_execution": 101, "prefect task_run": 282, "bytes": 3_000_000}
+    text = peers.records(before, after, "flow_execution")
+    assert text.startswith("100 executions;")
+    assert "prefect task_run 2.80" in text and "flow_execution 1.00" in text
+    assert "20.0 KB per execution" in text
