@@ -6,7 +6,7 @@ tenth does not and must stay unanswered.
 
 Systems, each started on 127.0.0.1, measured alone, then stopped by its PID:
 
-  n8n           n8n (``--install`` puts n8n@1.123 from npm into ``--n8n-dir``), its own data
+  n8n           n8n (``--install`` puts n8n 1.123.50 from npm into ``--n8n-dir``), its own data
                 folder (SQLite), no diagnostics, version notifications or templates; the
                 workflow (Webhook → If → HTTP Request) imported and activated with its CLI.
                 Measured twice: task runners off (``N8N_RUNNERS_ENABLED=false``, everything in
@@ -69,7 +69,9 @@ from _harness import (
 
 from socialflow.stack import ManagedProcess, api_server
 
-N8N_VERSION = "~1.123.0"  # npm range: the newest 1.123.x
+# the newest 1.123.x that runs on Node 20: from 1.123.66 on, n8n needs @n8n/expression-runtime,
+# whose isolated-vm 6 builds only against Node 22 or later
+N8N_VERSION = "1.123.50"
 XLSX_FROM_REGISTRY = "0.18.5"  # the last xlsx on the npm registry (see install())
 DEFAULT_N8N_DIR = Path.home() / ".cache" / "socialflow-bench" / "n8n"
 REPLY_TEXT = "Thanks for asking! Prices are in your DMs."
@@ -407,7 +409,7 @@ def n8n_bin(directory: Path) -> Path:
 
 
 def install(directory: Path) -> None:
-    """``npm install n8n@1.123`` into ``directory`` (a no-op when it is there).
+    """``npm install`` n8n ``N8N_VERSION`` into ``directory`` (npm keeps what is there).
 
     n8n-nodes-base asks for ``xlsx`` as a tarball from SheetJS's own CDN, not the npm registry;
     an npm override takes the registry's last ``xlsx`` instead, so only the registry is needed.
