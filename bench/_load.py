@@ -148,7 +148,7 @@ async def paced(
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--urls", required=True)
-    parser.add_argument("--secret", required=True)
+    parser.add_argument("--secret", default="", help="required unless --auth none")
     parser.add_argument("--auth", choices=("header", "hmac", "none"), default="header")
     parser.add_argument(
         "--accept-status", type=int, default=202, help="the status of an accepted request (202)"
@@ -172,6 +172,8 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="paced per second; 0: closed")
     parser.add_argument("--deadline", type=float, default=120.0, help="seconds per phase")
     args = parser.parse_args()
+    if args.auth != "none" and not args.secret:
+        parser.error(f"--secret is required with --auth {args.auth}")
     sender = Sender(args)
     try:
         warm_deadline = time.monotonic() + args.deadline
