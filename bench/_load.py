@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -24,10 +25,14 @@ import httpx
 from socialflow.api.hooks import signing
 
 
-def _body(tag: str, n: int) -> bytes:
-    return json.dumps(
-        {"n": n, "source": "bench", "tag": tag, "text": "a comment to answer"}
-    ).encode()
+def _body(tag: str, n: int, quiet_every: int = 0) -> bytes:
+    """The webhook body of request ``n``. With ``quiet_every`` k > 0 the text asks the price,
+    except for every k-th request (n % k == k - 1), which a flow answering price questions
+    must leave unanswered."""
+    text = "a comment to answer"
+    if quiet_every > 0:
+        text = "lovely photo" if n % quiet_every == quiet_every - 1 else "What is the PRICE?"
+    return json.dumps({"n": n, "source": "bench", "tag": tag, "text": text}).encode()
 
 
 class Sender:
@@ -36,6 +41,9 @@ class Sender:
         self.secret: str = args.secret
         self.auth: str = args.auth
         self.tag: str = args.tag
+        self.quiet_every: int = args.quiet_every
+        self.accept_status: int = args.accept_status
+        self.sent: dict[int, float] | None = {} if args.record_sends else None
         # one single-connection client per lane: httpx's pool costs more CPU per request the
         # more connections it holds (about 1.5 ms at 16 and 2.6 ms at 64 here), which would
         # make the load generator, not the server, the thing measured
@@ -59,14 +67,18 @@ class Sender:
             await client.aclose()
 
     async def send(self, n: int) -> bool:
-        body = _body(self.tag, n)
+        body = _body(self.tag, n, self.quiet_every)
         headers = {"content-type": "application/json"}
-        if self.auth == "hmac":
+        if self.auth == "none":
+            pass
+        elif self.auth == "hmac":
             # timestamp, delivery key and body under one HMAC, as the route requires
             headers.update(signing.sign(self.secret, body))  # a new delivery key each
         else:
             headers["x-socialflow-secret"] = self.secret
         client = await self.free.get()
+        if self.sent is not None:  # CLOCK_MONOTONIC: comparable with other processes' readings
+            self.sent[n] = time.monotonic()
         try:
             response = await client.post(
                 self.urls[n % len(self.urls)], content=body, headers=headers
@@ -77,9 +89,10 @@ class Sender:
         finally:
             self.free.put_nowait(client)
         self.status[str(response.status_code)] += 1
-        if response.status_code == 202:
-            if response.json().get("duplicate"):
-                self.duplicates += 1
+        if response.status_code == self.accept_status:
+            with contextlib.suppress(ValueError, AttributeError):
+                if response.json().get("duplicate"):
+                    self.duplicates += 1
             return True
         return False
 
@@ -135,8 +148,22 @@ async def paced(
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--urls", required=True)
-    parser.add_argument("--secret", required=True)
-    parser.add_argument("--auth", choices=("header", "hmac"), default="header")
+    parser.add_argument("--secret", default="", help="required unless --auth none")
+    parser.add_argument("--auth", choices=("header", "hmac", "none"), default="header")
+    parser.add_argument(
+        "--accept-status", type=int, default=202, help="the status of an accepted request (202)"
+    )
+    parser.add_argument(
+        "--quiet-every",
+        type=int,
+        default=0,
+        help="texts ask the price except every k-th (0: a fixed text without it)",
+    )
+    parser.add_argument(
+        "--record-sends",
+        action="store_true",
+        help="report each measured request's send time (time.monotonic) as 'sent'",
+    )
     parser.add_argument("--tag", default="bench")
     parser.add_argument("--offset", type=int, default=0, help="first request number")
     parser.add_argument("--warmup", type=int, default=200)
@@ -145,6 +172,8 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="paced per second; 0: closed")
     parser.add_argument("--deadline", type=float, default=120.0, help="seconds per phase")
     args = parser.parse_args()
+    if args.auth != "none" and not args.secret:
+        parser.error(f"--secret is required with --auth {args.auth}")
     sender = Sender(args)
     try:
         warm_deadline = time.monotonic() + args.deadline
@@ -179,6 +208,8 @@ async def main() -> None:
         "warmup_accepted": warm_accepted,
         "cpu_seconds": (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system),
     }
+    if sender.sent is not None:
+        result["sent"] = {str(n): t for n, t in sender.sent.items() if n >= first}
     print(json.dumps(result), flush=True)
 
 
