@@ -115,8 +115,11 @@ def test_prefect_scaled_out_records_every_run_behind_nginx_with_redis(tmp_path: 
         "2",
         "--redis-url",
         REDIS_URL,
+        # nine more processes than the other shape on a PostgreSQL other suites share
         "--pool-size",
-        "4",
+        "2",
+        "--prefect-pool-size",
+        "3",
     )
     distinct = report["distinct"]
     assert report["apis"] == 3 and report["prefect_apis"] == 2
