@@ -56,8 +56,8 @@ def prefect_server_tuning(*, events: bool = True) -> dict[str, str]:
 
     Args:
         events: Keep persisting Prefect's events (its UI's event feed). Without them the server
-            spends about a third less CPU per run; flow runs and task runs are recorded all the
-            same.
+            spends about a quarter less CPU per run; flow runs and task runs are recorded all
+            the same.
 
     Returns:
         Environment variables to pass to ``prefect server start`` or ``services start``.

@@ -500,6 +500,20 @@ def test_k8s_values_scale_prefect_out_with_redis() -> None:
     assert int(documented.group(3)) != int(plain["PREFECT_REDIS_MESSAGING_DB"])
 
 
+def test_the_embedded_prefect_server_starts_tuned_unless_told_otherwise() -> None:
+    """`socialflow up` and the test suite start Prefect through prefect_server: tuned by default,
+    Prefect's own settings with an empty tuning, events off only when asked."""
+    from socialflow.stack import prefect_server, prefect_server_tuning
+
+    tuned = prefect_server(Path("/tmp/prefect-home")).env
+    assert PREFECT_SERVER_TUNING.items() <= tuned.items()
+    assert "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED" not in tuned
+    plain = prefect_server(Path("/tmp/prefect-home"), tuning={}).env
+    assert not set(PREFECT_SERVER_TUNING) & set(plain)
+    quiet = prefect_server(Path("/tmp/prefect-home"), tuning=prefect_server_tuning(events=False))
+    assert quiet.env["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED"] == "false"
+
+
 def test_prefect_tuning_names_real_settings_with_the_values_prefect_reads() -> None:
     """Each tuning pair is a real Prefect setting, and Prefect reads the value meant."""
     import os
