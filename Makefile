@@ -6,7 +6,7 @@ TOOLS := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: install frontend up test test-fast lint fmt typecheck bench scale clean
+.PHONY: install frontend up test test-fast lint fmt typecheck bench scale scale-prefect clean
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
@@ -54,6 +54,12 @@ typecheck: install
 # 5,000 Instagram webhooks through NGINX to 3 APIs, run by 1 and 3 workers in turn (~15 min here)
 scale: install
 	$(RUN) python bench/scale.py
+
+# Prefect scaled out: 2 Prefect API processes behind NGINX, Prefect's services in their own
+# process, Redis (127.0.0.1:6379, two empty databases claimed and flushed); 3 APIs, 2 workers,
+# 2,000 webhooks; every run and task run must be recorded in Prefect
+scale-prefect: install
+	$(RUN) python bench/scale.py --prefect-apis 2 --phases 2 --events 2000 --pool-size 4
 
 bench: install
 	$(RUN) python bench/node_overhead.py

@@ -205,13 +205,23 @@ class Stack(contextlib.ExitStack):
         self.callback(_kill, proc)
         return proc
 
-    def prefect(self) -> str:
-        """Start a Prefect server (no UI) on a fresh PostgreSQL database; return its API URL."""
-        db = self.database("prefect server")
+    def prefect(self, tuning: dict[str, str] | None = None, *, name: str = "") -> str:
+        """Start a Prefect server (no UI) on a fresh PostgreSQL database; return its API URL.
+
+        ``tuning``: server settings on top (socialflow.stack.prefect_server's default when None,
+        Prefect's own defaults with ``{}``); ``name`` tells several servers apart.
+        """
+        db = self.database(f"prefect server {name}".strip())
         port = free_port()
         server = prefect_server(
-            self.home / "prefect-server", port=port, ui=False, database_url=db.asyncpg_url
+            self.home / f"prefect-server{'-' + name if name else ''}",
+            port=port,
+            ui=False,
+            database_url=db.asyncpg_url,
+            tuning=tuning,
         )
+        if name:
+            server.name = f"prefect server {name}"
         self.start(server)
         self.prefect_process = server
         return f"http://127.0.0.1:{port}/api"

@@ -24,6 +24,14 @@ comment (status sent) and exactly one reply POST per comment at the emulator; an
 Prometheus series moved (events received and deduplicated summed over the API processes'
 ``/metrics``; node durations from each worker's ``--metrics-port``). ``--json`` writes the
 report for tests/test_scale.py. Exit status 1 when a check fails.
+
+Prefect scaled out (``--prefect-apis N``, ``make scale-prefect``): instead of one Prefect server,
+N Prefect API processes (``prefect server start --no-services``) behind NGINX, Prefect's
+background services in a process of their own, and Redis between them (the machine's server at
+``--redis-url``; two empty numbered databases are claimed and flushed afterwards), as
+deployments/compose runs it. Every Socialflow process reaches Prefect through that NGINX. In both
+shapes the run also checks, from Prefect's database, that every execution's flow run and every
+node's task run is recorded there, completed.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ from _harness import (
     print_table,
     sampled,
 )
+from _prefect_tier import PrefectTier, claim_redis, prefect_recorded, start_tier
 
 from socialflow.stack import ManagedProcess, api_server
 
@@ -105,6 +114,8 @@ class Report:
     """The scale run: phases, checks and metrics, as tests/test_scale.py reads them."""
 
     apis: int
+    #: Prefect API processes (0: one Prefect server running its own services)
+    prefect_apis: int
     accounts: int
     events: int
     distinct: int
@@ -121,6 +132,8 @@ class Report:
     metrics: dict[str, float] = field(default_factory=dict)
     #: for comments answered other than once: their ledger rows and runs, for diagnosis
     anomalies: list[dict[str, Any]] = field(default_factory=list)
+    #: what Prefect's database holds for the executions' flow runs and the nodes' task runs
+    prefect: dict[str, Any] = field(default_factory=dict)
     ratio: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -204,9 +217,11 @@ def make_posts(
 # -------------------------------------------------------------------------------- processes
 
 
-def start_nginx(stack: Stack, api_ports: list[int], prefect_api: str) -> tuple[str, Path, int]:
-    """NGINX with the project's config for loopback in front of ``api_ports``; (base URL, CA
-    file, master PID)."""
+def start_nginx(
+    stack: Stack, api_ports: list[int], prefect_ports: list[int]
+) -> tuple[str, Path, int]:
+    """NGINX with the project's config for loopback in front of ``api_ports`` (and of
+    ``prefect_ports`` on the operators' route); (base URL, CA file, master PID)."""
     from tests.deployments._nginx import htpasswd, nginx_argv, render
 
     if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
@@ -215,11 +230,10 @@ def start_nginx(stack: Stack, api_ports: list[int], prefect_api: str) -> tuple[s
     prefix.mkdir()
     passwords = prefix / "htpasswd"
     htpasswd(passwords, "operator", uuid.uuid4().hex)
-    prefect_port = int(prefect_api.rsplit(":", 1)[1].split("/")[0])
     rendered = render(
         prefix / "root",
         api_port=api_ports,
-        prefect_port=prefect_port,
+        prefect_port=prefect_ports,
         htpasswd_file=passwords,
         worker_processes=2,
     )
@@ -243,6 +257,44 @@ def start_nginx(stack: Stack, api_ports: list[int], prefect_api: str) -> tuple[s
         time.sleep(0.1)
     log(f"nginx up at {base} in front of API ports {api_ports}")
     return base, rendered.cert, master.pid
+
+
+def start_prefect_front(stack: Stack, prefect_ports: list[int]) -> tuple[str, int]:
+    """NGINX with the project's config in front of the Prefect API processes, listening on a
+    plain loopback port for Socialflow's processes (compose's ``prefect-server`` name and
+    Kubernetes' Service do this on a private network); (Prefect API URL, master PID)."""
+    import httpx
+
+    from tests.deployments._nginx import htpasswd, nginx_argv, render
+
+    prefix = stack.home / "nginx-prefect"
+    prefix.mkdir()
+    htpasswd(prefix / "htpasswd", "operator", uuid.uuid4().hex)
+    port = free_port()
+    rendered = render(
+        prefix / "root",
+        api_port=free_port(),  # the Socialflow API is not served by this one
+        prefect_port=prefect_ports,
+        htpasswd_file=prefix / "htpasswd",
+        worker_processes=1,
+        internal_prefect_port=port,
+    )
+    master = stack.spawn(nginx_argv(rendered, "-g", "daemon off;"))
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/health", trust_env=False).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"nginx for prefect did not answer: {rendered.error_log.read_text()}"
+            )
+        time.sleep(0.1)
+    log(f"nginx for prefect at {url} in front of Prefect API ports {prefect_ports}")
+    return url, master.pid
 
 
 def start_workers(
@@ -480,6 +532,32 @@ async def _diagnose(
     return out
 
 
+async def check_prefect(url: str, prefect_dsn: str, report: Report, timeout: float) -> None:
+    """Every execution's Prefect flow run and every node's task run, as Prefect recorded them."""
+    from sqlalchemy import select
+
+    from socialflow.core.db import Database
+    from socialflow.orchestration import FlowExecution, NodeRun
+
+    db = Database(url)
+    try:
+        async with db.sessionmaker() as session:
+            flows = (await session.scalars(select(FlowExecution.prefect_flow_run_id))).all()
+            nodes = (await session.scalars(select(NodeRun.prefect_task_run_id))).all()
+    finally:
+        await db.dispose()
+    flow_ids = {str(f) for f in flows if f is not None}
+    task_ids = {str(n) for n in nodes if n is not None}
+    found = await prefect_recorded(prefect_dsn, flow_ids, task_ids, timeout)
+    report.prefect = {
+        "executions_without_flow_run": sum(1 for f in flows if f is None),
+        "node_runs_without_task_run": sum(1 for n in nodes if n is None),
+        "flow_runs_expected": len(flow_ids),
+        "task_runs_expected": len(task_ids),
+        **found,
+    }
+
+
 def scale_ratio(phases: list[Phase]) -> float:
     """Mean runs/s of the phases with the most workers over the phases with the fewest."""
     counts = sorted({p.workers for p in phases})
@@ -510,6 +588,19 @@ def verdicts(report: Report) -> list[str]:
         )
     if report.replies_per_comment != {"1": d}:
         problems.append(f"emulator replies per comment: {report.replies_per_comment}")
+    recorded = report.prefect
+    if (
+        recorded.get("executions_without_flow_run") != 0
+        or recorded.get("flow_runs_expected") != d
+        or recorded.get("flow_run_states") != {"COMPLETED": d}
+    ):
+        problems.append(f"Prefect flow runs: {recorded}")
+    if (
+        recorded.get("node_runs_without_task_run") != 0
+        or recorded.get("task_runs_expected") != recorded.get("task_runs")
+        or recorded.get("task_run_states") != {"COMPLETED": recorded.get("task_runs_expected")}
+    ):
+        problems.append(f"Prefect task runs: {recorded}")
     for phase in report.phases:
         bad = {k: v for k, v in phase.answered.items() if k != "200"}
         if bad:
@@ -526,13 +617,28 @@ def run(args: argparse.Namespace) -> Report:
     duplicates = round(args.events * args.duplicates)
     report = Report(
         apis=args.apis,
+        prefect_apis=args.prefect_apis,
         accounts=args.accounts,
         events=args.events,
         distinct=args.events - duplicates,
         duplicates=duplicates,
     )
     with Stack("scale") as stack:
-        prefect_api = stack.prefect()
+        tier: PrefectTier | None = None
+        if args.prefect_apis:
+            prefect_db = stack.database("prefect server")
+            redis = claim_redis(stack, args.redis_url)
+            tier = start_tier(
+                stack,
+                apis=args.prefect_apis,
+                database_url=prefect_db.asyncpg_url,
+                redis=redis,
+                pool_size=args.prefect_pool_size,
+            )
+            prefect_api, prefect_front_pid = start_prefect_front(stack, tier.api_ports)
+        else:
+            prefect_api = stack.prefect()
+            prefect_db = stack.databases[0]
         emulator_port = free_port()
         emulator = f"http://127.0.0.1:{emulator_port}"
         emulator_proc = stack.start(emulator_process(stack.home, emulator_port))
@@ -584,17 +690,28 @@ def run(args: argparse.Namespace) -> Report:
             api_ports.append(port)
             api_pids.append(pid_of(api))
         api_metrics = [f"http://127.0.0.1:{p}/metrics" for p in api_ports]
-        base, cafile, nginx_pid = start_nginx(stack, api_ports, prefect_api)
-        assert stack.prefect_process is not None
+        prefect_ports = tier.api_ports if tier else [int(prefect_api.rsplit(":", 1)[1][:-4])]
+        base, cafile, nginx_pid = start_nginx(stack, api_ports, prefect_ports)
+        if tier is not None:
+            prefect_trees = {**tier.pids, "nginx": [nginx_pid, prefect_front_pid]}
+            singles = {"senders (this process)": [os.getpid()]}
+            if redis.server_pid:  # the machine's Redis: its CPU in the window, all clients
+                singles["redis (whole server)"] = [int(redis.server_pid)]
+        else:
+            assert stack.prefect_process is not None
+            prefect_trees = {
+                "prefect server": [pid_of(stack.prefect_process)],
+                "nginx": [nginx_pid],
+            }
+            singles = {"senders (this process)": [os.getpid()]}
         groups = CpuGroups(
             trees={
-                "prefect server": [pid_of(stack.prefect_process)],
+                **prefect_trees,
                 f"api x{args.apis}": api_pids,
-                "nginx": [nginx_pid],
                 "graph emulator": [pid_of(emulator_proc)],
             },
-            singles={"senders (this process)": [os.getpid()]},
-            postgres_dbs={"app": [db.name], "prefect": [stack.databases[0].name]},
+            singles=singles,
+            postgres_dbs={"app": [db.name], "prefect": [prefect_db.name]},
         )
 
         received_before = summed(
@@ -672,6 +789,7 @@ def run(args: argparse.Namespace) -> Report:
             "worker_node_runs_completed": node_durations,
         }
         asyncio.run(check(db.psycopg_url, emulator, posts, report))
+        asyncio.run(check_prefect(db.psycopg_url, prefect_db.dsn, report, timeout=120))
         report.ratio = scale_ratio(report.phases)
         report.problems = verdicts(report)
         if report.problems:  # keep the logs: the stack removes its directory on a clean exit
@@ -688,8 +806,14 @@ def print_report(report: Report) -> None:
     print(
         f"\nscale: {report.events} signed comment webhooks ({report.duplicates} duplicates) "
         f"through NGINX (TLS) to {report.apis} API processes, {report.accounts} accounts, flow "
-        "comment -> condition -> reply_comment; PostgreSQL app database, one Prefect server "
-        "on PostgreSQL, Graph API emulator process"
+        "comment -> condition -> reply_comment; PostgreSQL app database, "
+        + (
+            f"{report.prefect_apis} Prefect API processes behind NGINX with the services apart "
+            "and Redis"
+            if report.prefect_apis
+            else "one Prefect server"
+        )
+        + " on PostgreSQL, Graph API emulator process"
     )
     print_table(
         "phases (each: its own deliveries; runs/s from the first POST to the last run final)",
@@ -729,6 +853,7 @@ def print_report(report: Report) -> None:
         f"{report.ledger_statuses}; emulator replies per comment {report.replies_per_comment}"
     )
     print(f"metrics moved: {report.metrics}")
+    print(f"recorded in Prefect: {report.prefect}")
     print(f"machine: {os.cpu_count()} cores, shared")
     print("checks: " + ("all passed" if not report.problems else "; ".join(report.problems)))
     for anomaly in report.anomalies:
@@ -754,6 +879,21 @@ def main() -> None:
         "--pool-size", type=int, default=5, help="SOCIALFLOW_DATABASE_POOL_SIZE per process (5)"
     )
     parser.add_argument("--worker-concurrency", type=int, default=8, help="runs per worker (8)")
+    parser.add_argument(
+        "--prefect-apis",
+        type=int,
+        default=0,
+        help="Prefect API processes behind NGINX, services apart, Redis between (0: one server)",
+    )
+    parser.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379", help="Redis server (--prefect-apis)"
+    )
+    parser.add_argument(
+        "--prefect-pool-size",
+        type=int,
+        default=5,
+        help="database pool (and as many overflow) per Prefect process (--prefect-apis; 5)",
+    )
     parser.add_argument(
         "--graph-latency",
         type=float,

@@ -28,6 +28,17 @@ the server, which on this shared machine includes other users' databases and bac
 exited in the window). Idle processes are sampled too: the worker and API during baseline
 segments, the runner during socialflow segments.
 
+Prefect server presets (``--presets``, comma-separated; measured in the same alternating run,
+each on a Prefect server, app database, API and worker(s) of its own, the idle ones waiting):
+``defaults`` (Prefect's own settings), ``tuned`` (socialflow/stack.py PREFECT_SERVER_TUNING,
+what Socialflow starts its Prefect server with: automations' triggers off, no event stream to
+websocket subscribers, task run states recorded 50 to a statement), ``tuned-no-events``
+(tuned, and Prefect's events not persisted). The raw Prefect baseline runs against the first
+preset's server. The tables give runs/s and CPU ms per run for each process group, per preset,
+with ratios against the first preset. ``--prefect-pool-size`` sets Prefect's database pool for
+every preset. Every run also checks, from each Prefect database, that every execution's flow run
+and every node's task run was recorded there.
+
 Goal (issue): socialflow >= 0.9x raw Prefect runs/s.
 """
 
@@ -64,7 +75,13 @@ from _harness import (
     sampled,
 )
 
-from socialflow.stack import api_server
+from socialflow.stack import api_server, prefect_server_tuning
+
+PRESETS: dict[str, dict[str, str]] = {
+    "defaults": {},
+    "tuned": prefect_server_tuning(),
+    "tuned-no-events": prefect_server_tuning(events=False),
+}
 
 # -------------------------------------------------------- the raw Prefect baseline (a child)
 
@@ -318,6 +335,21 @@ def main() -> None:
         help="events kept waiting (default 3 x concurrency x workers)",
     )
     parser.add_argument("--drain-timeout", type=float, default=120.0, help="s (120)")
+    parser.add_argument(
+        "--presets",
+        default="tuned",
+        help=f"Prefect server presets, comma-separated, the first the baseline: "
+        f"{', '.join(PRESETS)} (tuned: what Socialflow starts)",
+    )
+    parser.add_argument(
+        "--prefect-pool-size",
+        type=int,
+        default=0,
+        help="PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE for every preset (Prefect's: 5)",
+    )
+    parser.add_argument(
+        "--pool-size", type=int, default=5, help="SOCIALFLOW_DATABASE_POOL_SIZE per process (5)"
+    )
     parser.add_argument("--raw-prefect-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.window == "continuous":
@@ -329,91 +361,180 @@ def main() -> None:
         raw_prefect_child(args.concurrency)
         return
     args.backlog = args.backlog or 3 * lanes
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown or not presets or len(set(presets)) != len(presets):
+        parser.error(f"--presets {args.presets!r}: name each of {', '.join(PRESETS)} at most once")
     load_start = load_average()
     with Stack("throughput") as stack:
-        prefect_api = stack.prefect()
-        prefect_db = stack.databases[0]
-        app = stack.database("app")
-        env = {
-            **base_env(stack.home, prefect_api_url=prefect_api),
-            "SOCIALFLOW_DATABASE_URL": app.psycopg_url,
-            "SOCIALFLOW_PREFECT_API_URL": prefect_api,
-        }
-        apply_env(env)  # before Prefect is imported in this process
-        flow_id, secret = asyncio.run(prepare_app_db(app.psycopg_url, four_nodes(), deploy=True))
-        asyncio.run(_ensure_pool())
-        port = free_port()
-        api = stack.start(api_server(stack.home / "logs", port=port, env=env))
-        workers = [
-            stack.start_worker(
-                env, name=f"worker {i + 1}", args=["--concurrency", str(args.concurrency)]
-            )
-            for i in range(args.workers)
+        variants = [
+            _start_preset(stack, args, name, first=i == 0) for i, name in enumerate(presets)
         ]
+        first = variants[0]
         runner = stack.spawn(
             [sys.executable, __file__, "--raw-prefect-child", "--concurrency", str(lanes)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env={**os.environ, **env},
+            env={**os.environ, **first.env},
         )
         if _readline(runner, 120) != "ready":
             raise RuntimeError("baseline runner did not start")
-        assert stack.prefect_process is not None
-        groups = CpuGroups(
-            trees={
-                "prefect server": [pid_of(stack.prefect_process)],
-                "worker(s)": [pid_of(w) for w in workers],
-                "API": [pid_of(api)],
-                "raw prefect runner": [runner.pid],
-            },
-            singles={"this process (feeder)": [os.getpid()]},
-            postgres_dbs={"prefect db": [prefect_db.name], "app db": [app.name]},
-        )
-        sf = Socialflow(args, app.psycopg_url, f"http://127.0.0.1:{port}", flow_id, secret)
-        tallies, notes = asyncio.run(_rounds(args, runner, groups, sf))
+        first.groups.trees["raw prefect runner"] = [runner.pid]
+        tallies, notes = asyncio.run(_rounds(args, runner, variants))
+        recorded = asyncio.run(_recorded(variants))
     notes += f"\nmachine: {os.cpu_count()} cores, shared; load average {load_start} at start, "
     notes += f"{load_average()} at end"
-    _print(args, tallies, notes)
+    _print(args, presets, tallies, notes, recorded)
+
+
+@dataclass
+class Variant:
+    """One preset's stack: its Prefect server, app database, API and workers."""
+
+    preset: str
+    env: dict[str, str]
+    app_url: str
+    prefect_dsn: str
+    groups: CpuGroups
+    sf: Socialflow
+
+
+def _start_preset(stack: Stack, args: argparse.Namespace, preset: str, *, first: bool) -> Variant:
+    tuning = dict(PRESETS[preset])
+    if args.prefect_pool_size:
+        tuning["PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE"] = str(args.prefect_pool_size)
+    prefect_api = stack.prefect(tuning, name=preset)
+    server = stack.prefect_process
+    prefect_db = stack.databases[-1]
+    app = stack.database(f"app {preset}")
+    env = {
+        **base_env(stack.home, prefect_api_url=prefect_api),
+        "SOCIALFLOW_DATABASE_URL": app.psycopg_url,
+        "SOCIALFLOW_PREFECT_API_URL": prefect_api,
+        # several presets' processes share this machine's PostgreSQL (max_connections)
+        "SOCIALFLOW_DATABASE_POOL_SIZE": str(args.pool_size),
+    }
+    if first:
+        apply_env(env)  # the first preset's, before Prefect settings are read in this process
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_api}):
+        flow_id, secret = asyncio.run(prepare_app_db(app.psycopg_url, four_nodes(), deploy=True))
+        asyncio.run(_ensure_pool())
+    port = free_port()
+    api = stack.start(api_server(stack.home / "logs" / preset, port=port, env=env))
+    workers = [
+        stack.start_worker(
+            env, name=f"worker {preset} {i + 1}", args=["--concurrency", str(args.concurrency)]
+        )
+        for i in range(args.workers)
+    ]
+    assert server is not None
+    groups = CpuGroups(
+        trees={
+            "prefect server": [pid_of(server)],
+            "worker(s)": [pid_of(w) for w in workers],
+            "API": [pid_of(api)],
+        },
+        singles={"this process (feeder)": [os.getpid()]},
+        postgres_dbs={"prefect db": [prefect_db.name], "app db": [app.name]},
+    )
+    sf = Socialflow(args, app.psycopg_url, f"http://127.0.0.1:{port}", flow_id, secret)
+    return Variant(preset, env, app.psycopg_url, prefect_db.dsn, groups, sf)
+
+
+async def _recorded(variants: list[Variant]) -> dict[str, dict[str, Any]]:
+    """Per preset: the executions' flow runs and the nodes' task runs found in Prefect."""
+    from _prefect_tier import prefect_recorded
+    from sqlalchemy import select
+
+    from socialflow.core.db import Database
+    from socialflow.orchestration import FlowExecution, NodeRun
+
+    out = {}
+    for variant in variants:
+        db = Database(variant.app_url, pool_size=1)
+        try:
+            async with db.sessionmaker() as session:
+                flows = (
+                    await session.scalars(
+                        select(FlowExecution.prefect_flow_run_id).where(
+                            FlowExecution.status == "completed"
+                        )
+                    )
+                ).all()
+                tasks = (
+                    await session.scalars(
+                        select(NodeRun.prefect_task_run_id)
+                        .join(FlowExecution, NodeRun.execution_id == FlowExecution.id)
+                        .where(FlowExecution.status == "completed")
+                    )
+                ).all()
+        finally:
+            await db.dispose()
+        found = await prefect_recorded(
+            variant.prefect_dsn,
+            {str(f) for f in flows if f},
+            {str(t) for t in tasks if t},
+            timeout=60,
+        )
+        out[variant.preset] = {
+            "executions": len(flows),
+            "node_runs": len(tasks),
+            "without_prefect_id": sum(1 for f in [*flows, *tasks] if f is None),
+            **found,
+        }
+    return out
 
 
 async def _rounds(
-    args: argparse.Namespace, runner: subprocess.Popen[bytes], groups: CpuGroups, sf: Socialflow
+    args: argparse.Namespace, runner: subprocess.Popen[bytes], variants: list[Variant]
 ) -> tuple[dict[str, Tally], str]:
     assert runner.stdin is not None
     lanes = args.concurrency * args.workers
     segment = args.duration / args.rounds
     limit = args.warmup + segment + 120
-    tallies = {"baseline": Tally(), "socialflow": Tally()}
-    left_over = []
+    tallies = {"baseline": Tally(), **{v.preset: Tally() for v in variants}}
+    left_over: dict[str, list[int]] = {v.preset: [] for v in variants}
     try:
         for r in range(args.rounds):
             log(
-                f"round {r + 1}/{args.rounds}: raw prefect, {lanes} flow runs at once, "
-                f"{args.warmup:g} s + {segment:g} s"
+                f"round {r + 1}/{args.rounds}: raw prefect ({variants[0].preset} server), "
+                f"{lanes} flow runs at once, {args.warmup:g} s + {segment:g} s"
             )
             runner.stdin.write(f"run {args.warmup} {segment}\n".encode())
             runner.stdin.flush()
             if await asyncio.to_thread(_readline, runner, limit) != "window-start":
                 raise RuntimeError("baseline runner did not start its window")
-            with sampled(groups) as split:
+            with sampled(variants[0].groups) as split:
                 if await asyncio.to_thread(_readline, runner, limit) != "window-end":
                     raise RuntimeError("baseline runner did not end its window")
             raw = json.loads(await asyncio.to_thread(_readline, runner, 120))
             tallies["baseline"].add(raw["in_window"], raw["failed"], split[0])
             log(f"  raw prefect {tallies['baseline'].per_round[-1]:.2f} runs/s")
-            log(
-                f"round {r + 1}/{args.rounds}: socialflow, {args.workers} worker(s) x "
-                f"{args.concurrency}, backlog ~{args.backlog}, {args.warmup:g} s + {segment:g} s"
-            )
-            done, bad, cpu, left = await sf.segment(groups, args.warmup, segment)
-            tallies["socialflow"].add(done, bad, cpu)
-            left_over.append(left)
-            log(f"  socialflow {tallies['socialflow'].per_round[-1]:.2f} runs/s")
+            for variant in variants:
+                log(
+                    f"round {r + 1}/{args.rounds}: socialflow ({variant.preset}), "
+                    f"{args.workers} worker(s) x {args.concurrency}, backlog ~{args.backlog}, "
+                    f"{args.warmup:g} s + {segment:g} s"
+                )
+                done, bad, cpu, left = await variant.sf.segment(
+                    variant.groups, args.warmup, segment
+                )
+                tallies[variant.preset].add(done, bad, cpu)
+                left_over[variant.preset].append(left)
+                rate = tallies[variant.preset].per_round[-1]
+                log(f"  socialflow ({variant.preset}) {rate:.2f} runs/s")
         runner.stdin.write(b"quit\n")
         runner.stdin.flush()
     finally:
-        await sf.db.dispose()
-    notes = f"posted {sf.posted}, rejected {sf.rejected}, backlog at window ends {left_over}"
+        for variant in variants:
+            await variant.sf.db.dispose()
+    notes = "; ".join(
+        f"{v.preset}: posted {v.sf.posted}, rejected {v.sf.rejected}, backlog at window ends "
+        f"{left_over[v.preset]}"
+        for v in variants
+    )
     return tallies, notes
 
 
@@ -425,89 +546,137 @@ async def _ensure_pool() -> None:
     await ensure_work_pool()
 
 
-def _print(args: argparse.Namespace, tallies: dict[str, Tally], notes: str) -> None:
-    raw, sf = tallies["baseline"], tallies["socialflow"]
+ORDER = [
+    "prefect server",
+    "raw prefect runner",
+    "worker(s)",
+    "API",
+    "this process (feeder)",
+    "postgres: prefect db",
+    "postgres: app db",
+    "postgres: rest of server",
+]
+
+
+def _print(
+    args: argparse.Namespace,
+    presets: list[str],
+    tallies: dict[str, Tally],
+    notes: str,
+    recorded: dict[str, dict[str, Any]],
+) -> None:
+    raw = tallies["baseline"]
     lanes = args.concurrency * args.workers
+    sf0 = tallies[presets[0]]
     shape = (
-        f"one continuous {sf.wall:.0f} s window of steady load per variant"
+        f"one continuous {sf0.wall:.0f} s window of steady load per variant"
         if args.window == "continuous"
-        else f"{sf.wall:.0f} s per variant in {args.rounds} alternating segments"
+        else f"{sf0.wall:.0f} s per variant in {args.rounds} alternating segments"
     )
     print(
         f"\nthroughput: 4-node flow (4 task runs per run); {shape}, each after "
         f"{args.warmup:g} s ramp-up; "
         f"{args.workers} worker(s) x {args.concurrency} runs vs raw Prefect with {lanes} flow "
-        "runs at once; Prefect server and app database on PostgreSQL"
+        f"runs at once; Prefect server and app database on PostgreSQL; Prefect server presets "
+        f"{', '.join(presets)}"
     )
-    print_table(
-        "runs completed per second",
-        ["variant", "runs/s", "ratio", "runs counted", "not completed", "per segment runs/s"],
-        [
+    rows = [
+        (
+            f"raw prefect ({presets[0]} server)",
+            raw.rate,
+            1.0,
+            float("nan"),
+            raw.runs,
+            raw.not_completed,
+            " ".join(f"{x:.2f}" for x in raw.per_round),
+        )
+    ]
+    for preset in presets:
+        sf = tallies[preset]
+        rows.append(
             (
-                "raw prefect (baseline)",
-                raw.rate,
-                1.0,
-                raw.runs,
-                raw.not_completed,
-                " ".join(f"{x:.2f}" for x in raw.per_round),
-            ),
-            (
-                "socialflow (API + worker)",
+                f"socialflow ({preset})",
                 sf.rate,
                 sf.rate / raw.rate if raw.rate else float("nan"),
+                sf.rate / sf0.rate if sf0.rate else float("nan"),
                 sf.runs,
                 sf.not_completed,
                 " ".join(f"{x:.2f}" for x in sf.per_round),
-            ),
-        ],
-    )
-    print(notes)
-    order = [
-        "prefect server",
-        "raw prefect runner",
-        "worker(s)",
-        "API",
-        "this process (feeder)",
-        "postgres: prefect db",
-        "postgres: app db",
-        "postgres: rest of server",
-    ]
-    rows = []
-    for name in order:
-        rows.append(
-            (
-                name,
-                sf.cpu.get(name, 0.0) / sf.wall,
-                sf.cpu.get(name, 0.0) / max(1, sf.runs) * 1000,
-                raw.cpu.get(name, 0.0) / raw.wall,
-                raw.cpu.get(name, 0.0) / max(1, raw.runs) * 1000,
             )
         )
-    ours_sf = sum(sf.cpu.get(n, 0.0) for n in order)
-    ours_raw = sum(raw.cpu.get(n, 0.0) for n in order)
-    rows.append(
-        (
-            "other processes on the machine",
-            (sf.machine_busy - ours_sf) / sf.wall,
-            float("nan"),
-            (raw.machine_busy - ours_raw) / raw.wall,
-            float("nan"),
-        )
+    print_table(
+        "runs completed per second",
+        [
+            "variant",
+            "runs/s",
+            "vs raw",
+            f"vs {presets[0]}",
+            "runs counted",
+            "not completed",
+            "per segment runs/s",
+        ],
+        rows,
     )
-    rows.append(
-        (
-            "machine busy (all)",
-            sf.machine_busy / sf.wall,
-            sf.machine_busy / max(1, sf.runs) * 1000,
-            raw.machine_busy / raw.wall,
-            raw.machine_busy / max(1, raw.runs) * 1000,
-        )
-    )
+    print(notes)
+    variants = [("raw", raw), *((p, tallies[p]) for p in presets)]
+    header = ["process group"]
+    for name, _ in variants:
+        header += [f"{name} cores", "ms/run"]
+    cpu_rows = []
+    for group in ORDER:
+        row: list[Any] = [group]
+        for _, tally in variants:
+            seconds = tally.cpu.get(group, 0.0)
+            row += [seconds / tally.wall, seconds / max(1, tally.runs) * 1000]
+        cpu_rows.append(row)
+    others: list[Any] = ["other processes on the machine"]
+    busy: list[Any] = ["machine busy (all)"]
+    for _, tally in variants:
+        ours = sum(tally.cpu.get(n, 0.0) for n in ORDER)
+        others += [(tally.machine_busy - ours) / tally.wall, float("nan")]
+        busy += [tally.machine_busy / tally.wall, tally.machine_busy / max(1, tally.runs) * 1000]
+    cpu_rows += [others, busy]
     print_table(
         f"where the CPU goes in the windows (cores = CPU s / wall s, of {os.cpu_count()}; "
-        "ms = CPU ms per completed run)",
-        ["process group", "socialflow cores", "ms/run", "raw prefect cores", "ms/run"],
-        rows,
+        "ms = CPU ms per completed run; raw prefect runs against the "
+        f"{presets[0]} server)",
+        header,
+        cpu_rows,
+    )
+    if len(presets) > 1:
+        ratio_rows = []
+        for group in ["prefect server", "worker(s)", "API", "postgres: prefect db"]:
+            base = sf0.cpu.get(group, 0.0) / max(1, sf0.runs)
+            ratio_rows.append(
+                (
+                    group,
+                    *(
+                        (tallies[p].cpu.get(group, 0.0) / max(1, tallies[p].runs)) / base
+                        if base
+                        else float("nan")
+                        for p in presets[1:]
+                    ),
+                )
+            )
+        print_table(
+            f"CPU per run against {presets[0]} (same run, alternating windows)",
+            ["process group", *presets[1:]],
+            ratio_rows,
+        )
+    print_table(
+        "recorded in Prefect (completed executions' flow runs, their nodes' task runs)",
+        ["preset", "executions", "flow runs", "flow run states", "task runs", "task run states"],
+        [
+            (
+                preset,
+                r["executions"],
+                r["flow_runs"],
+                json.dumps(r["flow_run_states"]),
+                f"{r['task_runs']} of {r['node_runs']}",
+                json.dumps(r["task_run_states"]),
+            )
+            for preset, r in recorded.items()
+        ],
     )
     print("goal (issue): socialflow >= 0.9x raw Prefect runs/s")
 

@@ -12,7 +12,60 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["ManagedProcess", "api_server", "prefect_server", "worker_process"]
+__all__ = [
+    "PREFECT_SCALE_OUT",
+    "PREFECT_SERVER_TUNING",
+    "ManagedProcess",
+    "api_server",
+    "prefect_server",
+    "prefect_server_tuning",
+    "worker_process",
+]
+
+#: Prefect server settings that cut its CPU per run while its UI still shows every flow run,
+#: task run, state, tag, deployment and schedule (bench/README.md has the figures, and
+#: deployments/README.md what each one costs). Compose and the Kubernetes values carry the same
+#: pairs; tests/deployments/test_files.py holds them to this one.
+PREFECT_SERVER_TUNING: dict[str, str] = {
+    # automations (reactive and proactive triggers and their actions) are not evaluated:
+    # Socialflow defines none, and each event was matched against them
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+    # no live event stream to websocket subscribers (`prefect events stream`, clients waiting
+    # on a run through events); the UI's event feed reads persisted events and stays
+    "PREFECT_SERVER_EVENTS_STREAM_OUT_ENABLED": "false",
+    # task run states are written 50 to a statement, at most 1 s late, instead of one by one
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "50",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+}
+
+#: What several Prefect API processes and their background services share through Redis
+#: (prefect-redis): events, the cache, causal ordering of events and concurrency leases. Each
+#: process also needs PREFECT_REDIS_MESSAGING_HOST/PORT/DB (and PASSWORD) and
+#: PREFECT_SERVER_DOCKET_URL (the background services' coordination; a Redis URL, never
+#: ``memory://``, once there is more than one process).
+PREFECT_SCALE_OUT: dict[str, str] = {
+    "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+    "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+    "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+}
+
+
+def prefect_server_tuning(*, events: bool = True) -> dict[str, str]:
+    """The settings of :data:`PREFECT_SERVER_TUNING`, for a Prefect server's environment.
+
+    Args:
+        events: Keep persisting Prefect's events (its UI's event feed). Without them the server
+            spends about a quarter less CPU per run; flow runs and task runs are recorded all
+            the same.
+
+    Returns:
+        Environment variables to pass to ``prefect server start`` or ``services start``.
+    """
+    env = dict(PREFECT_SERVER_TUNING)
+    if not events:
+        env["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED"] = "false"
+    return env
 
 
 @dataclass
@@ -100,6 +153,7 @@ def prefect_server(
     database_url: str | None = None,
     ui: bool = True,
     events_retention_days: int | None = None,
+    tuning: dict[str, str] | None = None,
 ) -> ManagedProcess:
     """A Prefect server bound to ``host:port`` keeping its state under ``home``.
 
@@ -113,6 +167,8 @@ def prefect_server(
         events_retention_days: Days Prefect keeps its events
             (``PREFECT_SERVER_EVENTS_RETENTION_PERIOD``, Prefect's default 7): the
             executions' retention, so both histories end together.
+        tuning: Prefect server settings on top; :func:`prefect_server_tuning` when None, ``{}``
+            for Prefect's defaults.
     """
     env = {
         "PREFECT_HOME": str(home),
@@ -122,6 +178,7 @@ def prefect_server(
         "PREFECT_SERVER_API_PORT": str(port),
         "PREFECT_UI_API_URL": f"http://{host}:{port}/api",
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        **(prefect_server_tuning() if tuning is None else tuning),
     }
     if database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url

@@ -175,14 +175,18 @@ def render(
     prefix: Path,
     *,
     api_port: int | Sequence[int],
-    prefect_port: int,
+    prefect_port: int | Sequence[int],
     htpasswd_file: Path,
     worker_processes: int = 1,
+    internal_prefect_port: int | None = None,
 ) -> Rendered:
     """Copy the project's NGINX files to ``prefix``, adapted to loopback and temporary paths.
 
-    ``api_port`` may name several API replicas: each becomes a server of the upstream, as the
-    compose service's DNS name resolving to every replica does.
+    ``api_port`` and ``prefect_port`` may name several replicas: each becomes a server of its
+    upstream, as the compose service's DNS name resolving to every replica does. With
+    ``internal_prefect_port``, a plain-HTTP loopback listener there forwards to the Prefect
+    upstream (WebSockets included) without auth: the address Socialflow's processes use, as
+    compose's ``prefect-server`` name or Kubernetes' Service is on a private network.
     """
     import os
 
@@ -204,7 +208,13 @@ def render(
         lambda m: "\n".join(f"{m[1]}server 127.0.0.1:{port}{m[2]}" for port in ports),
         1,
     )
-    main = _sub(main, r"server prefect-server:4200;", f"server 127.0.0.1:{prefect_port};", 1)
+    prefect_ports = [prefect_port] if isinstance(prefect_port, int) else list(prefect_port)
+    main = _sub(
+        main,
+        r"( *)server prefect-server:4200( [^;]*;)",
+        lambda m: "\n".join(f"{m[1]}server 127.0.0.1:{port}{m[2]}" for port in prefect_ports),
+        1,
+    )
     temp = "".join(
         f"    {kind}_temp_path {prefix}/{kind}_temp;\n"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -224,6 +234,18 @@ def render(
     servers = _sub(servers, r"/etc/nginx/htpasswd", str(htpasswd_file), 2)
     servers = _sub(servers, r"/var/www/acme", str(prefix / "acme"), 1)
 
+    if internal_prefect_port is not None:
+        servers += (
+            "\nserver {\n"
+            f"    listen 127.0.0.1:{internal_prefect_port};\n"
+            "    client_max_body_size 0;\n"
+            "    location / {\n"
+            "        include snippets/proxy.conf;\n"
+            "        proxy_read_timeout 300s;\n"
+            "        proxy_pass http://prefect_server;\n"
+            "    }\n"
+            "}\n"
+        )
     conf = prefix / "nginx.conf"
     conf.write_text(main)
     (prefix / "socialflow.conf").write_text(servers)

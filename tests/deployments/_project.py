@@ -14,7 +14,7 @@ from socialflow.core.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS = ROOT / "deployments"
 # third-party images configured through variables of their own
-THIRD_PARTY_PREFIXES = ("POSTGRES_", "MINIO_")
+THIRD_PARTY_PREFIXES = ("POSTGRES_", "MINIO_", "REDISCLI_")
 
 
 @lru_cache(maxsize=1)
@@ -55,6 +55,19 @@ def prefect_env_names() -> frozenset[str]:
                     names.add(choice.upper())
 
     walk(PrefectSettings)
+    # prefect-redis (the redis extra): the messaging connection, publisher and consumer
+    from prefect_redis.client import RedisMessagingSettings
+    from prefect_redis.messaging import (
+        RedisMessagingConsumerSettings,
+        RedisMessagingPublisherSettings,
+    )
+
+    for model in (
+        RedisMessagingSettings,
+        RedisMessagingPublisherSettings,
+        RedisMessagingConsumerSettings,
+    ):
+        walk(model)
     return frozenset(names)
 
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from socialflow.api.knowledge.router import UPLOAD_PATH
 from socialflow.cli import app as cli
 from socialflow.core.settings import Settings
-from socialflow.stack import api_server
+from socialflow.stack import PREFECT_SCALE_OUT, PREFECT_SERVER_TUNING, api_server
 from tests.deployments._project import (
     DEPLOYMENTS,
     ROOT,
@@ -94,7 +94,10 @@ def test_compose_services_have_images_and_builds_that_exist() -> None:
     services = _compose()["services"]
     assert {
         "postgres",
+        "redis",
+        "prefect-migrate",
         "prefect-server",
+        "prefect-services",
         "minio",
         "minio-init",
         "migrate",
@@ -176,11 +179,11 @@ def test_compose_commands_probes_and_prefect_wiring() -> None:
         deps = services[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully"
     server_env = _environment(services["prefect-server"])
-    assert server_env["PREFECT_SERVER_API_AUTH_STRING"] == "${PREFECT_AUTH_STRING}"
+    assert server_env["PREFECT_SERVER_API_AUTH_STRING"].startswith("${PREFECT_AUTH_STRING")
     assert server_env["PREFECT_UI_SERVE_BASE"] == "/prefect"
     import prefect
 
-    for name in ("prefect-server", "prefect-services"):
+    for name in ("prefect-server", "prefect-services", "prefect-migrate"):
         assert services[name]["image"].split(":")[1].startswith(prefect.__version__ + "-")
     probe = " ".join(services["api"]["healthcheck"]["test"])
     for url in re.findall(r"http://127\.0\.0\.1:8000/\w+", probe):
@@ -189,6 +192,74 @@ def test_compose_commands_probes_and_prefect_wiring() -> None:
     for database, role in (("socialflow", "socialflow"), ("prefect", "prefect")):
         assert f"CREATE DATABASE {database} OWNER {role};" in init
     assert "@postgres:5432/socialflow" in _environment(services["api"])["SOCIALFLOW_DATABASE_URL"]
+
+
+PREFECT_PROCESSES = ("prefect-migrate", "prefect-server", "prefect-services")
+#: what every Prefect process of a scaled-out server must agree on
+SHARED_PREFECT = (
+    "PREFECT_API_DATABASE_CONNECTION_URL",
+    "PREFECT_REDIS_MESSAGING_HOST",
+    "PREFECT_REDIS_MESSAGING_PORT",
+    "PREFECT_REDIS_MESSAGING_DB",
+    "PREFECT_REDIS_MESSAGING_PASSWORD",
+    "PREFECT_SERVER_DOCKET_URL",
+)
+
+
+def _redis_db(url: str) -> int:
+    match = re.fullmatch(r"rediss?://(?::[^@]+@)?([\w.-]+):(\d+)/(\d+)", url)
+    assert match, f"not a redis URL with host, port and database: {url}"
+    return int(match.group(3))
+
+
+def test_compose_scales_prefect_out_with_redis() -> None:
+    """Several Prefect API replicas without services, the services in one process apart, Redis
+    between them, the same Redis and database everywhere, migrations run once before."""
+    services = _compose()["services"]
+    server, background = services["prefect-server"], services["prefect-services"]
+    assert "--no-services" in server["command"]
+    replicas = re.sub(r"\$\{[A-Z_]+:-(\d+)\}", r"\1", str(server["deploy"]["replicas"]))
+    assert int(replicas) >= 2
+    assert background["command"] == ["prefect", "server", "services", "start"]
+    assert "deploy" not in background  # one scheduler, one set of recorders
+    assert services["prefect-migrate"]["command"][:4] == [
+        "prefect",
+        "server",
+        "database",
+        "upgrade",
+    ]
+    assert services["prefect-migrate"]["restart"] == "no"
+    envs = {name: _environment(services[name]) for name in PREFECT_PROCESSES}
+    for name in ("prefect-server", "prefect-services"):
+        deps = services[name]["depends_on"]
+        assert deps["prefect-migrate"]["condition"] == "service_completed_successfully"
+        assert deps["redis"]["condition"] == "service_healthy"
+        env = envs[name]
+        assert PREFECT_SCALE_OUT.items() <= env.items(), name
+        assert PREFECT_SERVER_TUNING.items() <= env.items(), name
+        assert env["PREFECT_API_DATABASE_MIGRATE_ON_START"] == "false"
+        assert env["PREFECT_REDIS_MESSAGING_HOST"] == "redis"
+        assert env["PREFECT_REDIS_MESSAGING_PORT"] == "6379"
+        assert "PREFECT_SERVER_EVENTS_STREAM_OUT_ENABLED" in env
+        # the background services' coordination keeps apart from the event streams
+        assert _redis_db(env["PREFECT_SERVER_DOCKET_URL"].replace("${REDIS_PASSWORD}", "x")) != int(
+            env["PREFECT_REDIS_MESSAGING_DB"]
+        )
+        assert "@redis:6379/" in env["PREFECT_SERVER_DOCKET_URL"]
+    for key in SHARED_PREFECT:
+        values = {name: envs[name].get(key) for name in ("prefect-server", "prefect-services")}
+        assert len(set(values.values())) == 1 and None not in values.values(), (key, values)
+    assert (
+        envs["prefect-migrate"]["PREFECT_API_DATABASE_CONNECTION_URL"]
+        == envs["prefect-server"]["PREFECT_API_DATABASE_CONNECTION_URL"]
+    )
+    redis = services["redis"]
+    assert "--requirepass" in redis["command"]
+    assert "${REDIS_PASSWORD}" in envs["prefect-server"]["PREFECT_SERVER_DOCKET_URL"]
+    assert "ports" not in redis  # reachable on the compose network only
+    # Socialflow's processes reach the replicas through the one service name
+    for name in ("api", "worker", "migrate"):
+        assert _environment(services[name])["PREFECT_API_URL"] == "http://prefect-server:4200/api"
 
 
 def test_the_api_trusts_forwarded_headers_from_its_proxies_only() -> None:
@@ -387,11 +458,92 @@ def test_k8s_prefect_and_autoscaling_wiring() -> None:
     import prefect
 
     values = yaml.safe_load((K8S_DIR / "prefect" / "prefect-values.yaml").read_text())
-    assert values["server"]["image"]["prefectTag"].startswith(prefect.__version__ + "-")
+    assert values["global"]["prefect"]["image"]["prefectTag"].startswith(prefect.__version__ + "-")
     env = {e["name"] for e in values["server"]["env"]}
     assert {"PREFECT_SERVER_API_AUTH_STRING", "PREFECT_UI_SERVE_BASE"} <= env
     assert unknown_env_names(env) == []
     assert values["ingress"]["enabled"] is False  # the UI is operator-only
+
+
+def test_k8s_values_scale_prefect_out_with_redis() -> None:
+    values = yaml.safe_load((K8S_DIR / "prefect" / "prefect-values.yaml").read_text())
+    assert values["server"]["replicaCount"] >= 2
+    assert values["backgroundServices"]["runAsSeparateDeployment"] is True
+    assert values["redis"]["enabled"] is True
+    # global env reaches the API replicas and the background services alike
+    entries = values["global"]["prefect"]["env"]
+    assert unknown_env_names(e["name"] for e in entries) == []
+    assert len({e["name"] for e in entries}) == len(entries)
+    plain = {e["name"]: e["value"] for e in entries if "value" in e}
+    secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in entries if "valueFrom" in e}
+    assert PREFECT_SCALE_OUT.items() <= plain.items()
+    assert PREFECT_SERVER_TUNING.items() <= plain.items()
+    assert plain["PREFECT_API_DATABASE_MIGRATE_ON_START"] == "false"
+    assert {"PREFECT_SERVER_DOCKET_URL", "PREFECT_REDIS_MESSAGING_PASSWORD"} <= set(secret)
+    redis_secret = values["redis"]["auth"]["existingSecret"]
+    assert secret["PREFECT_REDIS_MESSAGING_PASSWORD"] == {
+        "name": redis_secret,
+        "key": values["redis"]["auth"]["existingSecretPasswordKey"],
+    }
+    assert secret["PREFECT_SERVER_DOCKET_URL"]["name"] == redis_secret
+    # the chart's own messaging values for the services name the same Redis
+    messaging = values["backgroundServices"]["messaging"]
+    assert messaging["broker"] == PREFECT_SCALE_OUT["PREFECT_MESSAGING_BROKER"]
+    assert messaging["cache"] == PREFECT_SCALE_OUT["PREFECT_MESSAGING_CACHE"]
+    assert messaging["redis"]["host"] == plain["PREFECT_REDIS_MESSAGING_HOST"]
+    assert str(messaging["redis"]["port"]) == plain["PREFECT_REDIS_MESSAGING_PORT"]
+    assert str(messaging["redis"]["db"]) == plain["PREFECT_REDIS_MESSAGING_DB"]
+    # the docket URL the operator stores is documented with another database than messaging
+    header = (K8S_DIR / "prefect" / "prefect-values.yaml").read_text()
+    documented = re.search(r"redis://:<password>@([\w.-]+):(\d+)/(\d+)", header)
+    assert documented and documented.group(1) == plain["PREFECT_REDIS_MESSAGING_HOST"]
+    assert int(documented.group(3)) != int(plain["PREFECT_REDIS_MESSAGING_DB"])
+
+
+def test_the_embedded_prefect_server_starts_tuned_unless_told_otherwise() -> None:
+    """`socialflow up` and the test suite start Prefect through prefect_server: tuned by default,
+    Prefect's own settings with an empty tuning, events off only when asked."""
+    from socialflow.stack import prefect_server, prefect_server_tuning
+
+    tuned = prefect_server(Path("/tmp/prefect-home")).env
+    assert PREFECT_SERVER_TUNING.items() <= tuned.items()
+    assert "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED" not in tuned
+    plain = prefect_server(Path("/tmp/prefect-home"), tuning={}).env
+    assert not set(PREFECT_SERVER_TUNING) & set(plain)
+    quiet = prefect_server(Path("/tmp/prefect-home"), tuning=prefect_server_tuning(events=False))
+    assert quiet.env["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED"] == "false"
+
+
+def test_prefect_tuning_names_real_settings_with_the_values_prefect_reads() -> None:
+    """Each tuning pair is a real Prefect setting, and Prefect reads the value meant."""
+    import os
+
+    from prefect.settings.models.root import Settings as PrefectSettings
+
+    assert unknown_env_names([*PREFECT_SERVER_TUNING, *PREFECT_SCALE_OUT]) == []
+    saved = {k: os.environ.get(k) for k in [*PREFECT_SERVER_TUNING, *PREFECT_SCALE_OUT]}
+    try:
+        os.environ.update(PREFECT_SERVER_TUNING)
+        os.environ.update(PREFECT_SCALE_OUT)
+        server = PrefectSettings().server
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert server.services.triggers.enabled is False
+    assert server.events.stream_out_enabled is False
+    assert server.services.task_run_recorder.batch_size == 50
+    assert server.services.task_run_recorder.flush_interval == 1
+    assert server.services.event_persister.enabled is True  # events kept by default
+    assert server.events.messaging_broker == "prefect_redis.messaging"
+    assert server.events.causal_ordering == "prefect_redis.ordering"
+    assert server.concurrency.lease_storage == "prefect_redis.lease_storage"
+    import importlib
+
+    for module in set(PREFECT_SCALE_OUT.values()):
+        importlib.import_module(module)  # installed with the project (prefect's redis extra)
 
 
 def test_work_pool_template_placeholders_are_declared() -> None:
