@@ -9,12 +9,16 @@ import signal
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from socialflow.core.embedded_postgres import EmbeddedPostgresError
 from socialflow.core.logging import configure_logging
 from socialflow.core.settings import Settings, generated_key_file, get_settings
+
+if TYPE_CHECKING:
+    from socialflow.stack import ManagedProcess
 
 app = typer.Typer(
     help="Socialflow: draw a flow, publish it, every matching event runs it.", no_args_is_help=True
@@ -518,7 +522,8 @@ def up(
     api_port: Annotated[int | None, typer.Option(help="API port.")] = None,
 ) -> None:
     """Start the embedded stack on 127.0.0.1 (Prefect server, API, worker); Ctrl-C stops it."""
-    from socialflow.stack import api_server, prefect_server, worker_process
+    from socialflow.core.embedded_postgres import EmbeddedPostgres, cluster_dir
+    from socialflow.stack import api_server, ensure_database, prefect_server, worker_process
 
     settings = get_settings()
     configure_logging(settings.logging.level)
@@ -529,28 +534,40 @@ def up(
     prefect_api = f"http://{host}:{port}/api"
     os.environ["PREFECT_API_URL"] = prefect_api
     api_host, api_port = settings.api.host, api_port or settings.api.port
-    prefect = prefect_server(data_dir / "prefect", host=host, port=port)
-    services = [
-        api_server(
-            data_dir / "logs",
-            host=api_host,
-            port=api_port,
-            env={"PREFECT_API_URL": prefect_api, "SOCIALFLOW_DATA_DIR": str(data_dir)},
-        ),
-        worker_process(
-            data_dir / "logs",
-            env={"PREFECT_API_URL": prefect_api, "SOCIALFLOW_DATA_DIR": str(data_dir)},
-        ),
-    ]
-    children = [prefect, *services]
+    embedded: EmbeddedPostgres | None = None
+    if not settings.database.url:
+        embedded = EmbeddedPostgres(cluster_dir(data_dir))
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    children: list[ManagedProcess] = []
     try:
+        if embedded is not None:
+            _echo(f"starting the embedded PostgreSQL (data: {embedded.pgdata}) ...")
+            embedded.start()
+            embedded.create_databases("socialflow", "prefect")
+        app_url = settings.database_url
+        prefect_db = settings.prefect_database_url
+        if embedded is None and prefect_db and prefect_db.startswith("postgresql"):
+            ensure_database(app_url, prefect_db)
+        _echo(f"database ready: app {_safe_url(app_url)}")
+        _echo(f"                Prefect {_safe_url(prefect_db or 'SQLite in Prefect home')}")
+        env = {
+            "PREFECT_API_URL": prefect_api,
+            "SOCIALFLOW_DATA_DIR": str(data_dir),
+            "SOCIALFLOW_DATABASE_URL": app_url,
+        }
+        prefect = prefect_server(
+            data_dir / "prefect", host=host, port=port, database_url=prefect_db
+        )
+        services = [
+            api_server(data_dir / "logs", host=api_host, port=api_port, env=env),
+            worker_process(data_dir / "logs", env=env),
+        ]
         # Prefect first: publishing (the demo flow too) creates the flow's deployment there
-        for child in children:
+        for child in [prefect, *services]:
             if child is services[0]:
                 asyncio.run(_prepare(settings))
-                _echo(f"database ready: {_safe_url(settings.database_url)}")
+            children.append(child)
             child.start()
             _echo(f"starting {child.name} (log: {child.log_path}) ...")
             child.wait_healthy(timeout=120)
@@ -577,10 +594,15 @@ def up(
                 _echo(f"{child.name} exited:\n{child.log_tail()}", err=True)
     except KeyboardInterrupt:
         pass
+    except (EmbeddedPostgresError, RuntimeError) as exc:
+        _echo(f"cannot start: {exc}", err=True)
+        raise typer.Exit(1) from exc
     finally:
         _echo("stopping ...")
         for child in reversed(children):
             child.stop()
+        if embedded is not None:
+            embedded.stop()
 
 
 async def _prepare(settings: Settings) -> None:

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from socialflow.core.embedded_postgres import cluster_dir, embedded_url
+
 __all__ = [
     "ApiSettings",
     "AuthSettings",
@@ -49,7 +51,10 @@ class DatabaseSettings(BaseModel):
         default=None,
         description=(
             "SQLAlchemy URL: sqlite+aiosqlite:///path.db or postgresql+psycopg://user@host/db. "
-            "Empty means a SQLite file in the data directory."
+            "On PostgreSQL, Prefect's server (started by `socialflow up`) uses a database named "
+            "prefect on the same server, created if missing. Empty: the embedded PostgreSQL "
+            "`socialflow up` keeps in <data_dir>/postgres (a SQLite file in the data directory "
+            "until that exists)."
         ),
     )
     echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
@@ -71,6 +76,26 @@ class PrefectSettings(BaseModel):
     ui_url: str | None = Field(
         default=None, description="Public URL of the Prefect UI, for links to runs."
     )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "Database of the Prefect server `socialflow up` starts (postgresql+asyncpg://… or "
+            "sqlite+aiosqlite:///…). Empty: the database prefect on the application's "
+            "PostgreSQL server, or SQLite in <data_dir>/prefect when the application is on "
+            "SQLite."
+        ),
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _prefect_database_is_supported(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            msg = (
+                "prefect.database_url: Prefect's server takes postgresql+asyncpg://… or "
+                "sqlite+aiosqlite:///… URLs"
+            )
+            raise ValueError(msg)
+        return value or None
 
 
 class HttpSettings(BaseModel):
@@ -578,10 +603,33 @@ class Settings(BaseSettings):
 
     @property
     def database_url(self) -> str:
-        """The configured database URL, or the embedded SQLite file in the data directory."""
+        """The configured database URL; else the embedded PostgreSQL of the data directory once
+        `socialflow up` has created it there, else a SQLite file in the data directory."""
         if self.database.url:
             return self.database.url
+        if self.embedded_postgres:
+            return embedded_url(self.data_dir)
         return f"sqlite+aiosqlite:///{(self.data_dir / 'socialflow.db').resolve()}"
+
+    @property
+    def embedded_postgres(self) -> bool:
+        """True when the application database is the embedded PostgreSQL of the data dir."""
+        return not self.database.url and (cluster_dir(self.data_dir) / "PG_VERSION").exists()
+
+    @property
+    def prefect_database_url(self) -> str | None:
+        """The database of the Prefect server `socialflow up` starts: the configured one, else
+        a database named ``prefect`` beside the application's on PostgreSQL; None: SQLite in
+        Prefect's home."""
+        if self.prefect.database_url:
+            return self.prefect.database_url
+        url = self.database_url
+        if not url.startswith("postgresql"):
+            return None
+        from sqlalchemy.engine import make_url
+
+        prefect = make_url(url).set(drivername="postgresql+asyncpg", database="prefect")
+        return prefect.render_as_string(hide_password=False)
 
 
 def secret_key_file(data_dir: Path) -> Path:
