@@ -555,6 +555,9 @@ def up(
             "PREFECT_API_URL": prefect_api,
             "SOCIALFLOW_DATA_DIR": str(data_dir),
             "SOCIALFLOW_DATABASE_URL": app_url,
+            # the API's own links (webhook URLs, emails) name the port it really serves on
+            "SOCIALFLOW_API_HOST": api_host,
+            "SOCIALFLOW_API_PORT": str(api_port),
         }
         prefect = prefect_server(
             data_dir / "prefect", host=host, port=port, database_url=prefect_db

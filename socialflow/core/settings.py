@@ -188,8 +188,12 @@ class ApiSettings(BaseModel):
     )
     port: int = Field(default=8000, ge=1, le=65535, description="API port.")
     public_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="URL users reach the app at; links in emails and OAuth redirects use it.",
+        default="",
+        description=(
+            "URL users reach the app at (http or https, optionally with a path); links in "
+            "emails, OAuth redirects and the webhook URLs of flows use it. Empty: "
+            "http://<host>:<port> of this API (127.0.0.1 when it binds every interface)."
+        ),
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser."
@@ -206,6 +210,30 @@ class ApiSettings(BaseModel):
             "no trusted proxy added); anyone else's are ignored. Empty: none believed."
         ),
     )
+
+    @model_validator(mode="after")
+    def _public_url_names_this_api(self) -> ApiSettings:
+        if not self.public_url:
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+            host = f"[{host}]" if ":" in host else host
+            self.public_url = f"http://{host}:{self.port}"
+            return self
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.public_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            msg = (
+                f"public_url: {self.public_url!r} is not an http(s) URL with a host, e.g. "
+                "https://socialflow.example.com"
+            )
+            raise ValueError(msg)
+        if parts.query or parts.fragment or parts.username or parts.password:
+            msg = (
+                "public_url: a query, fragment or user name is not allowed, only scheme://host/path"
+            )
+            raise ValueError(msg)
+        self.public_url = self.public_url.rstrip("/")
+        return self
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -623,6 +651,8 @@ class Settings(BaseSettings):
         Prefect's home."""
         if self.prefect.database_url:
             return self.prefect.database_url
+        if self.embedded_postgres:
+            return embedded_url(self.data_dir, "prefect", driver="asyncpg")
         url = self.database_url
         if not url.startswith("postgresql"):
             return None
