@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -47,6 +48,32 @@ def _use_prefect_api(settings: Settings) -> None:
         os.environ["PREFECT_API_URL"] = settings.prefect.api_url
 
 
+@contextlib.contextmanager
+def _database_served(settings: Settings) -> Iterator[None]:
+    """Serve the embedded PostgreSQL for one command when `socialflow up` is not running it.
+
+    A server that already runs (the stack's) is used as it is and left running.
+    """
+    if not settings.embedded_postgres:
+        yield
+        return
+    from socialflow.core.embedded_postgres import EmbeddedPostgres, cluster_dir
+
+    server = EmbeddedPostgres(cluster_dir(settings.data_dir))
+    if server.running_pid() is not None:
+        yield
+        return
+    try:
+        server.start()
+    except EmbeddedPostgresError as exc:
+        _echo(f"cannot start the embedded PostgreSQL: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    try:
+        yield
+    finally:
+        server.stop()
+
+
 def _load_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text())
@@ -64,7 +91,8 @@ def db_upgrade(revision: str = "head") -> None:
     settings = get_settings()
     from socialflow.migrations import upgrade
 
-    asyncio.run(upgrade(settings.database_url, revision))
+    with _database_served(settings):
+        asyncio.run(upgrade(settings.database_url, revision))
     _echo(f"database at {_safe_url(settings.database_url)} is at {revision}")
 
 
@@ -79,7 +107,8 @@ def user_create(
     """Create a user from the shell (the first admin of a new installation, say)."""
     settings = get_settings()
     try:
-        user_id = asyncio.run(_create_user(settings, email, password, superuser=admin))
+        with _database_served(settings):
+            user_id = asyncio.run(_create_user(settings, email, password, superuser=admin))
     except ValueError as exc:
         _echo(f"cannot create {email}: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from exc
@@ -138,7 +167,8 @@ def credentials_rotate_key() -> None:
         finally:
             await db.dispose()
 
-    count = asyncio.run(rotate())
+    with _database_served(settings):
+        count = asyncio.run(rotate())
     keys = settings.security.master_keys
     current = keys[0].split(":")[0] if keys else "dev"
     _echo(f"re-wrapped {count} credential(s) with master key {current}")
@@ -164,7 +194,9 @@ def executions_prune(
         finally:
             await db.dispose()
 
-    _echo(f"deleted {asyncio.run(prune())} execution(s) older than {keep} days")
+    with _database_served(settings):
+        deleted = asyncio.run(prune())
+    _echo(f"deleted {deleted} execution(s) older than {keep} days")
 
 
 @app.command()

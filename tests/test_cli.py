@@ -219,3 +219,31 @@ def test_user_create_from_the_shell(tmp_path: Path) -> None:
     weak = socialflow("user", "create", "--email", "x@example.com", "--password", "short", env=env)
     assert weak.returncode == 2
     assert "at least 10 characters" in weak.stderr
+
+
+def test_commands_use_the_embedded_database_up_made_even_when_the_stack_is_down(
+    tmp_path: Path,
+) -> None:
+    server = EmbeddedPostgres(tmp_path / "postgres")
+    server.start()
+    server.create_databases("socialflow")
+    server.stop()
+    env = {"SOCIALFLOW_DATA_DIR": str(tmp_path), "SOCIALFLOW_DATABASE_URL": ""}
+    created = socialflow(
+        "user", "create", "--email", "ops@example.com", "--password", "long enough secret", env=env
+    )
+    assert created.returncode == 0, created.stderr
+    assert not (tmp_path / "socialflow.db").exists()
+    assert server.running_pid() is None  # started for the command, stopped after it
+    server.start()
+    try:
+        url = embedded_url(tmp_path).replace("+psycopg", "")
+        with psycopg.connect(url) as conn:
+            row = conn.execute('SELECT email FROM "user"').fetchone()
+        assert row == ("ops@example.com",)
+        # while a server runs (the stack's), a command uses it and leaves it running
+        again = socialflow("executions", "prune", env=env)
+        assert again.returncode == 0, again.stderr
+        assert server.running_pid() is not None
+    finally:
+        server.stop()
