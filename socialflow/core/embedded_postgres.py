@@ -159,13 +159,13 @@ class EmbeddedPostgres:
         uid, gid = self._owner()
         if (self.pgdata / "PG_VERSION").exists():
             self._check_owner(self.pgdata, uid)
+            self._reachable()
             return False
         self.pgdata.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0 and self.pgdata.stat().st_uid == 0:
             # root's own new folder goes to the server's user; anyone else's is refused below
             os.chown(self.pgdata, uid, gid)
-            _make_traversable(self.pgdata.parent)
-            _make_traversable(_binaries())
+        self._reachable()
         self._check_owner(self.pgdata, uid)
         if any(self.pgdata.iterdir()):
             msg = f"pgdata: {self.pgdata} is not empty and holds no PostgreSQL cluster"
@@ -339,6 +339,13 @@ class EmbeddedPostgres:
         except EmbeddedPostgresError as exc:
             msg = f"{exc}\nserver log ({self.log_path}):\n{_tail(self.log_path)}"
             raise EmbeddedPostgresError(msg) from exc
+
+    def _reachable(self) -> None:
+        """As root: let the server's user reach the cluster and the binaries, at every start
+        (a parent's mode may have been reset since the cluster was made)."""
+        if os.geteuid() == 0 and self.run_as is not None:
+            _make_traversable(self.pgdata.parent)
+            _make_traversable(_binaries())
 
     def _prepare_socket_dir(self) -> None:
         uid, gid = self._owner()
