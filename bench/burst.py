@@ -18,7 +18,9 @@ Reported per stack: accepted/s (202s over the time to send them all), replies/s 
 (distinct replies over the time from the first POST to the last reply), lost (events without a
 reply at the end) and duplicated (replies past the first per event), and the 503s Prefect's
 server answered the worker and the API (Prefect's client logs each retry of a 503; the bench
-turns that logger on). Goal: every event replied, embedded >= 0.8x system replies/s, no 503s.
+turns that logger on), and Prefect's other 5xx answers the worker and the API logged as errors
+(on a shared system PostgreSQL, "too many clients" makes Prefect's server answer 500).
+Goal: every event replied, embedded >= 0.8x system replies/s, no 503s.
 
 Run it under the shared lock: ``flock /tmp/socialflow-bench.lock uv run python bench/burst.py``.
 """
@@ -29,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -103,6 +106,7 @@ class Result:
     reply_seconds: float
     status: dict[str, int]
     prefect_503: int
+    prefect_5xx: int
     load: str
 
     @property
@@ -142,15 +146,18 @@ async def fire(
     return status, time.monotonic() - started
 
 
-def count_503(*logs: Path) -> int:
-    found = 0
+def prefect_errors(*logs: Path) -> tuple[int, int]:
+    """Prefect's 503s (each retry its client logged) and its other 5xx answers (each error a
+    worker or API process logged) in the processes' logs."""
+    retried = failed = 0
     for path in logs:
         try:
             text = path.read_text(errors="replace")
         except OSError:
             continue
-        found += text.count("retryable status code 503")
-    return found
+        retried += text.count("retryable status code 503")
+        failed += len(re.findall(r"PrefectHTTPStatusError: Server error '5\d\d", text))
+    return retried, failed
 
 
 def run_stack(name: str, args: argparse.Namespace) -> Result:
@@ -219,6 +226,7 @@ def run_stack(name: str, args: argparse.Namespace) -> Result:
         time.sleep(3)
         stats = httpx.get(f"http://127.0.0.1:{sink_port}/stats", timeout=10).json()
         reply_seconds = (stats.get("last", first_post) - first_post) if stats["distinct"] else 0
+        retried, failed = prefect_errors(worker.log_path, api.log_path)
         return Result(
             name=name,
             accepted=status.get("202", 0),
@@ -228,7 +236,8 @@ def run_stack(name: str, args: argparse.Namespace) -> Result:
             duplicates=stats["duplicates"],
             reply_seconds=reply_seconds,
             status=status,
-            prefect_503=count_503(worker.log_path, api.log_path),
+            prefect_503=retried,
+            prefect_5xx=failed,
             load=load_average(),
         )
 
@@ -262,6 +271,7 @@ def main() -> None:
                 args.events - r.distinct,
                 r.duplicates,
                 r.prefect_503,
+                r.prefect_5xx,
                 r.load,
             ]
         )
@@ -277,6 +287,7 @@ def main() -> None:
             "lost",
             "dup",
             "503s",
+            "other 5xx",
             "load",
         ],
         rows,
