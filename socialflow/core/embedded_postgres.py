@@ -129,6 +129,17 @@ class EmbeddedPostgres:
         return f"postgresql+{driver}://{_SUPERUSER}@/{database}?{query}"
 
     @property
+    def owner_file(self) -> Path:
+        """Beside the cluster: the pid of the process that started the running server."""
+        return self.pgdata.with_name(self.pgdata.name + ".owner")
+
+    def _owner_pid(self) -> int | None:
+        try:
+            return int(self.owner_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    @property
     def log_path(self) -> Path:
         """The server's log file."""
         return self.pgdata / _LOG_FILE
@@ -209,11 +220,17 @@ class EmbeddedPostgres:
         self.init()
         pid = self.running_pid()
         if pid is not None:
-            msg = (
-                f"a PostgreSQL server (pid {pid}) already runs on {self.pgdata}: is another "
-                "`socialflow up` using this data directory?"
-            )
-            raise EmbeddedPostgresError(msg)
+            owner = self._owner_pid()
+            if owner is None or _alive(owner):
+                msg = (
+                    f"a PostgreSQL server (pid {pid}) already runs on {self.pgdata}"
+                    + (f", started by process {owner}" if owner else "")
+                    + ": is another `socialflow up` using this data directory?"
+                )
+                raise EmbeddedPostgresError(msg)
+            # left behind by a process that was killed: stop it and start afresh
+            self.stop(timeout=timeout)
+            self._prepare_socket_dir()
         if self.socket_path.exists() and _answers(self.socket_path):
             msg = (
                 f"socket {self.socket_path} is in use by another PostgreSQL server: stop it or "
@@ -221,6 +238,7 @@ class EmbeddedPostgres:
             )
             raise EmbeddedPostgresError(msg)
         self._pg_ctl("start", timeout)
+        self.owner_file.write_text(f"{os.getpid()}\n")
         if self._apply_settings():
             self.restart(timeout=timeout)
 
@@ -233,7 +251,7 @@ class EmbeddedPostgres:
         """Stop the server (fast shutdown); SIGQUIT then SIGKILL the postmaster if it hangs."""
         pid = self.running_pid()
         if pid is None:
-            self._remove_socket_dir()
+            self._forget()
             return
         with contextlib.suppress(EmbeddedPostgresError):
             wait = str(int(timeout))
@@ -246,12 +264,14 @@ class EmbeddedPostgres:
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and self.running_pid() is not None:
                 time.sleep(0.1)
-        self._remove_socket_dir()
+        self._forget()
 
-    def _remove_socket_dir(self) -> None:
-        # only when empty: another server's socket may share a folder given explicitly
+    def _forget(self) -> None:
+        # the socket folder only when empty: a folder given explicitly may hold another's
         with contextlib.suppress(OSError):
             self.socket_dir.rmdir()
+        with contextlib.suppress(OSError):
+            self.owner_file.unlink()
 
     # -- databases ------------------------------------------------------------------------
 
@@ -409,6 +429,16 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             msg = f"{program} {args[0] if args else ''} failed: {result.stderr.strip()[-2000:]}"
             raise EmbeddedPostgresError(msg)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _answers(socket_path: Path) -> bool:

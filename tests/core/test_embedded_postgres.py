@@ -76,7 +76,7 @@ def test_a_second_server_on_the_same_cluster_or_socket_is_refused(cluster: Path)
     first = EmbeddedPostgres(cluster, server_settings={})
     first.start()
     try:
-        with pytest.raises(EmbeddedPostgresError, match="already runs on"):
+        with pytest.raises(EmbeddedPostgresError, match=f"started by process {os.getpid()}"):
             EmbeddedPostgres(cluster, server_settings={}).start()
         # another cluster told to put its socket where the first one's is
         other = cluster.parent / "other"
@@ -89,6 +89,25 @@ def test_a_second_server_on_the_same_cluster_or_socket_is_refused(cluster: Path)
     finally:
         first.stop()
         shutil.rmtree(cluster.parent / "other", ignore_errors=True)
+
+
+def test_a_server_left_by_a_killed_process_is_replaced(cluster: Path) -> None:
+    import subprocess
+
+    left = EmbeddedPostgres(cluster, server_settings={})
+    left.start()
+    orphan_pid = left.running_pid()
+    dead = subprocess.Popen(["true"])  # a process that has exited: a dead owner
+    dead.wait()
+    left.owner_file.write_text(f"{dead.pid}\n")
+    fresh = EmbeddedPostgres(cluster, server_settings={})
+    fresh.start()
+    try:
+        assert fresh.running_pid() not in (None, orphan_pid)
+        assert fresh.owner_file.read_text().strip() == str(os.getpid())
+    finally:
+        fresh.stop()
+    assert not fresh.owner_file.exists()
 
 
 def test_a_socket_path_past_the_limit_is_refused(tmp_path: Path) -> None:
