@@ -572,10 +572,12 @@ def up(
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     children: list[ManagedProcess] = []
+    embedded_started = False
     try:
         if embedded is not None:
             _echo(f"starting the embedded PostgreSQL (data: {embedded.pgdata}) ...")
             embedded.start()
+            embedded_started = True
             embedded.create_databases("socialflow", "prefect")
         app_url = settings.database_url
         prefect_db = settings.prefect_database_url
@@ -636,7 +638,8 @@ def up(
         _echo("stopping ...")
         for child in reversed(children):
             child.stop()
-        if embedded is not None:
+        # never one this stack did not start (another `up` on the same data directory)
+        if embedded is not None and embedded_started:
             embedded.stop()
 
 

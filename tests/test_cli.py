@@ -247,3 +247,22 @@ def test_commands_use_the_embedded_database_up_made_even_when_the_stack_is_down(
         assert server.running_pid() is not None
     finally:
         server.stop()
+
+
+def test_a_second_up_on_the_same_data_directory_is_refused_and_leaves_the_first_alone(
+    tmp_path: Path,
+) -> None:
+    first = EmbeddedPostgres(tmp_path / "postgres")
+    first.start()
+    try:
+        env = {
+            "SOCIALFLOW_DATA_DIR": str(tmp_path),
+            "SOCIALFLOW_DATABASE_URL": "",
+            "SOCIALFLOW_ENVIRONMENT": "development",
+        }
+        second = socialflow("up", "--prefect-port", "1", "--api-port", "1", env=env)
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert "already runs" in second.stderr
+        assert first.running_pid() is not None  # the first stack's database still serves
+    finally:
+        first.stop()
