@@ -284,7 +284,7 @@ def main() -> None:
             "accepted/s",
             "replies/s",
             "vs system",
-            "lost",
+            "unreplied at deadline",
             "dup",
             "503s",
             "other 5xx",
