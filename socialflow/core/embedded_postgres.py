@@ -237,7 +237,12 @@ class EmbeddedPostgres:
                 "choose another socket folder or port"
             )
             raise EmbeddedPostgresError(msg)
-        self._pg_ctl("start", timeout)
+        try:
+            self._pg_ctl("start", timeout)
+        except EmbeddedPostgresError:
+            with contextlib.suppress(OSError):
+                self.socket_dir.rmdir()  # only when empty: never another server's socket
+            raise
         self.owner_file.write_text(f"{os.getpid()}\n")
         if self._apply_settings():
             self.restart(timeout=timeout)
