@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from socialflow.core.embedded_postgres import EmbeddedPostgresError
 from socialflow.core.logging import configure_logging
 from socialflow.core.settings import Settings, generated_key_file, get_settings
+
+if TYPE_CHECKING:
+    from socialflow.stack import ManagedProcess
 
 app = typer.Typer(
     help="Socialflow: draw a flow, publish it, every matching event runs it.", no_args_is_help=True
@@ -43,6 +48,32 @@ def _use_prefect_api(settings: Settings) -> None:
         os.environ["PREFECT_API_URL"] = settings.prefect.api_url
 
 
+@contextlib.contextmanager
+def _database_served(settings: Settings) -> Iterator[None]:
+    """Serve the embedded PostgreSQL for one command when `socialflow up` is not running it.
+
+    A server that already runs (the stack's) is used as it is and left running.
+    """
+    if not settings.embedded_postgres:
+        yield
+        return
+    from socialflow.core.embedded_postgres import EmbeddedPostgres, cluster_dir
+
+    server = EmbeddedPostgres(cluster_dir(settings.data_dir))
+    if server.running_pid() is not None:
+        yield
+        return
+    try:
+        server.start()
+    except EmbeddedPostgresError as exc:
+        _echo(f"cannot start the embedded PostgreSQL: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    try:
+        yield
+    finally:
+        server.stop()
+
+
 def _load_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text())
@@ -60,7 +91,8 @@ def db_upgrade(revision: str = "head") -> None:
     settings = get_settings()
     from socialflow.migrations import upgrade
 
-    asyncio.run(upgrade(settings.database_url, revision))
+    with _database_served(settings):
+        asyncio.run(upgrade(settings.database_url, revision))
     _echo(f"database at {_safe_url(settings.database_url)} is at {revision}")
 
 
@@ -75,7 +107,8 @@ def user_create(
     """Create a user from the shell (the first admin of a new installation, say)."""
     settings = get_settings()
     try:
-        user_id = asyncio.run(_create_user(settings, email, password, superuser=admin))
+        with _database_served(settings):
+            user_id = asyncio.run(_create_user(settings, email, password, superuser=admin))
     except ValueError as exc:
         _echo(f"cannot create {email}: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from exc
@@ -134,7 +167,8 @@ def credentials_rotate_key() -> None:
         finally:
             await db.dispose()
 
-    count = asyncio.run(rotate())
+    with _database_served(settings):
+        count = asyncio.run(rotate())
     keys = settings.security.master_keys
     current = keys[0].split(":")[0] if keys else "dev"
     _echo(f"re-wrapped {count} credential(s) with master key {current}")
@@ -160,7 +194,9 @@ def executions_prune(
         finally:
             await db.dispose()
 
-    _echo(f"deleted {asyncio.run(prune())} execution(s) older than {keep} days")
+    with _database_served(settings):
+        deleted = asyncio.run(prune())
+    _echo(f"deleted {deleted} execution(s) older than {keep} days")
 
 
 @app.command()
@@ -518,7 +554,8 @@ def up(
     api_port: Annotated[int | None, typer.Option(help="API port.")] = None,
 ) -> None:
     """Start the embedded stack on 127.0.0.1 (Prefect server, API, worker); Ctrl-C stops it."""
-    from socialflow.stack import api_server, prefect_server, worker_process
+    from socialflow.core.embedded_postgres import EmbeddedPostgres, cluster_dir
+    from socialflow.stack import api_server, ensure_database, prefect_server, worker_process
 
     settings = get_settings()
     configure_logging(settings.logging.level)
@@ -529,33 +566,49 @@ def up(
     prefect_api = f"http://{host}:{port}/api"
     os.environ["PREFECT_API_URL"] = prefect_api
     api_host, api_port = settings.api.host, api_port or settings.api.port
-    prefect = prefect_server(
-        data_dir / "prefect",
-        host=host,
-        port=port,
-        events_retention_days=settings.retention.execution_days,
-    )
-    services = [
-        api_server(
-            data_dir / "logs",
-            host=api_host,
-            port=api_port,
-            env={"PREFECT_API_URL": prefect_api, "SOCIALFLOW_DATA_DIR": str(data_dir)},
-        ),
-        worker_process(
-            data_dir / "logs",
-            env={"PREFECT_API_URL": prefect_api, "SOCIALFLOW_DATA_DIR": str(data_dir)},
-        ),
-    ]
-    children = [prefect, *services]
+    embedded: EmbeddedPostgres | None = None
+    if not settings.database.url:
+        embedded = EmbeddedPostgres(cluster_dir(data_dir))
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    children: list[ManagedProcess] = []
+    embedded_started = False
     try:
+        if embedded is not None:
+            _echo(f"starting the embedded PostgreSQL (data: {embedded.pgdata}) ...")
+            embedded.start()
+            embedded_started = True
+            embedded.create_databases("socialflow", "prefect")
+        app_url = settings.database_url
+        prefect_db = settings.prefect_database_url
+        if embedded is None and prefect_db and prefect_db.startswith("postgresql"):
+            ensure_database(app_url, prefect_db)
+        _echo(f"database ready: app {_safe_url(app_url)}")
+        _echo(f"                Prefect {_safe_url(prefect_db or 'SQLite in Prefect home')}")
+        env = {
+            "PREFECT_API_URL": prefect_api,
+            "SOCIALFLOW_DATA_DIR": str(data_dir),
+            "SOCIALFLOW_DATABASE_URL": app_url,
+            # the API's own links (webhook URLs, emails) name the port it really serves on
+            "SOCIALFLOW_API_HOST": api_host,
+            "SOCIALFLOW_API_PORT": str(api_port),
+        }
+        prefect = prefect_server(
+            data_dir / "prefect",
+            host=host,
+            port=port,
+            database_url=prefect_db,
+            events_retention_days=settings.retention.execution_days,
+        )
+        services = [
+            api_server(data_dir / "logs", host=api_host, port=api_port, env=env),
+            worker_process(data_dir / "logs", env=env),
+        ]
         # Prefect first: publishing (the demo flow too) creates the flow's deployment there
-        for child in children:
+        for child in [prefect, *services]:
             if child is services[0]:
                 asyncio.run(_prepare(settings))
-                _echo(f"database ready: {_safe_url(settings.database_url)}")
+            children.append(child)
             child.start()
             _echo(f"starting {child.name} (log: {child.log_path}) ...")
             child.wait_healthy(timeout=120)
@@ -582,10 +635,16 @@ def up(
                 _echo(f"{child.name} exited:\n{child.log_tail()}", err=True)
     except KeyboardInterrupt:
         pass
+    except (EmbeddedPostgresError, RuntimeError) as exc:
+        _echo(f"cannot start: {exc}", err=True)
+        raise typer.Exit(1) from exc
     finally:
         _echo("stopping ...")
         for child in reversed(children):
             child.stop()
+        # never one this stack did not start (another `up` on the same data directory)
+        if embedded is not None and embedded_started:
+            embedded.stop()
 
 
 async def _prepare(settings: Settings) -> None:

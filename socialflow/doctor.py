@@ -71,7 +71,12 @@ async def diagnose(settings: Settings, *, prefect_api_url: str | None = None) ->
         One result per check, in a fixed order.
     """
     url = prefect_api_url or settings.prefect.api_url or os.environ.get("PREFECT_API_URL")
-    checks = [_secrets(settings), _master_keys(settings), _database_kind(settings)]
+    checks = [
+        _secrets(settings),
+        _master_keys(settings),
+        _database_kind(settings),
+        _prefect_database(settings),
+    ]
     steps: list[Callable[[], Awaitable[list[Check]]]] = [
         lambda: _database(settings),
         lambda: _prefect(url),
@@ -109,14 +114,40 @@ def _master_keys(settings: Settings) -> Check:
 
 def _database_kind(settings: Settings) -> Check:
     url = settings.database_url
+    if settings.embedded_postgres:
+        where = f"embedded PostgreSQL in {settings.data_dir.resolve() / 'postgres'}"
+        return Check("database kind", Status.OK, f"{where} (started by `socialflow up`)")
     if url.startswith("postgresql"):
-        return Check("database kind", Status.OK, "PostgreSQL")
+        return Check("database kind", Status.OK, f"PostgreSQL ({_safe(url)})")
     fix = (
         "use PostgreSQL for more than one worker: SOCIALFLOW_DATABASE_URL=postgresql+psycopg://..."
     )
     status = Status.WARN if settings.environment == "production" else Status.OK
     note = "SQLite: one machine, dispatchers poll (no NOTIFY), no row locks across workers"
     return Check("database kind", status, note, fix if status is Status.WARN else "")
+
+
+def _prefect_database(settings: Settings) -> Check:
+    """Which database the Prefect server `socialflow up` starts keeps its runs in."""
+    url = settings.prefect_database_url
+    if url is None:
+        home = settings.data_dir.resolve() / "prefect"
+        fix = (
+            "SQLite takes no burst (Prefect answers 'database is locked'): unset "
+            "SOCIALFLOW_DATABASE_URL for the embedded PostgreSQL, or point it at a PostgreSQL "
+            "server"
+        )
+        return Check("prefect database", Status.WARN, f"SQLite in {home}", fix)
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    if settings.prefect.database_url:
+        return Check(
+            "prefect database", Status.OK, f"{_safe(url)} (SOCIALFLOW_PREFECT_DATABASE_URL)"
+        )
+    if settings.embedded_postgres:
+        return Check("prefect database", Status.OK, f"database {name!r} on the embedded PostgreSQL")
+    return Check("prefect database", Status.OK, f"database {name!r} on the application's server")
 
 
 async def _database(settings: Settings) -> list[Check]:
@@ -150,6 +181,8 @@ async def _database(settings: Settings) -> list[Check]:
             found = await connection.run_sync(current)
     except Exception as exc:
         fix = "check SOCIALFLOW_DATABASE_URL (host, port, user, database) and that the server runs"
+        if settings.embedded_postgres:
+            fix = "start the stack with `socialflow up` (it starts the embedded PostgreSQL)"
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return [Check("database", Status.FAIL, f"unreachable: {reason}", fix)]
     finally:

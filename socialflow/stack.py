@@ -17,6 +17,7 @@ __all__ = [
     "PREFECT_SERVER_TUNING",
     "ManagedProcess",
     "api_server",
+    "ensure_database",
     "prefect_server",
     "prefect_server_tuning",
     "worker_process",
@@ -233,3 +234,43 @@ def worker_process(log_dir: Path, *, env: dict[str, str] | None = None) -> Manag
         health_url=None,
         env=env or {},
     )
+
+
+def ensure_database(server_url: str, database_url: str) -> bool:
+    """Create the database ``database_url`` names on the server of ``server_url`` if missing.
+
+    Args:
+        server_url: A SQLAlchemy URL of a database that exists on the server (the app's).
+        database_url: A SQLAlchemy URL on the same server; only its database name is used.
+
+    Returns:
+        True when the database was created now.
+
+    Raises:
+        RuntimeError: The server refused; the message names the database and the reason.
+    """
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    name = make_url(database_url).database
+    if not name:
+        msg = f"prefect.database_url: {database_url!r} names no database"
+        raise RuntimeError(msg)
+    server = make_url(server_url).set(drivername="postgresql")
+    try:
+        with psycopg.connect(
+            server.render_as_string(hide_password=False), autocommit=True, connect_timeout=10
+        ) as conn:
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if found.fetchone() is not None:
+                return False
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        msg = (
+            f"cannot create Prefect's database {name!r} on the application's PostgreSQL server "
+            f"({str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__}): create "
+            "it, or set SOCIALFLOW_PREFECT_DATABASE_URL"
+        )
+        raise RuntimeError(msg) from exc
+    return True

@@ -10,8 +10,10 @@ import uuid
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
+from socialflow.core.embedded_postgres import EmbeddedPostgres, embedded_url
 from tests.fixtures.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,6 +96,9 @@ def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
     dev = {"SOCIALFLOW_DATA_DIR": str(tmp_path / "data"), "SOCIALFLOW_ENVIRONMENT": "development"}
     env = {**os.environ, **dev}
     env.pop("PREFECT_API_URL", None)
+    # as on a fresh machine: no database configured, so the embedded PostgreSQL serves both
+    env.pop("SOCIALFLOW_DATABASE_URL", None)
+    env.pop("SOCIALFLOW_PREFECT_DATABASE_URL", None)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -122,7 +127,14 @@ def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
         output = "".join(lines)
         assert "Socialflow is up" in output, output
         assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).is_success
-        assert (tmp_path / "data" / "socialflow.db").exists()
+        # no SQLite anywhere: the app and Prefect's server are on the embedded PostgreSQL
+        assert not (tmp_path / "data" / "socialflow.db").exists()
+        assert not list((tmp_path / "data" / "prefect").glob("*.db"))
+        assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+        app_url = embedded_url(tmp_path / "data", driver="psycopg").replace("+psycopg", "")
+        prefect_url = embedded_url(tmp_path / "data", "prefect").replace("+psycopg", "")
+        with psycopg.connect(prefect_url) as conn:
+            assert conn.execute("SELECT count(*) FROM deployment").fetchone() is not None
         ready = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=10)
         assert ready.json() == {"status": "ok", "checks": {"database": "ok", "prefect": "ok"}}
         types = httpx.get(f"http://127.0.0.1:{api_port}/api/node-types", timeout=10)
@@ -142,7 +154,7 @@ def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
             env=dev,
         )
         assert sent.returncode == 0, sent.stdout + sent.stderr
-        run_id = _wait_for_demo_run(tmp_path / "data" / "socialflow.db")
+        run_id = _wait_for_demo_run(app_url)
         flow_run = httpx.get(f"http://127.0.0.1:{port}/api/flow_runs/{run_id}", timeout=10).json()
         assert flow_run["state"]["type"] == "COMPLETED"
         assert "trigger:instagram.comment" in flow_run["tags"]
@@ -155,21 +167,25 @@ def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
             proc.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            EmbeddedPostgres(tmp_path / "data" / "postgres").stop()
             pytest.fail("socialflow up did not stop within 60 s of Ctrl-C")
     for stopped in (f"http://127.0.0.1:{port}/api/health", f"http://127.0.0.1:{api_port}/healthz"):
         with pytest.raises(httpx.HTTPError):
             httpx.get(stopped, timeout=2)
+    # the embedded server stopped with the stack
+    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(app_url, connect_timeout=2)
 
 
-def _wait_for_demo_run(database: Path) -> str:
+def _wait_for_demo_run(database_url: str) -> str:
     """The Prefect flow run id of the demo flow's completed run, once its reply is in the
     ledger as sandboxed."""
-    import sqlite3
     import time
 
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        with sqlite3.connect(database) as conn:
+        with psycopg.connect(database_url) as conn:
             row = conn.execute(
                 "SELECT e.prefect_flow_run_id FROM flow_execution e "
                 "JOIN outbox_message o ON o.execution_id = e.id "
@@ -203,3 +219,50 @@ def test_user_create_from_the_shell(tmp_path: Path) -> None:
     weak = socialflow("user", "create", "--email", "x@example.com", "--password", "short", env=env)
     assert weak.returncode == 2
     assert "at least 10 characters" in weak.stderr
+
+
+def test_commands_use_the_embedded_database_up_made_even_when_the_stack_is_down(
+    tmp_path: Path,
+) -> None:
+    server = EmbeddedPostgres(tmp_path / "postgres")
+    server.start()
+    server.create_databases("socialflow")
+    server.stop()
+    env = {"SOCIALFLOW_DATA_DIR": str(tmp_path), "SOCIALFLOW_DATABASE_URL": ""}
+    created = socialflow(
+        "user", "create", "--email", "ops@example.com", "--password", "long enough secret", env=env
+    )
+    assert created.returncode == 0, created.stderr
+    assert not (tmp_path / "socialflow.db").exists()
+    assert server.running_pid() is None  # started for the command, stopped after it
+    server.start()
+    try:
+        url = embedded_url(tmp_path).replace("+psycopg", "")
+        with psycopg.connect(url) as conn:
+            row = conn.execute('SELECT email FROM "user"').fetchone()
+        assert row == ("ops@example.com",)
+        # while a server runs (the stack's), a command uses it and leaves it running
+        again = socialflow("executions", "prune", env=env)
+        assert again.returncode == 0, again.stderr
+        assert server.running_pid() is not None
+    finally:
+        server.stop()
+
+
+def test_a_second_up_on_the_same_data_directory_is_refused_and_leaves_the_first_alone(
+    tmp_path: Path,
+) -> None:
+    first = EmbeddedPostgres(tmp_path / "postgres")
+    first.start()
+    try:
+        env = {
+            "SOCIALFLOW_DATA_DIR": str(tmp_path),
+            "SOCIALFLOW_DATABASE_URL": "",
+            "SOCIALFLOW_ENVIRONMENT": "development",
+        }
+        second = socialflow("up", "--prefect-port", "1", "--api-port", "1", env=env)
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert "already runs" in second.stderr
+        assert first.running_pid() is not None  # the first stack's database still serves
+    finally:
+        first.stop()

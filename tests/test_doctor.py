@@ -98,3 +98,38 @@ def test_the_command_exits_1_and_prints_the_fix(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["doctor"], env={**env, "SOCIALFLOW_ENVIRONMENT": "staging"})
     assert bad.exit_code == 1
     assert "[FAIL] settings: environment" in bad.output
+
+
+def test_the_doctor_says_which_database_the_app_and_prefect_use(tmp_path: Path) -> None:
+    port = closed_port()
+    env = {
+        "SOCIALFLOW_ENVIRONMENT": "development",
+        "SOCIALFLOW_DATA_DIR": str(tmp_path),
+        "SOCIALFLOW_PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "SOCIALFLOW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
+        "SOCIALFLOW_PREFECT_DATABASE_URL": "",
+    }
+    sqlite = CliRunner().invoke(app, ["doctor"], env=env).output
+    assert "[OK  ] database kind: SQLite" in sqlite
+    assert f"[WARN] prefect database: SQLite in {tmp_path.resolve() / 'prefect'}" in sqlite
+
+    server = {**env, "SOCIALFLOW_DATABASE_URL": f"postgresql+psycopg://sf:pw@127.0.0.1:{port}/app"}
+    on_server = CliRunner().invoke(app, ["doctor"], env=server).output
+    assert (
+        f"[OK  ] database kind: PostgreSQL (postgresql+psycopg://sf:***@127.0.0.1:{port}/app)"
+        in (on_server)
+    )
+    assert "[OK  ] prefect database: database 'prefect' on the application's server" in on_server
+
+    # the cluster `socialflow up` made, while the stack is down
+    (tmp_path / "postgres").mkdir()
+    (tmp_path / "postgres" / "PG_VERSION").write_text("18\n")
+    embedded = CliRunner().invoke(app, ["doctor"], env={**env, "SOCIALFLOW_DATABASE_URL": ""})
+    assert f"database kind: embedded PostgreSQL in {tmp_path.resolve() / 'postgres'}" in (
+        embedded.output
+    )
+    assert "[OK  ] prefect database: database 'prefect' on the embedded PostgreSQL" in (
+        embedded.output
+    )
+    assert "[FAIL] database: unreachable" in embedded.output
+    assert "fix: start the stack with `socialflow up`" in embedded.output

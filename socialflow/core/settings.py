@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from socialflow.core.embedded_postgres import cluster_dir, embedded_url
+
 __all__ = [
     "ApiSettings",
     "AuthSettings",
@@ -49,7 +51,10 @@ class DatabaseSettings(BaseModel):
         default=None,
         description=(
             "SQLAlchemy URL: sqlite+aiosqlite:///path.db or postgresql+psycopg://user@host/db. "
-            "Empty means a SQLite file in the data directory."
+            "On PostgreSQL, Prefect's server (started by `socialflow up`) uses a database named "
+            "prefect on the same server, created if missing. Empty: the embedded PostgreSQL "
+            "`socialflow up` keeps in <data_dir>/postgres (a SQLite file in the data directory "
+            "until that exists)."
         ),
     )
     echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
@@ -80,6 +85,26 @@ class PrefectSettings(BaseModel):
     ui_url: str | None = Field(
         default=None, description="Public URL of the Prefect UI, for links to runs."
     )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "Database of the Prefect server `socialflow up` starts (postgresql+asyncpg://… or "
+            "sqlite+aiosqlite:///…). Empty: the database prefect on the application's "
+            "PostgreSQL server, or SQLite in <data_dir>/prefect when the application is on "
+            "SQLite."
+        ),
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _prefect_database_is_supported(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            msg = (
+                "prefect.database_url: Prefect's server takes postgresql+asyncpg://… or "
+                "sqlite+aiosqlite:///… URLs"
+            )
+            raise ValueError(msg)
+        return value or None
 
 
 class HttpSettings(BaseModel):
@@ -172,8 +197,12 @@ class ApiSettings(BaseModel):
     )
     port: int = Field(default=8000, ge=1, le=65535, description="API port.")
     public_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="URL users reach the app at; links in emails and OAuth redirects use it.",
+        default="",
+        description=(
+            "URL users reach the app at (http or https, optionally with a path); links in "
+            "emails, OAuth redirects and the webhook URLs of flows use it. Empty: "
+            "http://<host>:<port> of this API (127.0.0.1 when it binds every interface)."
+        ),
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser."
@@ -190,6 +219,30 @@ class ApiSettings(BaseModel):
             "no trusted proxy added); anyone else's are ignored. Empty: none believed."
         ),
     )
+
+    @model_validator(mode="after")
+    def _public_url_names_this_api(self) -> ApiSettings:
+        if not self.public_url:
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+            host = f"[{host}]" if ":" in host else host
+            self.public_url = f"http://{host}:{self.port}"
+            return self
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.public_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            msg = (
+                f"public_url: {self.public_url!r} is not an http(s) URL with a host, e.g. "
+                "https://socialflow.example.com"
+            )
+            raise ValueError(msg)
+        if parts.query or parts.fragment or parts.username or parts.password:
+            msg = (
+                "public_url: a query, fragment or user name is not allowed, only scheme://host/path"
+            )
+            raise ValueError(msg)
+        self.public_url = self.public_url.rstrip("/")
+        return self
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -587,10 +640,35 @@ class Settings(BaseSettings):
 
     @property
     def database_url(self) -> str:
-        """The configured database URL, or the embedded SQLite file in the data directory."""
+        """The configured database URL; else the embedded PostgreSQL of the data directory once
+        `socialflow up` has created it there, else a SQLite file in the data directory."""
         if self.database.url:
             return self.database.url
+        if self.embedded_postgres:
+            return embedded_url(self.data_dir)
         return f"sqlite+aiosqlite:///{(self.data_dir / 'socialflow.db').resolve()}"
+
+    @property
+    def embedded_postgres(self) -> bool:
+        """True when the application database is the embedded PostgreSQL of the data dir."""
+        return not self.database.url and (cluster_dir(self.data_dir) / "PG_VERSION").exists()
+
+    @property
+    def prefect_database_url(self) -> str | None:
+        """The database of the Prefect server `socialflow up` starts: the configured one, else
+        a database named ``prefect`` beside the application's on PostgreSQL; None: SQLite in
+        Prefect's home."""
+        if self.prefect.database_url:
+            return self.prefect.database_url
+        if self.embedded_postgres:
+            return embedded_url(self.data_dir, "prefect", driver="asyncpg")
+        url = self.database_url
+        if not url.startswith("postgresql"):
+            return None
+        from sqlalchemy.engine import make_url
+
+        prefect = make_url(url).set(drivername="postgresql+asyncpg", database="prefect")
+        return prefect.render_as_string(hide_password=False)
 
 
 def secret_key_file(data_dir: Path) -> Path:

@@ -369,3 +369,19 @@ async def test_a_rerun_runs_the_same_or_the_active_version_with_the_original_pay
         "active": {"out": {"n": 4, "v": "two"}},
     }
     assert len({original_id, *reruns.values()}) == 4
+
+
+async def test_the_webhook_url_is_built_from_the_public_base_url(
+    app: Any, client: httpx.AsyncClient, team: Team
+) -> None:
+    from socialflow.core.settings import ApiSettings
+
+    # served on another port, no public URL configured: the URL names that port
+    app.state.settings.api = ApiSettings(port=8123)
+    flow_id, info = await publish_hook(client, team)
+    assert info["url"] == f"http://127.0.0.1:8123/hooks/{flow_id}"
+    # behind a proxy, under a path: the configured public URL, without a doubled slash
+    app.state.settings.api = ApiSettings(port=8123, public_url="https://flows.example.com/sf/")
+    path = f"/api/workspaces/{team.workspace_id}/flows/{flow_id}/webhook"
+    info = (await client.get(path, headers=team.editor.headers)).json()
+    assert info["url"] == f"https://flows.example.com/sf/hooks/{flow_id}"
