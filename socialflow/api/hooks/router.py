@@ -30,9 +30,7 @@ from socialflow.core.errors import NotFoundError, UserError
 from socialflow.core.metrics import EVENTS_DEDUPLICATED, EVENTS_RECEIVED
 from socialflow.core.settings import Settings
 from socialflow.nodes.builtins import WebhookTriggerNode
-from socialflow.orchestration._inbox import EventIn, store_events
-from socialflow.orchestration._inbox_models import FlowTrigger
-from socialflow.orchestration._triggers import open_trigger_secret
+from socialflow.orchestration import EventIn, FlowTrigger, open_trigger_secret, store_events
 
 __all__ = ["router"]
 

@@ -28,7 +28,7 @@ from socialflow.instagram import (
     webhook_secrets,
 )
 from socialflow.nodes import NodeRegistry
-from socialflow.orchestration._inbox_models import FlowTrigger
+from socialflow.orchestration import FlowTrigger
 
 __all__ = ["router"]
 

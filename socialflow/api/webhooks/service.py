@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.core.db import utcnow
 from socialflow.instagram import parse_body
-from socialflow.orchestration._inbox import EventIn, store_events
-from socialflow.orchestration._inbox_models import EventStatus
+from socialflow.orchestration import EventIn, EventStatus, store_events
 
 __all__ = ["WebhookReceipt", "store_webhook"]
 
