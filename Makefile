@@ -39,10 +39,12 @@ test: install frontend
 test-fast: install
 	$(RUN) pytest -x -q -m "not postgres"
 
+# ruff, mypy (strict on socialflow/) and the import contracts of pyproject.toml
 lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) lint-imports --no-logo
 
 fmt: install
 	$(RUN) ruff format .
@@ -72,4 +74,4 @@ bench: install
 	$(RUN) python bench/embedding.py
 
 clean:
-	rm -rf .socialflow .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf .socialflow .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache test-artifacts

@@ -542,8 +542,7 @@ async def prepare_app_db(
     from socialflow.core.db import Database
     from socialflow.migrations import upgrade
     from socialflow.nodes import default_registry
-    from socialflow.orchestration import FlowTrigger, sync_node_types
-    from socialflow.orchestration._triggers import open_trigger_secret
+    from socialflow.orchestration import FlowTrigger, open_trigger_secret, sync_node_types
     from tests.fixtures.flows import publish
 
     await upgrade(url)

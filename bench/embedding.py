@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._harness import print_table  # noqa: E402
-from socialflow.knowledge._minilm import MiniLMEmbeddings, model_dir  # noqa: E402
+from socialflow.knowledge import MiniLMEmbeddings, model_dir  # noqa: E402
 
 DATA = Path("/work/shared/data/scifact")
 

@@ -103,8 +103,7 @@ async def _bench(
     from prefect.context import AsyncClientContext
     from sqlalchemy import func, select, true
 
-    from socialflow.instagram import parse_payload
-    from socialflow.instagram._simulate import build_comment, encode_body, signed_headers
+    from socialflow.instagram import build_comment, encode_body, parse_payload, signed_headers
     from socialflow.orchestration import (
         EngineRuntime,
         FlowExecution,

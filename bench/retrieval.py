@@ -26,8 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._harness import print_table  # noqa: E402
-from socialflow.knowledge._embedded_store import EmbeddedStore  # noqa: E402
-from socialflow.knowledge._minilm import MiniLMEmbeddings  # noqa: E402
+from socialflow.knowledge import EmbeddedStore, MiniLMEmbeddings  # noqa: E402
 
 DATA = Path("/work/shared/data/scifact")
 CACHE = ROOT / ".cache" / "bench"

@@ -177,7 +177,7 @@ def make_posts(
     duplicate re-delivers an earlier body and is placed after its original."""
     import httpx
 
-    from socialflow.instagram._simulate import build_comment, encode_body
+    from socialflow.instagram import build_comment, encode_body
 
     rng = random.Random(seed)
     distinct = events - duplicates
@@ -322,7 +322,7 @@ async def send_all(
     """Post every delivery with ``senders`` concurrent connections, retrying as Meta does."""
     import httpx
 
-    from socialflow.instagram._simulate import signed_headers
+    from socialflow.instagram import signed_headers
 
     queue: asyncio.Queue[Post] = asyncio.Queue()
     for post in posts:

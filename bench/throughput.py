@@ -541,7 +541,7 @@ async def _rounds(
 async def _ensure_pool() -> None:
     """Create the scheduled-runs work pool, as publishing any schedule does; without it every
     worker logs a failed poll every 2 s (see bench/README.md)."""
-    from socialflow.orchestration._deployments import ensure_work_pool
+    from socialflow.orchestration import ensure_work_pool
 
     await ensure_work_pool()
 

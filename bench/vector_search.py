@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from langchain_core.embeddings import Embeddings  # noqa: E402
 
 from bench._harness import percentile, print_table  # noqa: E402
-from socialflow.knowledge._embedded_store import EmbeddedStore  # noqa: E402
+from socialflow.knowledge import EmbeddedStore  # noqa: E402
 
 DATA = Path("/work/shared/data/scifact")
 DIM = 384

@@ -278,8 +278,7 @@ async def _work(
 
     from socialflow.knowledge import IngestContext, IngestWorker
     from socialflow.migrations import upgrade
-    from socialflow.orchestration import EngineRuntime, set_runtime
-    from socialflow.orchestration._worker import Worker
+    from socialflow.orchestration import EngineRuntime, Worker, set_runtime
 
     await _retrying(lambda: upgrade(settings.database_url), "migrating the database")
     runtime = EngineRuntime.from_settings(settings)
@@ -365,12 +364,12 @@ def simulate(
     ] = None,
 ) -> None:
     """Send a signed Instagram webhook to the running API, as Meta would; print the answer."""
-    from socialflow.instagram import webhook_secrets
-    from socialflow.instagram._simulate import (
+    from socialflow.instagram import (
         DEMO_ACCOUNT_ID,
         SimulatedKind,
         build_payload,
         post_signed,
+        webhook_secrets,
     )
 
     kinds: dict[str, SimulatedKind] = {"comment": "comment", "dm": "dm", "mention": "mention"}
@@ -444,7 +443,7 @@ def nodes() -> None:
 def validate(graph: Annotated[Path, typer.Argument(help="Graph JSON file.")]) -> None:
     """Check a graph and print every problem; exit 2 when there are any."""
     from socialflow.nodes import default_registry
-    from socialflow.orchestration._graph import validate_graph
+    from socialflow.orchestration import validate_graph
 
     spec = _parse_graph(graph)
     problems = validate_graph(spec, default_registry())
@@ -457,7 +456,7 @@ def validate(graph: Annotated[Path, typer.Argument(help="Graph JSON file.")]) ->
 def _parse_graph(path: Path) -> Any:
     from pydantic import ValidationError
 
-    from socialflow.orchestration._graph import GraphSpec
+    from socialflow.orchestration import GraphSpec
 
     try:
         return GraphSpec.model_validate(_load_json(path, "graph"))
@@ -498,7 +497,7 @@ def run(
         _echo("the input must be a JSON object", err=True)
         raise typer.Exit(EXIT_INVALID)
     from socialflow.nodes import default_registry
-    from socialflow.orchestration._graph import validate_graph
+    from socialflow.orchestration import validate_graph
 
     problems = validate_graph(spec, default_registry())
     if problems:

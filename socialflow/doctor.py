@@ -231,7 +231,7 @@ async def _prefect(url: str | None) -> list[Check]:
 
 async def _storage(settings: Settings) -> list[Check]:
     from socialflow.core.errors import UserError
-    from socialflow.knowledge._storage import ObjectStorage
+    from socialflow.knowledge import ObjectStorage
 
     fix_url = "set SOCIALFLOW_KNOWLEDGE_STORAGE_URL to s3://bucket/prefix or a local folder"
     try:

@@ -32,9 +32,7 @@ from socialflow.api.workspaces.models import Membership, Role, Workspace
 from socialflow.core.credentials import key_wrapper
 from socialflow.core.db import Database
 from socialflow.core.settings import Settings
-from socialflow.instagram import InstagramAccount
-from socialflow.instagram._oauth import Token, store_token
-from socialflow.instagram._simulate import DEMO_ACCOUNT_ID
+from socialflow.instagram import DEMO_ACCOUNT_ID, InstagramAccount, Token, store_token
 from socialflow.nodes import NodeRegistry
 
 __all__ = ["DEMO_EMAIL", "DEMO_FLOW_NAME", "DemoWorkspace", "generate_password", "seed_demo"]

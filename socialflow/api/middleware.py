@@ -12,12 +12,18 @@ import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CSRF_COOKIE", "CSRF_HEADER", "SESSION_COOKIE", "SecurityMiddleware"]
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "SecurityMiddleware",
+]
 
 SESSION_COOKIE = "sf_session"
 CSRF_COOKIE = "sf_csrf"
 CSRF_HEADER = "x-csrf-token"
-_CSP = (
+CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: https:; connect-src 'self' ws: wss:; font-src 'self' data:; "
     "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
@@ -67,7 +73,7 @@ class SecurityMiddleware:
             if message["type"] == "http.response.start":
                 out = MutableHeaders(scope=message)
                 out["X-Request-ID"] = request_id
-                out.setdefault("Content-Security-Policy", _CSP)
+                out.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
                 out["X-Content-Type-Options"] = "nosniff"
                 out["Referrer-Policy"] = "strict-origin-when-cross-origin"
                 out["X-Frame-Options"] = "DENY"

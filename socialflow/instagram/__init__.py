@@ -27,6 +27,7 @@ from socialflow.instagram._events import (
     parse_event,
 )
 from socialflow.instagram._gateway import ActionRequest, ActionResult, InstagramGateway
+from socialflow.instagram._ledger import list_query
 from socialflow.instagram._models import (
     AccountMode,
     InstagramAccount,
@@ -35,6 +36,7 @@ from socialflow.instagram._models import (
     OutboxStatus,
     TokenStatus,
 )
+from socialflow.instagram._oauth import Token, authorize_url, connect_account, store_token
 from socialflow.instagram._parse import (
     MalformedWebhookError,
     ParsedEvent,
@@ -52,9 +54,21 @@ from socialflow.instagram._signature import (
     verify_signature,
     webhook_secrets,
 )
+from socialflow.instagram._simulate import (
+    DEMO_ACCOUNT_ID,
+    SimulatedKind,
+    build_comment,
+    build_dm,
+    build_mention,
+    build_payload,
+    encode_body,
+    post_signed,
+    signed_headers,
+)
 from socialflow.instagram.client import GraphClient
 
 __all__ = [
+    "DEMO_ACCOUNT_ID",
     "EVENT_KINDS",
     "SHA1_HEADER",
     "SHA256_HEADER",
@@ -86,22 +100,35 @@ __all__ = [
     "SeenEvent",
     "SharedPost",
     "SignatureCheck",
+    "SimulatedKind",
     "StoryRef",
+    "Token",
     "TokenInvalidError",
     "TokenStatus",
     "TransientGraphError",
     "UnknownEvent",
     "UnsendEvent",
     "Verdict",
+    "authorize_url",
+    "build_comment",
+    "build_dm",
+    "build_mention",
+    "build_payload",
     "check_action",
     "check_challenge",
+    "connect_account",
     "conversation_key",
+    "encode_body",
+    "list_query",
     "mentions_username",
     "parse_body",
     "parse_event",
     "parse_payload",
+    "post_signed",
     "sign_sha1",
     "sign_sha256",
+    "signed_headers",
+    "store_token",
     "verify_signature",
     "webhook_secrets",
 ]

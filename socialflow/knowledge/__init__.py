@@ -8,6 +8,8 @@ from socialflow.knowledge._ingest import (
     chunk_prefix,
     embeddings_for_base,
     ingest_document,
+    remove_document_data,
+    set_ingest_context,
 )
 from socialflow.knowledge._llm import (
     ChatModel,
@@ -17,22 +19,26 @@ from socialflow.knowledge._llm import (
     map_llm_error,
     sum_usage,
 )
-from socialflow.knowledge._minilm import MiniLMEmbeddings
+from socialflow.knowledge._minilm import MiniLMEmbeddings, model_dir
 from socialflow.knowledge._models import Document, DocumentStatus, KnowledgeBase
+from socialflow.knowledge._parse import UnsupportedDocumentError, sniff
 from socialflow.knowledge._pinecone_store import PineconeStore
 from socialflow.knowledge._queue import IngestWorker
 from socialflow.knowledge._retriever import RetrievedChunk, StoreCache, WorkspaceRetriever
+from socialflow.knowledge._split import Chunk, split_markdown
 from socialflow.knowledge._storage import ObjectStorage
 from socialflow.knowledge._store import (
     EmbedderMismatchError,
     KnowledgeStore,
     MetadataFilter,
     StoreInfo,
+    embedder_identity,
     open_store,
 )
 
 __all__ = [
     "ChatModel",
+    "Chunk",
     "CredentialChatModels",
     "Document",
     "DocumentStatus",
@@ -50,15 +56,22 @@ __all__ = [
     "RetrievedChunk",
     "StoreCache",
     "StoreInfo",
+    "UnsupportedDocumentError",
     "Usage",
     "WorkspaceRetriever",
     "build_chat_model",
     "chunk_prefix",
+    "embedder_identity",
     "embeddings_for_base",
     "get_embeddings",
     "ingest_document",
     "map_llm_error",
+    "model_dir",
     "open_store",
     "reciprocal_rank_fusion",
+    "remove_document_data",
+    "set_ingest_context",
+    "sniff",
+    "split_markdown",
     "sum_usage",
 ]

@@ -9,11 +9,11 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+# importing a package registers its tables on Base.metadata
 import socialflow.api.models
-import socialflow.instagram._models
-import socialflow.knowledge._models
-import socialflow.orchestration._inbox_models
-import socialflow.orchestration._models  # noqa: F401 - registers the engine tables
+import socialflow.instagram
+import socialflow.knowledge
+import socialflow.orchestration  # noqa: F401
 from socialflow.core.db import Base
 from socialflow.core.settings import get_settings
 

@@ -16,9 +16,8 @@ if TYPE_CHECKING:
     import structlog
 
     from socialflow.core.settings import Settings
-    from socialflow.instagram._gateway import ActionRequest, ActionResult
-    from socialflow.knowledge._llm import ChatModel
-    from socialflow.knowledge._retriever import RetrievedChunk
+    from socialflow.instagram import ActionRequest, ActionResult
+    from socialflow.knowledge import ChatModel, RetrievedChunk
 
 __all__ = [
     "BaseNode",

@@ -2,6 +2,8 @@
 execution records every run leaves behind, their live updates and their retention."""
 
 from socialflow.orchestration._cancel import request_cancel
+from socialflow.orchestration._deployments import ensure_work_pool
+from socialflow.orchestration._dispatch import Dispatcher
 from socialflow.orchestration._events import (
     ExecutionEvent,
     ExecutionEvents,
@@ -26,6 +28,7 @@ from socialflow.orchestration._graph import (
     compile_graph,
     validate_graph,
 )
+from socialflow.orchestration._inbox import EventIn, store_events
 from socialflow.orchestration._inbox_models import EventStatus, FlowTrigger, WebhookEvent
 from socialflow.orchestration._inbox_writer import InboxWriter
 from socialflow.orchestration._models import (
@@ -36,17 +39,26 @@ from socialflow.orchestration._models import (
     NodeType,
 )
 from socialflow.orchestration._publishing import activate_version, deactivate_flow
-from socialflow.orchestration._recorder import prune_executions
+from socialflow.orchestration._queue import enqueue_run
+from socialflow.orchestration._recorder import prune_executions, readable_json
 from socialflow.orchestration._relay import UpdateFeed, UpdateRelay
 from socialflow.orchestration._runner import RunMeta, execute_graph, flow_for, start_graph_run
 from socialflow.orchestration._runtime import EngineRuntime, get_runtime, set_runtime
 from socialflow.orchestration._trigger_cache import CachedTrigger, TriggerCache
+from socialflow.orchestration._triggers import (
+    open_trigger_secret,
+    rotate_trigger_secret,
+    upsert_trigger,
+)
+from socialflow.orchestration._worker import Worker
 
 __all__ = [
     "CachedTrigger",
     "CompiledGraph",
+    "Dispatcher",
     "EdgeSpec",
     "EngineRuntime",
+    "EventIn",
     "EventStatus",
     "ExecutionEvent",
     "ExecutionEvents",
@@ -72,17 +84,25 @@ __all__ = [
     "UpdateFeed",
     "UpdateRelay",
     "WebhookEvent",
+    "Worker",
     "activate_version",
     "compile_graph",
     "deactivate_flow",
+    "enqueue_run",
+    "ensure_work_pool",
     "execute_graph",
     "flow_for",
     "get_execution",
     "get_runtime",
+    "open_trigger_secret",
     "prune_executions",
+    "readable_json",
     "request_cancel",
+    "rotate_trigger_secret",
     "set_runtime",
     "start_graph_run",
+    "store_events",
     "sync_node_types",
+    "upsert_trigger",
     "validate_graph",
 ]

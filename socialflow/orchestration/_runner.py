@@ -29,9 +29,8 @@ from socialflow.core.credentials import DatabaseCredentialResolver
 from socialflow.core.db import utcnow
 from socialflow.core.errors import AppError, NodeTimeoutError, TransientError, UserError
 from socialflow.core.logging import get_logger
-from socialflow.instagram._gateway import InstagramGateway
-from socialflow.nodes import NodeContext
-from socialflow.nodes._base import ChatModelProvider, KnowledgeRetriever
+from socialflow.instagram import InstagramGateway
+from socialflow.nodes import ChatModelProvider, KnowledgeRetriever, NodeContext
 from socialflow.orchestration._graph import (
     CompiledGraph,
     CompiledNode,
@@ -170,8 +169,7 @@ class GraphRun:
         self.retriever: KnowledgeRetriever | None = None
         if self.credentials is not None:
             # imported here: processes that never run an AI node skip LangChain's import
-            from socialflow.knowledge._llm import CredentialChatModels
-            from socialflow.knowledge._retriever import WorkspaceRetriever
+            from socialflow.knowledge import CredentialChatModels, WorkspaceRetriever
 
             self.llm = CredentialChatModels(self.credentials, runtime.settings)
             self.retriever = WorkspaceRetriever(

@@ -18,7 +18,7 @@ from socialflow.nodes import NodeRegistry, default_registry
 from socialflow.orchestration._events import ExecutionEvents
 
 if TYPE_CHECKING:
-    from socialflow.knowledge._retriever import StoreCache
+    from socialflow.knowledge import StoreCache
 
 __all__ = ["EngineRuntime", "get_runtime", "set_runtime"]
 
@@ -75,7 +75,7 @@ class EngineRuntime:
     def knowledge_stores(self) -> StoreCache:
         """Knowledge-base stores kept open for this process's runs (vectors stay loaded)."""
         if self._stores is None:
-            from socialflow.knowledge._retriever import StoreCache
+            from socialflow.knowledge import StoreCache
 
             self._stores = StoreCache()
         return self._stores

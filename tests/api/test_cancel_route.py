@@ -12,8 +12,7 @@ from typing import Any
 
 import httpx
 
-from socialflow.orchestration import EngineRuntime
-from socialflow.orchestration._worker import Worker
+from socialflow.orchestration import EngineRuntime, Worker
 from tests.api.conftest import Team
 from tests.fixtures.flows import FOUR_NODES
 from tests.fixtures.prefect import flow_run

@@ -11,15 +11,15 @@ from sqlalchemy import select
 from socialflow.api.app import create_app
 from socialflow.api.auth.email import LogEmailSender
 from socialflow.api.demo import DEMO_EMAIL, seed_demo
-from socialflow.instagram import OutboxMessage, webhook_secrets
-from socialflow.instagram._simulate import (
+from socialflow.instagram import (
     DEMO_ACCOUNT_ID,
+    OutboxMessage,
     build_comment,
     encode_body,
     signed_headers,
+    webhook_secrets,
 )
-from socialflow.orchestration import EngineRuntime, FlowExecution
-from socialflow.orchestration._worker import Worker
+from socialflow.orchestration import EngineRuntime, FlowExecution, Worker
 from tests.api.conftest import api_settings
 from tests.orchestration.test_worker import wait_for
 

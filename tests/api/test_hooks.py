@@ -12,8 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from socialflow.api.hooks import signing
-from socialflow.orchestration import EngineRuntime, FlowExecution, NodeRun, WebhookEvent
-from socialflow.orchestration._worker import Worker
+from socialflow.orchestration import EngineRuntime, FlowExecution, NodeRun, WebhookEvent, Worker
 from tests.api.conftest import Team
 from tests.fixtures.flows import FOUR_NODES
 

@@ -15,8 +15,7 @@ from sqlalchemy import delete, func, select
 from socialflow.api.app import create_app
 from socialflow.api.auth.email import LogEmailSender
 from socialflow.core.db import Database
-from socialflow.instagram import parse_body, sign_sha1, sign_sha256
-from socialflow.instagram._simulate import build_comment, encode_body
+from socialflow.instagram import build_comment, encode_body, parse_body, sign_sha1, sign_sha256
 from socialflow.orchestration import WebhookEvent
 from tests.api.conftest import Team, api_settings, make_team
 from tests.instagram.payloads import (

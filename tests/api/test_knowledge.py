@@ -14,10 +14,15 @@ import pytest
 
 from socialflow.api.app import create_app
 from socialflow.api.auth.email import LogEmailSender
-from socialflow.knowledge import MiniLMEmbeddings, open_store
-from socialflow.knowledge._ingest import IngestContext, chunk_prefix, set_ingest_context
-from socialflow.knowledge._queue import IngestWorker
-from socialflow.knowledge._split import split_markdown
+from socialflow.knowledge import (
+    IngestContext,
+    IngestWorker,
+    MiniLMEmbeddings,
+    chunk_prefix,
+    open_store,
+    set_ingest_context,
+    split_markdown,
+)
 from tests.api.conftest import Team, api_settings, make_team
 from tests.fixtures.documents import (
     make_binary,

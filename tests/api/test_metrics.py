@@ -15,12 +15,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from socialflow.instagram._errors import TokenInvalidError
+from socialflow.instagram import TokenInvalidError
 from socialflow.instagram.client import GraphClient
 from socialflow.instagram.emulator import GraphEmulator
-from socialflow.orchestration import EngineRuntime, FlowExecution
-from socialflow.orchestration._inbox import store_events
-from socialflow.orchestration._worker import Worker
+from socialflow.orchestration import EngineRuntime, FlowExecution, Worker, store_events
 from tests.api.conftest import Team
 from tests.api.test_hooks import publish_hook
 from tests.fixtures.flows import publish

@@ -10,8 +10,7 @@ import httpx
 from prefect.client.orchestration import get_client
 from sqlalchemy import func, select
 
-from socialflow.orchestration import EngineRuntime, FlowExecution
-from socialflow.orchestration._worker import Worker
+from socialflow.orchestration import EngineRuntime, FlowExecution, Worker
 from tests.api.conftest import Team
 
 SCHEDULED = {

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from socialflow.api.middleware import _CSP
+from socialflow.api.middleware import CONTENT_SECURITY_POLICY
 from socialflow.core.settings import Settings
 from tests.deployments._nginx import Rendered, Upstream, htpasswd, nginx_argv, render
 
@@ -109,7 +109,7 @@ def test_https_adds_hsts_and_the_apps_csp_once(proxy: Proxy) -> None:
     answer = proxy.client.get(f"{proxy.base}/api/plain")
     assert answer.status_code == 200 and answer.json() == {"upstream": "api"}
     assert answer.headers.get_list("strict-transport-security") == [HSTS]
-    assert answer.headers.get_list("content-security-policy") == [_CSP]
+    assert answer.headers.get_list("content-security-policy") == [CONTENT_SECURITY_POLICY]
     # the API sets both itself: NGINX must not send a second copy
     proxy.api.answer_headers["/api/own"] = {
         "Content-Security-Policy": "default-src 'none'",

@@ -10,7 +10,7 @@ import pytest
 
 from socialflow.core.db import Database
 from socialflow.core.errors import TransientError
-from socialflow.instagram._gateway import ActionRequest
+from socialflow.instagram import ActionRequest
 from socialflow.instagram.emulator import GraphEmulator
 from socialflow.orchestration import EngineRuntime
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
@@ -152,7 +152,7 @@ async def test_a_queued_send_whose_run_ended_holds_no_slot(
     import uuid
 
     from socialflow.core.db import utcnow
-    from socialflow.instagram._models import OutboxMessage
+    from socialflow.instagram import OutboxMessage
     from socialflow.instagram._pacing import next_slot
     from socialflow.orchestration import FlowExecution
 

@@ -10,8 +10,7 @@ import pytest
 
 from socialflow.core.db import utcnow
 from socialflow.core.errors import UserError
-from socialflow.instagram._gateway import ActionRequest, InstagramGateway
-from socialflow.instagram._policy import check_action
+from socialflow.instagram import ActionRequest, InstagramGateway, check_action
 from socialflow.instagram.emulator import GraphEmulator
 from socialflow.orchestration import EngineRuntime
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture

@@ -14,10 +14,9 @@ import pytest
 from sqlalchemy import select
 
 from socialflow.api.webhooks.service import store_webhook
-from socialflow.instagram._simulate import build_comment, encode_body
+from socialflow.instagram import build_comment, encode_body
 from socialflow.instagram.emulator import GraphEmulator
-from socialflow.orchestration import EngineRuntime, FlowExecution, NodeRun
-from socialflow.orchestration._dispatch import Dispatcher
+from socialflow.orchestration import Dispatcher, EngineRuntime, FlowExecution, NodeRun
 from tests.fixtures.flows import publish
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     ACCOUNT,

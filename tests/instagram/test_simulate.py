@@ -20,15 +20,17 @@ from sqlalchemy import select
 from socialflow.api.app import create_app
 from socialflow.core.db import Database
 from socialflow.core.settings import Settings
-from socialflow.instagram import parse_body, verify_signature, webhook_secrets
-from socialflow.instagram._simulate import (
+from socialflow.instagram import (
     DEMO_ACCOUNT_ID,
     build_comment,
     build_dm,
     build_mention,
     build_payload,
     encode_body,
+    parse_body,
     signed_headers,
+    verify_signature,
+    webhook_secrets,
 )
 from socialflow.orchestration import WebhookEvent
 from tests.api.conftest import api_settings

@@ -16,19 +16,18 @@ from socialflow.api.app import create_app
 from socialflow.api.auth.email import LogEmailSender
 from socialflow.api.webhooks.service import store_webhook
 from socialflow.core.db import Database
-from socialflow.instagram import InstagramAccount, sign_sha256
-from socialflow.instagram._simulate import build_comment, build_dm, encode_body
+from socialflow.instagram import InstagramAccount, build_comment, build_dm, encode_body, sign_sha256
 from socialflow.instagram.emulator import GraphEmulator
 from socialflow.nodes import BaseNode, NodeConfig, NodeRegistry, Port
 from socialflow.nodes.builtins import BUILTIN_NODES
 from socialflow.orchestration import (
+    Dispatcher,
     EngineRuntime,
     EventStatus,
     FlowExecution,
     WebhookEvent,
+    Worker,
 )
-from socialflow.orchestration._dispatch import Dispatcher
-from socialflow.orchestration._worker import Worker
 from tests.api.conftest import api_settings, make_team
 from tests.fixtures.flows import publish
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture

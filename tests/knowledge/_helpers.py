@@ -13,8 +13,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from socialflow.api.workspaces.models import Workspace
-from socialflow.knowledge import Document, KnowledgeBase
-from socialflow.knowledge._ingest import IngestContext
+from socialflow.knowledge import Document, IngestContext, KnowledgeBase
 
 
 class HashEmbeddings(Embeddings):

@@ -16,8 +16,7 @@ from tokenizers import Tokenizer
 
 from socialflow.core.errors import UserError
 from socialflow.core.settings import Settings
-from socialflow.knowledge import MiniLMEmbeddings, get_embeddings
-from socialflow.knowledge._minilm import model_dir
+from socialflow.knowledge import MiniLMEmbeddings, get_embeddings, model_dir
 
 LONG = " ".join(
     f"Sentence {i} describes how mitochondria produce ATP through oxidative phosphorylation."

@@ -14,15 +14,16 @@ from sqlalchemy import select, update
 
 from socialflow.core.db import utcnow
 from socialflow.core.settings import Settings
-from socialflow.knowledge import Document, DocumentStatus
-from socialflow.knowledge._ingest import (
+from socialflow.knowledge import (
+    Document,
+    DocumentStatus,
     IngestContext,
+    IngestWorker,
+    ObjectStorage,
     chunk_prefix,
     ingest_document,
     set_ingest_context,
 )
-from socialflow.knowledge._queue import IngestWorker
-from socialflow.knowledge._storage import ObjectStorage
 from tests.fixtures.documents import make_corrupt_pdf, make_csv, make_pdf
 from tests.fixtures.embedders import CountingEmbeddings
 from tests.fixtures.s3 import S3Server, s3, s3_endpoint  # noqa: F401 - fixtures

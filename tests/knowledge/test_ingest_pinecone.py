@@ -12,15 +12,17 @@ import numpy as np
 import pytest
 
 from socialflow.core.settings import Settings
-from socialflow.knowledge import Document, DocumentStatus, KnowledgeBase
-from socialflow.knowledge._ingest import (
+from socialflow.knowledge import (
+    Document,
+    DocumentStatus,
     IngestContext,
+    IngestWorker,
+    KnowledgeBase,
     chunk_prefix,
     ingest_document,
     remove_document_data,
     set_ingest_context,
 )
-from socialflow.knowledge._queue import IngestWorker
 from tests.fixtures.documents import make_csv, make_docx, make_html, make_pdf
 from tests.fixtures.embedders import CountingEmbeddings
 from tests.fixtures.pinecone_emulator import MAX_REQUEST_BYTES, LoggedRequest, pinecone_emulator

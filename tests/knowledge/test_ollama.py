@@ -13,9 +13,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from socialflow.core.errors import TransientError, UserError
 from socialflow.core.settings import Settings
-from socialflow.knowledge import get_embeddings
-from socialflow.knowledge._llm import CredentialChatModels
-from socialflow.knowledge._store import embedder_identity
+from socialflow.knowledge import CredentialChatModels, embedder_identity, get_embeddings
 from socialflow.nodes.builtins.ai import IntentClassifierNode
 from tests.fixtures.context import make_context
 from tests.fixtures.llm_server import LOOPBACK_ALLOWED, ScriptedLLM, embed, serve_llm

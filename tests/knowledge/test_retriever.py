@@ -15,10 +15,11 @@ from socialflow.knowledge import (
     EmbedderMismatchError,
     KnowledgeBase,
     MiniLMEmbeddings,
+    StoreCache,
+    WorkspaceRetriever,
     get_embeddings,
     open_store,
 )
-from socialflow.knowledge._retriever import StoreCache, WorkspaceRetriever
 from tests.fixtures.llm_server import allowing_loopback, serve_llm
 from tests.knowledge._helpers import HashEmbeddings
 

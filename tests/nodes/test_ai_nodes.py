@@ -12,9 +12,13 @@ import pytest
 from socialflow.core.credentials import Credential, key_wrapper, parse_secret, seal_credential
 from socialflow.core.errors import UserError
 from socialflow.core.settings import Settings
-from socialflow.knowledge import KnowledgeBase, MiniLMEmbeddings, open_store
-from socialflow.knowledge._llm import CredentialChatModels
-from socialflow.knowledge._retriever import WorkspaceRetriever
+from socialflow.knowledge import (
+    CredentialChatModels,
+    KnowledgeBase,
+    MiniLMEmbeddings,
+    WorkspaceRetriever,
+    open_store,
+)
 from socialflow.nodes import BaseNode
 from socialflow.nodes.builtins import BUILTIN_NODES
 from socialflow.nodes.builtins.ai import (

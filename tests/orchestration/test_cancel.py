@@ -14,14 +14,15 @@ from socialflow.orchestration import (
     EngineRuntime,
     ExecutionEvent,
     ExecutionEvents,
+    FlowExecution,
     NodeEvent,
+    NodeRun,
     UpdateFeed,
+    Worker,
+    enqueue_run,
     request_cancel,
+    store_events,
 )
-from socialflow.orchestration._inbox import store_events
-from socialflow.orchestration._models import FlowExecution, NodeRun
-from socialflow.orchestration._queue import enqueue_run
-from socialflow.orchestration._worker import Worker
 from tests.fixtures.flows import FOUR_NODES, publish
 from tests.fixtures.prefect import flow_run
 from tests.orchestration.test_dispatch import hook_event

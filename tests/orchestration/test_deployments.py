@@ -16,11 +16,17 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTag
 from sqlalchemy import select, update
 
 from socialflow.core.db import utcnow
-from socialflow.orchestration import EngineRuntime, activate_version, deactivate_flow
-from socialflow.orchestration._graph import GraphSpec
-from socialflow.orchestration._inbox import store_events
-from socialflow.orchestration._models import ExecutionStatus, FlowExecution, NodeRun
-from socialflow.orchestration._worker import Worker
+from socialflow.orchestration import (
+    EngineRuntime,
+    ExecutionStatus,
+    FlowExecution,
+    GraphSpec,
+    NodeRun,
+    Worker,
+    activate_version,
+    deactivate_flow,
+    store_events,
+)
 from tests.orchestration.test_dispatch import hook_event
 from tests.orchestration.test_worker import wait_for
 

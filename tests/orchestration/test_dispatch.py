@@ -10,11 +10,15 @@ import pytest
 from sqlalchemy import func, select, update
 
 from socialflow.core.db import Database
-from socialflow.orchestration import EngineRuntime
+from socialflow.orchestration import (
+    EngineRuntime,
+    EventIn,
+    EventStatus,
+    FlowExecution,
+    WebhookEvent,
+    store_events,
+)
 from socialflow.orchestration._dispatch import Dispatcher, backoff_seconds
-from socialflow.orchestration._inbox import EventIn, store_events
-from socialflow.orchestration._inbox_models import EventStatus, WebhookEvent
-from socialflow.orchestration._models import FlowExecution
 from tests.fixtures.flows import publish
 
 

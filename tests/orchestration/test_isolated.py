@@ -13,12 +13,16 @@ import pytest
 from prefect.client.orchestration import get_client
 from sqlalchemy import select
 
-from socialflow.orchestration import EngineRuntime
-from socialflow.orchestration._cancel import request_cancel
-from socialflow.orchestration._dispatch import Dispatcher
-from socialflow.orchestration._inbox import store_events
-from socialflow.orchestration._models import ExecutionStatus, FlowExecution, NodeRun
-from socialflow.orchestration._worker import Worker
+from socialflow.orchestration import (
+    Dispatcher,
+    EngineRuntime,
+    ExecutionStatus,
+    FlowExecution,
+    NodeRun,
+    Worker,
+    request_cancel,
+    store_events,
+)
 from tests.fixtures.flows import publish
 from tests.orchestration.test_dispatch import hook_event
 from tests.orchestration.test_worker import wait_for

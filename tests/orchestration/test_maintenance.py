@@ -10,8 +10,7 @@ from sqlalchemy import func, select
 
 from socialflow.core.db import Database, utcnow
 from socialflow.instagram import OutboxMessage
-from socialflow.orchestration import EngineRuntime
-from socialflow.orchestration._inbox_models import WebhookEvent
+from socialflow.orchestration import EngineRuntime, WebhookEvent
 from socialflow.orchestration._maintenance import prune_history, redispatch_stuck
 from socialflow.orchestration._models import ExecutionUpdateBatch, FlowExecution
 

@@ -11,8 +11,13 @@ from collections.abc import Iterator
 import pytest
 
 from socialflow.core.logging import configure_logging
-from socialflow.orchestration import EngineRuntime, GraphSpec, RunMeta, start_graph_run
-from socialflow.orchestration._models import FlowExecution
+from socialflow.orchestration import (
+    EngineRuntime,
+    FlowExecution,
+    GraphSpec,
+    RunMeta,
+    start_graph_run,
+)
 
 STOP = GraphSpec.model_validate(
     {

@@ -12,8 +12,7 @@ from prefect.client.orchestration import get_client
 from prefect.states import Running
 
 from socialflow.core.db import utcnow
-from socialflow.orchestration import EngineRuntime, FlowExecution
-from socialflow.orchestration._models import ExecutionStatus
+from socialflow.orchestration import EngineRuntime, ExecutionStatus, FlowExecution
 from socialflow.orchestration._reconcile import reconcile_flow_runs
 from socialflow.orchestration._runner import attempt_run_name, flow_for
 

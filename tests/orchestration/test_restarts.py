@@ -22,8 +22,7 @@ from sqlalchemy import func, select
 from socialflow.core.db import Database
 from socialflow.core.settings import Settings
 from socialflow.migrations import upgrade
-from socialflow.orchestration import FlowExecution, FlowTrigger, WebhookEvent
-from socialflow.orchestration._triggers import open_trigger_secret
+from socialflow.orchestration import FlowExecution, FlowTrigger, WebhookEvent, open_trigger_secret
 from socialflow.stack import ManagedProcess, api_server
 from tests.fixtures.flows import publish
 from tests.fixtures.ports import free_port

@@ -10,11 +10,15 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from socialflow.core.db import utcnow
-from socialflow.orchestration import EngineRuntime
-from socialflow.orchestration._dispatch import Dispatcher
-from socialflow.orchestration._inbox import store_events
-from socialflow.orchestration._models import ExecutionStatus, FlowExecution, NodeRun
-from socialflow.orchestration._worker import Worker
+from socialflow.orchestration import (
+    Dispatcher,
+    EngineRuntime,
+    ExecutionStatus,
+    FlowExecution,
+    NodeRun,
+    Worker,
+    store_events,
+)
 from tests.fixtures.flows import publish
 from tests.orchestration.test_dispatch import hook_event
 
@@ -177,7 +181,7 @@ async def abandon(runtime: EngineRuntime, execution_id: uuid.UUID, flow_id: uuid
     from prefect.client.orchestration import get_client
     from prefect.states import Running
 
-    from socialflow.orchestration._runner import RunMeta, flow_for
+    from socialflow.orchestration import RunMeta, flow_for
 
     async with runtime.db.sessionmaker() as session:
         row = await session.get(FlowExecution, execution_id)

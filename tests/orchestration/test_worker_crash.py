@@ -14,9 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from socialflow.orchestration import EngineRuntime, FlowExecution
-from socialflow.orchestration._dispatch import Dispatcher
-from socialflow.orchestration._inbox import store_events
+from socialflow.orchestration import Dispatcher, EngineRuntime, FlowExecution, store_events
 from tests.fixtures.flows import publish
 from tests.orchestration.test_dispatch import hook_event
 from tests.orchestration.test_worker import prefect_runs_of, state_of

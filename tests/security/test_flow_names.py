@@ -15,8 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
 from prefect.types.names import BANNED_CHARACTERS
 
-from socialflow.orchestration import EngineRuntime
-from socialflow.orchestration._worker import Worker
+from socialflow.orchestration import EngineRuntime, Worker
 from tests.api.conftest import Team, app, client, team  # noqa: F401 - fixtures
 from tests.api.test_hooks import hook_graph
 

@@ -19,8 +19,7 @@ import httpx
 from sqlalchemy import func, select
 
 from socialflow.api.hooks import signing
-from socialflow.orchestration import EngineRuntime, FlowExecution, WebhookEvent
-from socialflow.orchestration._worker import Worker
+from socialflow.orchestration import EngineRuntime, FlowExecution, WebhookEvent, Worker
 from tests.api.conftest import Team, app, client, team  # noqa: F401 - fixtures
 from tests.api.test_hooks import events_of, publish_hook
 

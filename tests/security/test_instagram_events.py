@@ -25,21 +25,20 @@ from socialflow.api.app import create_app
 from socialflow.api.auth.email import LogEmailSender
 from socialflow.core.db import Database, JSONType, UTCDateTime, utcnow
 from socialflow.core.settings import Settings
-from socialflow.instagram import parse_payload, sign_sha256
-from socialflow.instagram._simulate import encode_body
+from socialflow.instagram import encode_body, parse_payload, sign_sha256
 from socialflow.migrations import upgrade
 from socialflow.nodes import NodeRegistry
 from socialflow.orchestration import (
+    Dispatcher,
     EngineRuntime,
     FlowExecution,
     GraphSpec,
     WebhookEvent,
+    Worker,
     compile_graph,
     set_runtime,
+    upsert_trigger,
 )
-from socialflow.orchestration._dispatch import Dispatcher
-from socialflow.orchestration._triggers import upsert_trigger
-from socialflow.orchestration._worker import Worker
 from tests.api.conftest import api_settings, make_team
 from tests.conftest import POSTGRES_URL, _postgres_admin_dsn
 from tests.instagram.test_webhook_dispatch import connect, new_account_id

@@ -25,8 +25,7 @@ from socialflow.api.hooks import signing
 from socialflow.api.workspaces.models import Workspace
 from socialflow.core.credentials import Credential
 from socialflow.core.db import Database
-from socialflow.instagram import sign_sha256
-from socialflow.instagram._simulate import build_comment, encode_body
+from socialflow.instagram import build_comment, encode_body, sign_sha256
 from socialflow.orchestration import WebhookEvent
 from tests.api.conftest import Team, api_settings, make_team
 from tests.api.test_hooks import hook_graph

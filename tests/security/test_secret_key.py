@@ -25,8 +25,13 @@ from socialflow.api.auth.email import LogEmailSender
 from socialflow.api.demo import DEMO_EMAIL, seed_demo
 from socialflow.core.db import Database
 from socialflow.core.settings import InstagramSettings, SecuritySettings, Settings
-from socialflow.instagram import sign_sha256, webhook_secrets
-from socialflow.instagram._simulate import DEMO_ACCOUNT_ID, build_comment, encode_body
+from socialflow.instagram import (
+    DEMO_ACCOUNT_ID,
+    build_comment,
+    encode_body,
+    sign_sha256,
+    webhook_secrets,
+)
 from socialflow.migrations import upgrade
 from socialflow.stack import api_server
 from tests.api.conftest import api_settings

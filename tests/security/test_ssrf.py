@@ -27,9 +27,14 @@ from socialflow.api.app import create_app
 from socialflow.api.auth.email import LogEmailSender
 from socialflow.core.credentials import Credential, key_wrapper, parse_secret, seal_credential
 from socialflow.core.settings import HttpSettings, Settings
-from socialflow.knowledge import KnowledgeBase, get_embeddings, open_store
-from socialflow.knowledge._ingest import IngestContext, set_ingest_context
-from socialflow.knowledge._queue import IngestWorker
+from socialflow.knowledge import (
+    IngestContext,
+    IngestWorker,
+    KnowledgeBase,
+    get_embeddings,
+    open_store,
+    set_ingest_context,
+)
 from socialflow.orchestration import (
     EngineRuntime,
     GraphSpec,

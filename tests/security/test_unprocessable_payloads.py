@@ -23,9 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from socialflow.core import safejson
-from socialflow.orchestration import EngineRuntime, FlowExecution
-from socialflow.orchestration._inbox import store_events
-from socialflow.orchestration._worker import Worker
+from socialflow.orchestration import EngineRuntime, FlowExecution, Worker, store_events
 from tests.api.conftest import Team, app, client, team  # noqa: F401 - fixtures
 from tests.api.test_hooks import publish_hook
 from tests.orchestration.test_dispatch import hook_event

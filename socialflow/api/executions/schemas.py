@@ -9,8 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from socialflow.knowledge import Usage, sum_usage
-from socialflow.orchestration import ExecutionStatus
-from socialflow.orchestration._recorder import readable_json
+from socialflow.orchestration import ExecutionStatus, readable_json
 
 __all__ = [
     "ExecutionEventRead",

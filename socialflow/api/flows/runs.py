@@ -15,8 +15,7 @@ from socialflow.api.deps import EditorMember, SessionDep
 from socialflow.api.flows.dependencies import EditedFlow, RegistryDep
 from socialflow.api.flows.models import Flow, FlowVersion
 from socialflow.core.errors import ConflictError, NotFoundError
-from socialflow.orchestration import FlowExecution, GraphSpec, compile_graph
-from socialflow.orchestration._queue import enqueue_run
+from socialflow.orchestration import FlowExecution, GraphSpec, compile_graph, enqueue_run
 
 __all__ = ["router"]
 

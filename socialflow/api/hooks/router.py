@@ -30,10 +30,14 @@ from socialflow.core.errors import NotFoundError, UserError
 from socialflow.core.metrics import EVENTS_DEDUPLICATED, EVENTS_RECEIVED
 from socialflow.core.settings import Settings
 from socialflow.nodes.builtins import WebhookTriggerNode
-from socialflow.orchestration import InboxWriter, TriggerCache
-from socialflow.orchestration._inbox import EventIn
-from socialflow.orchestration._inbox_models import FlowTrigger
-from socialflow.orchestration._triggers import open_trigger_secret, rotate_trigger_secret
+from socialflow.orchestration import (
+    EventIn,
+    FlowTrigger,
+    InboxWriter,
+    TriggerCache,
+    open_trigger_secret,
+    rotate_trigger_secret,
+)
 
 __all__ = ["router"]
 

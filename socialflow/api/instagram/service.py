@@ -21,11 +21,16 @@ from socialflow.core.crypto import KeyWrapper
 from socialflow.core.errors import ForbiddenError, NotFoundError, UserError
 from socialflow.core.logging import get_logger
 from socialflow.core.settings import Settings
-from socialflow.instagram import InstagramAccount
-from socialflow.instagram._ledger import list_query
-from socialflow.instagram._oauth import authorize_url, connect_account
-from socialflow.instagram._parse import parse_payload
-from socialflow.instagram._simulate import DEMO_ACCOUNT_ID, SimulatedKind, build_payload
+from socialflow.instagram import (
+    DEMO_ACCOUNT_ID,
+    InstagramAccount,
+    SimulatedKind,
+    authorize_url,
+    build_payload,
+    connect_account,
+    list_query,
+    parse_payload,
+)
 
 __all__ = [
     "delete_account",

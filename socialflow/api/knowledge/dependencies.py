@@ -14,8 +14,7 @@ from fastapi import Depends, Path, Request
 
 from socialflow.api.deps import EditorMember, SessionDep, ViewerMember
 from socialflow.api.knowledge import service
-from socialflow.knowledge import KnowledgeBase
-from socialflow.knowledge._ingest import IngestContext
+from socialflow.knowledge import IngestContext, KnowledgeBase
 
 __all__ = ["EditedBase", "KnowledgeDep", "ViewedBase", "get_knowledge"]
 

@@ -26,9 +26,15 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from socialflow.api.knowledge.schemas import DocumentPage, DocumentRead
 from socialflow.core.errors import NotFoundError, UserError, ValidationError
-from socialflow.knowledge import Document, DocumentStatus, KnowledgeBase
-from socialflow.knowledge._ingest import IngestContext, remove_document_data
-from socialflow.knowledge._parse import UnsupportedDocumentError, sniff
+from socialflow.knowledge import (
+    Document,
+    DocumentStatus,
+    IngestContext,
+    KnowledgeBase,
+    UnsupportedDocumentError,
+    remove_document_data,
+    sniff,
+)
 
 __all__ = [
     "MULTIPART_ALLOWANCE",

@@ -35,12 +35,13 @@ from socialflow.core.errors import (
 from socialflow.knowledge import (
     Document,
     DocumentStatus,
+    IngestContext,
     KnowledgeBase,
+    embedder_identity,
     get_embeddings,
     open_store,
+    remove_document_data,
 )
-from socialflow.knowledge._ingest import IngestContext, remove_document_data
-from socialflow.knowledge._store import embedder_identity
 
 __all__ = ["create", "delete", "get_row", "list", "read", "search", "update"]
 

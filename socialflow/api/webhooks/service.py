@@ -9,9 +9,7 @@ from pydantic import BaseModel
 
 from socialflow.core.db import utcnow
 from socialflow.instagram import parse_body
-from socialflow.orchestration import InboxWriter
-from socialflow.orchestration._inbox import EventIn
-from socialflow.orchestration._inbox_models import EventStatus
+from socialflow.orchestration import EventIn, EventStatus, InboxWriter
 
 __all__ = ["WebhookReceipt", "store_webhook"]
 

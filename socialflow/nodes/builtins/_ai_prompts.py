@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from socialflow.knowledge._retriever import RetrievedChunk
+    from socialflow.knowledge import RetrievedChunk
 
 __all__ = [
     "OTHER",

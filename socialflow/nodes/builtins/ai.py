@@ -25,8 +25,7 @@ from socialflow.nodes.builtins._ai_prompts import (
 )
 
 if TYPE_CHECKING:
-    from socialflow.knowledge._llm import ChatModel
-    from socialflow.knowledge._retriever import RetrievedChunk
+    from socialflow.knowledge import ChatModel, RetrievedChunk
     from socialflow.nodes._base import ChatModelProvider, KnowledgeRetriever
 
 __all__ = [
@@ -381,6 +380,6 @@ class KnowledgeAnswerNode(BaseNode):
 
 
 def _zero_usage(fields: dict[str, Any]) -> dict[str, Any]:
-    from socialflow.knowledge._llm import Usage
+    from socialflow.knowledge import Usage
 
     return Usage.model_validate(fields).model_dump()

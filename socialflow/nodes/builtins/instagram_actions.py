@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from socialflow.core.errors import UserError
-from socialflow.instagram._gateway import ActionRequest
+from socialflow.instagram import ActionRequest
 from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port
 from socialflow.nodes._template import Template
 

@@ -21,15 +21,14 @@ from prefect.utilities.callables import parameter_schema
 
 from socialflow.core.db import Database
 from socialflow.core.settings import Settings, get_settings
-from socialflow.knowledge import DocumentStatus, IngestContext, chunk_prefix
-from socialflow.knowledge._ingest import set_ingest_context
+from socialflow.knowledge import DocumentStatus, IngestContext, chunk_prefix, set_ingest_context
 from socialflow.migrations import upgrade
 from socialflow.orchestration import EngineRuntime, _worker, set_runtime
 from socialflow.orchestration._worker import STATIC_POOLS, Worker, _load_entrypoint
 from tests.fixtures.documents import make_pdf
 from tests.knowledge._helpers import HashEmbeddings, add_document, fetch, make_base
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS: list[dict[str, Any]] = yaml.safe_load((ROOT / "prefect.yaml").read_text())[
     "deployments"
 ]
