@@ -623,7 +623,7 @@ def run_socialflow(args: argparse.Namespace, sink: ReplySink) -> Outcome:
 
 
 async def _ensure_pool() -> None:
-    from socialflow.orchestration._deployments import ensure_work_pool
+    from socialflow.orchestration import ensure_work_pool
 
     await ensure_work_pool()
 

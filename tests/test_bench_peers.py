@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from socialflow.nodes import default_registry
-from socialflow.nodes._template import evaluate, render
+from socialflow.nodes import default_registry, evaluate, render
 from socialflow.orchestration import GraphSpec, compile_graph
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"

@@ -22,7 +22,9 @@ from socialflow.nodes._template import (
     Reference,
     Template,
     TemplateField,
+    evaluate,
     references,
+    render,
     template_fields,
 )
 
@@ -43,7 +45,9 @@ __all__ = [
     "Template",
     "TemplateField",
     "default_registry",
+    "evaluate",
     "ports_compatible",
     "references",
+    "render",
     "template_fields",
 ]

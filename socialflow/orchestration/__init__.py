@@ -44,7 +44,12 @@ from socialflow.orchestration._recorder import prune_executions, readable_json
 from socialflow.orchestration._relay import UpdateFeed, UpdateRelay
 from socialflow.orchestration._runner import RunMeta, execute_graph, flow_for, start_graph_run
 from socialflow.orchestration._runtime import EngineRuntime, get_runtime, set_runtime
-from socialflow.orchestration._trigger_cache import CachedTrigger, TriggerCache
+from socialflow.orchestration._trigger_cache import (
+    TRIGGER_CHANNEL,
+    TRIGGER_TTL_SECONDS,
+    CachedTrigger,
+    TriggerCache,
+)
 from socialflow.orchestration._triggers import (
     open_trigger_secret,
     rotate_trigger_secret,
@@ -53,6 +58,8 @@ from socialflow.orchestration._triggers import (
 from socialflow.orchestration._worker import Worker
 
 __all__ = [
+    "TRIGGER_CHANNEL",
+    "TRIGGER_TTL_SECONDS",
     "CachedTrigger",
     "CompiledGraph",
     "Dispatcher",

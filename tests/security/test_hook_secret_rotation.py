@@ -14,8 +14,7 @@ import psycopg
 import pytest
 
 from socialflow.api.hooks import signing
-from socialflow.orchestration import TriggerCache
-from socialflow.orchestration._trigger_cache import TRIGGER_CHANNEL, TRIGGER_TTL_SECONDS
+from socialflow.orchestration import TRIGGER_CHANNEL, TRIGGER_TTL_SECONDS, TriggerCache
 from tests.api.conftest import Team
 from tests.api.test_hooks import publish_hook
 
