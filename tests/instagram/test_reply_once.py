@@ -16,7 +16,7 @@ from sqlalchemy import select
 from socialflow.api.webhooks.service import store_webhook
 from socialflow.instagram import build_comment, encode_body
 from socialflow.instagram.emulator import GraphEmulator
-from socialflow.orchestration import Dispatcher, EngineRuntime, FlowExecution, NodeRun
+from socialflow.orchestration import Dispatcher, EngineRuntime, FlowExecution, InboxWriter, NodeRun
 from tests.fixtures.flows import publish
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     ACCOUNT,
@@ -83,8 +83,11 @@ async def test_reply_lands_once_through_transient_errors_and_a_killed_worker(
     body = build_comment(
         "price?", account_id=ACCOUNT, comment_id=comment["id"], from_username="ana"
     )
-    async with runtime.db.sessionmaker() as session:
-        await store_webhook(session, encode_body(body))
+    inbox = InboxWriter(runtime.db)
+    try:
+        await store_webhook(inbox, encode_body(body))
+    finally:
+        await inbox.close()
     while await Dispatcher(runtime.db, runtime.registry).dispatch_once():
         pass
 

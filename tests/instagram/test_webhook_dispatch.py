@@ -25,6 +25,7 @@ from socialflow.orchestration import (
     EngineRuntime,
     EventStatus,
     FlowExecution,
+    InboxWriter,
     WebhookEvent,
     Worker,
 )
@@ -73,9 +74,12 @@ async def connect(
 
 
 async def deliver(db: Database, payload: dict[str, Any]) -> list[uuid.UUID]:
-    async with db.sessionmaker() as session:
-        receipt = await store_webhook(session, encode_body(payload))
-        assert receipt.received >= 1
+    inbox = InboxWriter(db)
+    try:
+        receipt = await store_webhook(inbox, encode_body(payload))
+    finally:
+        await inbox.close()
+    assert receipt.received >= 1
     from socialflow.instagram import parse_payload
 
     keys = [p.dedupe_key for p in parse_payload(payload)]
