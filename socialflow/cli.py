@@ -529,7 +529,12 @@ def up(
     prefect_api = f"http://{host}:{port}/api"
     os.environ["PREFECT_API_URL"] = prefect_api
     api_host, api_port = settings.api.host, api_port or settings.api.port
-    prefect = prefect_server(data_dir / "prefect", host=host, port=port)
+    prefect = prefect_server(
+        data_dir / "prefect",
+        host=host,
+        port=port,
+        events_retention_days=settings.retention.execution_days,
+    )
     services = [
         api_server(
             data_dir / "logs",

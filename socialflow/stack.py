@@ -99,6 +99,7 @@ def prefect_server(
     port: int = 4200,
     database_url: str | None = None,
     ui: bool = True,
+    events_retention_days: int | None = None,
 ) -> ManagedProcess:
     """A Prefect server bound to ``host:port`` keeping its state under ``home``.
 
@@ -109,6 +110,9 @@ def prefect_server(
         database_url: Prefect's own database (``postgresql+asyncpg://…``); SQLite in ``home``
             when empty.
         ui: Serve Prefect's UI too.
+        events_retention_days: Days Prefect keeps its events
+            (``PREFECT_SERVER_EVENTS_RETENTION_PERIOD``, Prefect's default 7): the
+            executions' retention, so both histories end together.
     """
     env = {
         "PREFECT_HOME": str(home),
@@ -121,6 +125,9 @@ def prefect_server(
     }
     if database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+    if events_retention_days is not None:
+        # an ISO 8601 duration, which Prefect's settings read as a timedelta
+        env["PREFECT_SERVER_EVENTS_RETENTION_PERIOD"] = f"P{events_retention_days}D"
     prefect = Path(sys.executable).with_name("prefect")
     return ManagedProcess(
         name="prefect server",

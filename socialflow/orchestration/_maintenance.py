@@ -21,6 +21,7 @@ from socialflow.instagram import OutboxMessage, OutboxStatus
 from socialflow.orchestration._inbox import INBOX_CHANNEL, notify
 from socialflow.orchestration._inbox_models import EventStatus, WebhookEvent
 from socialflow.orchestration._models import ExecutionStatus, ExecutionUpdateBatch, FlowExecution
+from socialflow.orchestration._prefect_prune import prune_prefect_runs
 from socialflow.orchestration._recorder import prune_executions
 from socialflow.orchestration._runtime import get_runtime
 
@@ -49,6 +50,7 @@ class PruneReport:
     inbox_events: int
     execution_updates: int
     ledger_rows: int
+    prefect_flow_runs: int = 0
 
 
 @dataclass(frozen=True)
@@ -166,9 +168,23 @@ async def redispatch_stuck_events(
 @flow(name="socialflow-prune-history", persist_result=False)
 async def prune_history() -> dict[str, int]:
     """Delete history past retention (deployment ``prune-history`` in prefect.yaml)."""
+    from dataclasses import replace
+
+    from prefect.client.orchestration import get_client
+
     runtime = get_runtime()
-    report = await prune_tables(runtime.db, runtime.settings.retention)
-    return asdict(report)
+    retention = runtime.settings.retention
+    report = await prune_tables(runtime.db, retention)
+    # Prefect's records of the same runs go with them (their events by Prefect's own
+    # retention, set to the same days by `socialflow up`)
+    cutoff = utcnow() - timedelta(days=retention.execution_days)
+    try:
+        async with get_client() as client:
+            pruned = await prune_prefect_runs(client, ended_before=cutoff)
+    except Exception as exc:
+        _log.warning("pruning Prefect's flow runs failed; the next pass retries", error=repr(exc))
+        pruned = 0
+    return asdict(replace(report, prefect_flow_runs=pruned))
 
 
 @flow(name="socialflow-redispatch-stuck", persist_result=False)
