@@ -18,7 +18,7 @@ import signal
 import socket
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -48,7 +48,7 @@ from socialflow.orchestration._runtime import EngineRuntime
 from socialflow.orchestration._startable import check_trigger, is_passing, start_failure
 from socialflow.orchestration._wakeup import Wakeup
 
-__all__ = ["Claim", "Worker", "prefect_client_limits"]
+__all__ = ["Claim", "Worker", "prefect_client_limits", "prefect_clients"]
 
 _log = get_logger(__name__)
 
@@ -127,7 +127,10 @@ class Worker:
         self._cancel_sent: set[uuid.UUID] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set, then let runs in progress finish."""
+        """Work until ``stop`` is set, then let runs in progress finish.
+
+        Clients the runs make get ``prefect_client_limits``; a process that shares one
+        client among them enters ``prefect_clients`` around this, not the other way round."""
         with prefect_client_limits(self.runtime.settings.engine):
             await self._work(stop)
 
@@ -814,6 +817,19 @@ def prefect_client_limits(engine: EngineSettings) -> Iterator[None]:
         }
     ):
         yield
+
+
+@contextlib.asynccontextmanager
+async def prefect_clients(engine: EngineSettings) -> AsyncIterator[None]:
+    """Within: one Prefect API client of each kind (sync and async) for the process, built
+    under ``prefect_client_limits``. A client reads its request timeout once, when it is
+    built, so clients made before the limits are entered keep Prefect's 60 s: a request the
+    server lost then held a slot a minute after the API had come back."""
+    from prefect.context import AsyncClientContext, SyncClientContext
+
+    with prefect_client_limits(engine), SyncClientContext.get_or_create():
+        async with AsyncClientContext.get_or_create():
+            yield
 
 
 #: first and longest wait before a slot retries a start Prefect's API failed (seconds)

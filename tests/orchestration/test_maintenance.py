@@ -81,7 +81,6 @@ async def test_prune_history_deletes_only_what_is_past_retention(runtime: Engine
     assert report["inbox_events"] >= 2
     assert report["execution_updates"] >= 1
     assert report["ledger_rows"] >= 1
-    assert report["prefect_flow_runs"] >= 0  # runs from 30 days ago: none in a test session
     assert await _exists(db, FlowExecution, [old_exec.id, new_exec.id]) == {new_exec.id}
     events = [old_done.id, old_ignored.id, old_pending.id, new_done.id]
     assert await _exists(db, WebhookEvent, events) == {old_pending.id, new_done.id}

@@ -64,14 +64,6 @@ def _start_worker(database_url: str, prefect_url: str, log: Path) -> subprocess.
         )
 
 
-@pytest.mark.xfail(
-    reason=(
-        "slots still wait about a minute after the API is healed: the bounded client and the "
-        "slot's own retries are in, but a start issued during the stall still hangs somewhere "
-        "past Prefect's 10 s request timeout (not located yet)"
-    ),
-    strict=False,
-)
 @pytest.mark.timeout(600)
 async def test_worker_recovers_from_a_failing_prefect_api(
     pg_runtime: EngineRuntime, tmp_path: Path
@@ -163,3 +155,20 @@ async def test_worker_recovers_from_a_failing_prefect_api(
 
     text = log.read_text()
     assert "Prefect's API failed" in text, text[-3000:]
+
+
+async def test_the_workers_shared_prefect_clients_wait_no_longer_than_the_engine_allows() -> None:
+    """The worker shares one client of each kind among its runs; a client reads its request
+    timeout when it is built, so they must be built under the engine's bound (Prefect's own
+    default, 60 s, is what held slots after the API came back)."""
+    from prefect.client.orchestration import get_client
+
+    from socialflow.core.settings import EngineSettings
+    from socialflow.orchestration._worker import prefect_clients
+
+    engine = EngineSettings(prefect_request_timeout_seconds=7.0, prefect_client_retries=0)
+    async with prefect_clients(engine):
+        for client in (get_client(), get_client(sync_client=True)):
+            timeout = client._client.timeout
+            assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (7.0,) * 4
+        assert get_client() is get_client()  # the shared one, not a fresh client per call
