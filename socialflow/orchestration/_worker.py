@@ -379,6 +379,9 @@ class Worker:
                 await asyncio.sleep(wait)
                 # the failed try may have left its flow run Pending or Running
                 await _crash_attempts(claim.execution_id, claim.attempt, None, quick=True)
+                # and may have run nodes before it failed: the next try starts the graph
+                # afresh, as a new claim would (the send ledger keeps sends from repeating)
+                await self._forget_nodes(claim)
 
     async def _still_to_run(self, claim: Claim) -> bool:
         """Whether the claim still holds its execution and the run recorded no outcome."""
@@ -395,6 +398,24 @@ class Worker:
             and row.attempt == claim.attempt
             and row.status == ExecutionStatus.RUNNING
         )
+
+    async def _forget_nodes(self, claim: Claim) -> None:
+        """Delete the execution's node records while this claim still holds it (fenced by
+        the attempt: a claim that took it over meanwhile keeps its own)."""
+        held = (
+            select(FlowExecution.id)
+            .where(
+                FlowExecution.id == claim.execution_id,
+                FlowExecution.attempt == claim.attempt,
+                FlowExecution.status == ExecutionStatus.RUNNING,
+            )
+            .exists()
+        )
+        async with self.db.sessionmaker() as session:
+            await session.execute(
+                delete(NodeRun).where(NodeRun.execution_id == claim.execution_id, held)
+            )
+            await session.commit()
 
     async def _give_back(self, claim: Claim) -> None:
         """End this claim's lease now, so the next claim (any worker's) retries at once."""
