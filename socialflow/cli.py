@@ -274,11 +274,9 @@ async def _work(
     dispatch: bool,
     isolate: bool = False,
 ) -> None:
-    from prefect.context import AsyncClientContext, SyncClientContext
-
     from socialflow.knowledge import IngestContext, IngestWorker
     from socialflow.migrations import upgrade
-    from socialflow.orchestration import EngineRuntime, Worker, set_runtime
+    from socialflow.orchestration import EngineRuntime, Worker, prefect_clients, set_runtime
 
     await _retrying(lambda: upgrade(settings.database_url), "migrating the database")
     runtime = EngineRuntime.from_settings(settings)
@@ -300,11 +298,11 @@ async def _work(
     mode = ", each run in its own process" if isolate else ""
     _echo(f"worker {runner.name} ready (concurrency {concurrency}{mode})")
     try:
-        # one Prefect API client of each kind for the process: otherwise every flow run builds
-        # a fresh sync client (a TLS context, ~36 ms of CPU) and blocks the loop on a GET
-        with SyncClientContext.get_or_create():
-            async with AsyncClientContext.get_or_create():
-                await asyncio.gather(runner.run(stop), ingester.run(stop))
+        # one Prefect API client of each kind for the process, built under the worker's
+        # bounded request timeout: otherwise every flow run builds a fresh sync client (a TLS
+        # context, ~36 ms of CPU) and blocks the loop on a GET
+        async with prefect_clients(settings.engine):
+            await asyncio.gather(runner.run(stop), ingester.run(stop))
     finally:
         await runtime.aclose()
     _echo(f"worker stopped after {runner.completed} run(s)")

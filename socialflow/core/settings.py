@@ -142,6 +142,34 @@ class EngineSettings(BaseModel):
     max_delay_seconds: float = Field(
         default=3600.0, gt=0, description="Longest wait a delay node may hold a run."
     )
+    prefect_request_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description=(
+            "A worker's longest wait for one answer from Prefect's API (Prefect's own default "
+            "is 60 s): a request the server lost holds a run's slot no longer than this."
+        ),
+    )
+    prefect_client_retries: int = Field(
+        default=1,
+        ge=0,
+        le=10,
+        description=(
+            "Retries Prefect's client makes itself inside a worker (its backoff doubles from "
+            "2 s, so its default of 5 can hold a slot a minute after the API is back); the "
+            "worker retries a failed start itself with a backoff capped at a few seconds."
+        ),
+    )
+    start_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description=(
+            "Tries a worker slot makes to start a run while Prefect's API fails (backoff with "
+            "jitter, capped at 5 s), before it gives the execution back for a later claim."
+        ),
+    )
     event_runs_in_deployment: bool = Field(
         default=False,
         description=(

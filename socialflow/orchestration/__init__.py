@@ -55,7 +55,7 @@ from socialflow.orchestration._triggers import (
     rotate_trigger_secret,
     upsert_trigger,
 )
-from socialflow.orchestration._worker import Worker
+from socialflow.orchestration._worker import Worker, prefect_clients
 
 __all__ = [
     "TRIGGER_CHANNEL",
@@ -102,6 +102,7 @@ __all__ = [
     "get_execution",
     "get_runtime",
     "open_trigger_secret",
+    "prefect_clients",
     "prune_executions",
     "readable_json",
     "request_cancel",

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import uuid
+from typing import Any
 
 from socialflow.core.logging import configure_logging, get_logger
 
@@ -28,12 +29,10 @@ _log = get_logger(__name__)
 
 async def run_isolated(execution_id: uuid.UUID, attempt: int, abandoned: uuid.UUID | None) -> None:
     """Run one claimed execution in this process, until it ends or SIGUSR1 cancels it."""
-    from prefect.context import AsyncClientContext
-
     from socialflow.core.settings import get_settings
     from socialflow.orchestration._relay import UpdateRelay
     from socialflow.orchestration._runtime import EngineRuntime, set_runtime
-    from socialflow.orchestration._worker import Claim, Worker, _uncancel
+    from socialflow.orchestration._worker import Claim, Worker, prefect_client_limits
 
     settings = get_settings()
     runtime = EngineRuntime.from_settings(settings)
@@ -42,25 +41,36 @@ async def run_isolated(execution_id: uuid.UUID, attempt: int, abandoned: uuid.UU
     relay_stop = asyncio.Event()
     relay = asyncio.create_task(UpdateRelay(runtime.db, runtime.events).run(relay_stop))
     try:
-        async with AsyncClientContext.get_or_create():
-            run = asyncio.create_task(worker._run(Claim(execution_id, attempt, abandoned)))
-
-            def cancel() -> None:
-                runtime.cancel_requested.add(execution_id)
-                run.cancel()
-
-            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, cancel)
-            try:
-                await run
-            except asyncio.CancelledError:
-                if execution_id not in runtime.cancel_requested:
-                    raise
-                _uncancel()
-                await worker._after_cancel(execution_id)
+        # the same bounded waits on Prefect's API as the worker's own slots
+        with prefect_client_limits(settings.engine):
+            await _run_claim(worker, Claim(execution_id, attempt, abandoned))
     finally:
         relay_stop.set()  # after the run, so its last updates are relayed
         await asyncio.gather(relay, return_exceptions=True)
         await runtime.aclose()
+
+
+async def _run_claim(worker: Any, claim: Any) -> None:
+    from prefect.context import AsyncClientContext
+
+    from socialflow.orchestration._worker import _uncancel
+
+    execution_id = claim.execution_id
+    async with AsyncClientContext.get_or_create():
+        run = asyncio.create_task(worker._run(claim))
+
+        def cancel() -> None:
+            worker.runtime.cancel_requested.add(execution_id)
+            run.cancel()
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, cancel)
+        try:
+            await run
+        except asyncio.CancelledError:
+            if execution_id not in worker.runtime.cancel_requested:
+                raise
+            _uncancel()
+            await worker._after_cancel(execution_id)
 
 
 def _die_with_parent() -> None:

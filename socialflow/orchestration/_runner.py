@@ -550,8 +550,10 @@ async def _create_flow_run(
                     state=Pending(),
                     name=name,
                     tags=run_tags,
-                    # a retried request after a timeout answers the same flow run
-                    idempotency_key=name,
+                    # one key per start: the client's own retry of a request that timed out
+                    # answers the flow run the first request made, while a slot's next try
+                    # at the same attempt (its last flow run Crashed) gets a fresh one
+                    idempotency_key=f"{name}-{uuid.uuid4()}",
                 )
             except ObjectNotFound:
                 _log.warning(

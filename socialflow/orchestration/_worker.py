@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import sys
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -25,6 +27,7 @@ from sqlalchemy import delete, false, or_, select, update
 
 from socialflow.core.db import utcnow
 from socialflow.core.logging import get_logger
+from socialflow.core.settings import EngineSettings
 from socialflow.orchestration._cancel import CANCEL_CHANNEL, mark_prefect_cancelled
 from socialflow.orchestration._conversation import conversation_turn
 from socialflow.orchestration._dispatch import Dispatcher
@@ -45,7 +48,7 @@ from socialflow.orchestration._runtime import EngineRuntime
 from socialflow.orchestration._startable import check_trigger, is_passing, start_failure
 from socialflow.orchestration._wakeup import Wakeup
 
-__all__ = ["Claim", "Worker"]
+__all__ = ["Claim", "Worker", "prefect_client_limits", "prefect_clients"]
 
 _log = get_logger(__name__)
 
@@ -124,7 +127,14 @@ class Worker:
         self._cancel_sent: set[uuid.UUID] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set, then let runs in progress finish."""
+        """Work until ``stop`` is set, then let runs in progress finish.
+
+        Clients the runs make get ``prefect_client_limits``; a process that shares one
+        client among them enters ``prefect_clients`` around this, not the other way round."""
+        with prefect_client_limits(self.runtime.settings.engine):
+            await self._work(stop)
+
+    async def _work(self, stop: asyncio.Event) -> None:
         url = self.db.url
         async with (
             Wakeup(url, (QUEUE_CHANNEL,), poll_interval=self.poll_interval) as queue_wakeup,
@@ -314,7 +324,7 @@ class Worker:
             return
         try:
             check_trigger(trigger)
-            await start_graph_run(graph, trigger, meta)
+            await self._start(claim, graph, trigger, meta)
         except Exception as exc:
             if is_passing(exc):
                 raise  # the lease lapses and a later claim tries again
@@ -325,6 +335,102 @@ class Worker:
             await _crash_attempts(claim.execution_id, claim.attempt, None, reason=error)
             return
         self.completed += 1
+
+    async def _start(
+        self, claim: Claim, graph: str, trigger: dict[str, Any], meta: RunMeta
+    ) -> None:
+        """Run the graph; while Prefect's API fails (a passing error), try again in this slot
+        with a capped backoff and jitter, ``engine.start_attempts`` times in all, then raise
+        so the execution is given back. Never again once the run has recorded an outcome:
+        an error while reporting the final state leaves the flow run to ``_reconcile``."""
+        tries = self.runtime.settings.engine.start_attempts
+        for n in range(1, tries + 1):
+            try:
+                await start_graph_run(graph, trigger, meta)
+                return
+            except Exception as exc:
+                if not is_passing(exc):
+                    raise
+                if not await self._still_to_run(claim):
+                    _log.warning(
+                        "Prefect's API failed after the run ended; its flow run is settled later",
+                        execution_id=str(claim.execution_id),
+                        error=repr(exc),
+                    )
+                    return
+                if n == tries:
+                    _log.warning(
+                        "Prefect's API failed; giving the execution back for a later claim",
+                        execution_id=str(claim.execution_id),
+                        tries=n,
+                        error=repr(exc),
+                    )
+                    await self._give_back(claim)
+                    raise
+                wait = min(START_BACKOFF_CAP, START_BACKOFF * 2 ** (n - 1))
+                wait *= random.uniform(0.5, 1.0)  # jitter: slots do not retry in step
+                _log.warning(
+                    "Prefect's API failed; retrying the run's start",
+                    execution_id=str(claim.execution_id),
+                    attempt=n,
+                    retry_in=round(wait, 2),
+                    error=repr(exc),
+                )
+                await asyncio.sleep(wait)
+                # the failed try may have left its flow run Pending or Running
+                await _crash_attempts(claim.execution_id, claim.attempt, None, quick=True)
+                # and may have run nodes before it failed: the next try starts the graph
+                # afresh, as a new claim would (the send ledger keeps sends from repeating)
+                await self._forget_nodes(claim)
+
+    async def _still_to_run(self, claim: Claim) -> bool:
+        """Whether the claim still holds its execution and the run recorded no outcome."""
+        async with self.db.sessionmaker() as session:
+            row = (
+                await session.execute(
+                    select(FlowExecution.status, FlowExecution.attempt).where(
+                        FlowExecution.id == claim.execution_id
+                    )
+                )
+            ).first()
+        return (
+            row is not None
+            and row.attempt == claim.attempt
+            and row.status == ExecutionStatus.RUNNING
+        )
+
+    async def _forget_nodes(self, claim: Claim) -> None:
+        """Delete the execution's node records while this claim still holds it (fenced by
+        the attempt: a claim that took it over meanwhile keeps its own)."""
+        held = (
+            select(FlowExecution.id)
+            .where(
+                FlowExecution.id == claim.execution_id,
+                FlowExecution.attempt == claim.attempt,
+                FlowExecution.status == ExecutionStatus.RUNNING,
+            )
+            .exists()
+        )
+        async with self.db.sessionmaker() as session:
+            await session.execute(
+                delete(NodeRun).where(NodeRun.execution_id == claim.execution_id, held)
+            )
+            await session.commit()
+
+    async def _give_back(self, claim: Claim) -> None:
+        """End this claim's lease now, so the next claim (any worker's) retries at once."""
+        with contextlib.suppress(Exception):
+            async with self.db.sessionmaker() as session:
+                await session.execute(
+                    update(FlowExecution)
+                    .where(
+                        FlowExecution.id == claim.execution_id,
+                        FlowExecution.attempt == claim.attempt,
+                        FlowExecution.status == ExecutionStatus.RUNNING,
+                    )
+                    .values(lease_until=utcnow())
+                )
+                await session.commit()
 
     async def _run_isolated(self, claim: Claim) -> None:
         """Run the claim in a child process; hold its lease here meanwhile."""
@@ -714,6 +820,45 @@ class Worker:
                     task.cancel()
 
 
+@contextlib.contextmanager
+def prefect_client_limits(engine: EngineSettings) -> Iterator[None]:
+    """Within: Prefect's client waits at most ``engine.prefect_request_timeout_seconds`` for an
+    answer and retries ``engine.prefect_client_retries`` times. Its defaults (60 s, 5 retries
+    doubling from 2 s) held a worker's slots for minutes after the API had come back."""
+    from prefect.settings import (
+        PREFECT_API_REQUEST_TIMEOUT,
+        PREFECT_CLIENT_MAX_RETRIES,
+        temporary_settings,
+    )
+
+    with temporary_settings(
+        updates={
+            PREFECT_API_REQUEST_TIMEOUT: engine.prefect_request_timeout_seconds,
+            PREFECT_CLIENT_MAX_RETRIES: engine.prefect_client_retries,
+        }
+    ):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def prefect_clients(engine: EngineSettings) -> AsyncIterator[None]:
+    """Within: one Prefect API client of each kind (sync and async) for the process, built
+    under ``prefect_client_limits``. A client reads its request timeout once, when it is
+    built, so clients made before the limits are entered keep Prefect's 60 s: a request the
+    server lost then held a slot a minute after the API had come back."""
+    from prefect.context import AsyncClientContext, SyncClientContext
+
+    with prefect_client_limits(engine), SyncClientContext.get_or_create():
+        async with AsyncClientContext.get_or_create():
+            yield
+
+
+#: first and longest wait before a slot retries a start Prefect's API failed (seconds)
+START_BACKOFF = 0.5
+START_BACKOFF_CAP = 5.0
+#: a clean-up call to Prefect between two tries of a start waits no longer than this
+QUICK_CALL_SECONDS = 5.0
+
 #: work pools of prefect.yaml's static deployments, run in-process by every worker
 STATIC_POOLS = ("socialflow-maintenance", "socialflow-knowledge")
 
@@ -773,7 +918,12 @@ async def _claim_scheduled(client: Any, flow_run: Any) -> bool:
 
 
 async def _crash_attempts(
-    execution_id: uuid.UUID, attempts: int, known: uuid.UUID | None, *, reason: str | None = None
+    execution_id: uuid.UUID,
+    attempts: int,
+    known: uuid.UUID | None,
+    *,
+    reason: str | None = None,
+    quick: bool = False,
 ) -> None:
     """Mark Crashed every unfinished Prefect flow run of an execution's first ``attempts``
     attempts: the one its row recorded (``known``) and those found by their attempt names,
@@ -785,9 +935,11 @@ async def _crash_attempts(
     from prefect.exceptions import ObjectNotFound
     from prefect.states import Crashed, Failed
 
-    names = [attempt_run_name(execution_id, n) for n in range(1, attempts + 1)]
+    names = [
+        attempt_run_name(execution_id, n) for n in range(attempts if quick else 1, attempts + 1)
+    ]
     try:
-        async with get_client() as client:
+        async with asyncio.timeout(QUICK_CALL_SECONDS if quick else None), get_client() as client:
             runs = await client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=names))
             )

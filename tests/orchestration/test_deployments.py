@@ -374,3 +374,43 @@ async def test_publishing_while_prefect_is_away_is_a_retryable_refusal(
             raise AssertionError("publishing without Prefect must be refused")
     async with runtime.db.sessionmaker() as session:
         assert await session.get(FlowTrigger, flow_id) is None  # nothing half-published
+
+
+async def test_a_second_start_of_the_same_attempt_gets_a_fresh_flow_run(
+    runtime: EngineRuntime,
+) -> None:
+    """A slot that retries a start (Prefect's API failed) crashes the try's flow run and
+    creates the attempt's run again: from the deployment, that must be a new flow run, not
+    the Crashed one a reused idempotency key would answer."""
+    import json
+
+    from prefect.states import Crashed
+
+    from socialflow.orchestration._runner import RunMeta, _create_flow_run, flow_for
+
+    flow_id = uuid.uuid4()
+    deployment_id, version_id = await _activate(
+        runtime, flow_id, name="Echo", number=1, workspace_id=uuid.uuid4()
+    )
+    meta = RunMeta(
+        flow_name="Echo",
+        flow_id=flow_id,
+        flow_version_id=version_id,
+        version=1,
+        attempt=1,
+        deployment_id=deployment_id,
+    )
+
+    async def start() -> Any:
+        return await _create_flow_run(
+            meta, flow_for("Echo"), json.dumps(ECHO), {"body": {}}, ["socialflow"]
+        )
+
+    first = await start()
+    async with get_client() as prefect:
+        await prefect.set_flow_run_state(first.id, Crashed(message="start failed"), force=True)
+    second = await start()
+    assert second.id != first.id
+    assert second.name == first.name  # still found by the attempt's name
+    assert second.deployment_id == deployment_id
+    assert second.state is not None and second.state.is_pending()
