@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 import weakref
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import event
@@ -54,7 +57,13 @@ class CachedTrigger:
     trigger_kind: str
     trigger_config: dict[str, Any]
     active: bool
-    secret: str | None
+    #: opens the trigger's secret; only the routes that check a signature with it call it
+    opener: Callable[[], str | None] = field(default=lambda: None, repr=False, compare=False)
+
+    @cached_property
+    def secret(self) -> str | None:
+        """The trigger's secret, opened on first use (an Instagram trigger never needs it)."""
+        return self.opener()
 
 
 @dataclass(frozen=True)
@@ -157,8 +166,10 @@ class TriggerCache:
             row = await session.get(FlowTrigger, flow_id)
         if row is None:
             return None
-        secret = (
-            open_trigger_secret(row, self.settings) if row.secret_ciphertext is not None else None
+        opener: Callable[[], str | None] = (
+            functools.partial(open_trigger_secret, row, self.settings)
+            if row.secret_ciphertext is not None
+            else lambda: None
         )
         return CachedTrigger(
             flow_id=row.flow_id,
@@ -166,7 +177,7 @@ class TriggerCache:
             trigger_kind=row.trigger_kind,
             trigger_config=dict(row.trigger_config),
             active=row.active,
-            secret=secret,
+            opener=opener,
         )
 
     async def _listen(self) -> None:
