@@ -36,8 +36,9 @@ test: install frontend
 	cd frontend && npx vitest run
 	$(RUN) pytest
 
+# the fast tier: no PostgreSQL, no Prefect server, no browser, nothing slow (tests/conftest.py)
 test-fast: install
-	$(RUN) pytest -x -q -m "not postgres"
+	SOCIALFLOW_TEST_TIER=fast $(RUN) pytest -q
 
 # ruff, mypy (strict on socialflow/) and the import contracts of pyproject.toml
 lint: install

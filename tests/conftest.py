@@ -23,6 +23,17 @@ from tests.fixtures.ports import free_port
 
 _state: dict[str, Any] = {}
 
+#: ``make test-fast``: no Prefect server, no PostgreSQL; tests marked ``postgres``, ``prefect``,
+#: ``slow`` or ``e2e`` are deselected (see ``pytest_collection_modifyitems``)
+FAST = os.environ.get("SOCIALFLOW_TEST_TIER") == "fast"
+#: what a test needs, by the fixtures it uses: the marker follows from the fixture
+_NEEDS = {
+    "pg_runtime": ("postgres", "prefect"),
+    "postgres_url": ("postgres",),
+    "runtime": ("prefect",),
+}
+_TIER_MARKERS = ("postgres", "prefect", "slow", "e2e")
+
 
 POSTGRES_URL = os.environ.get(
     "SOCIALFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -47,6 +58,12 @@ def _start_prefect() -> None:
     # results of in-process runs stay in memory; nothing is written under PREFECT_HOME
     os.environ["PREFECT_RESULTS_PERSIST_BY_DEFAULT"] = "false"
     os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
+    if FAST:
+        # the fast tier starts no Prefect server: a test that reaches Prefect anyway fails
+        # at once (nothing listens on the discard port) and wants the ``prefect`` marker
+        os.environ["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
+        os.environ["PREFECT_CLIENT_MAX_RETRIES"] = "0"
+        return
     external = os.environ.get("SOCIALFLOW_TEST_PREFECT_API_URL")
     if external:
         os.environ["PREFECT_API_URL"] = external
@@ -74,6 +91,26 @@ def _start_prefect() -> None:
         server.stop()
         raise
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with what it needs (by its fixtures and folder); the fast tier keeps
+    only the tests that need none of PostgreSQL, a Prefect server, a browser or much time."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            for marker in _NEEDS.get(fixture, ()):
+                item.add_marker(marker)
+        if "e2e" in item.path.parts:
+            item.add_marker("e2e")
+        if FAST and any(item.get_closest_marker(name) for name in _TIER_MARKERS):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
