@@ -470,17 +470,7 @@ class Worker:
             execution_id=str(claim.execution_id),
             exit_code=code,
         )
-        async with self.db.sessionmaker() as session:
-            await session.execute(
-                update(FlowExecution)
-                .where(
-                    FlowExecution.id == claim.execution_id,
-                    FlowExecution.attempt == claim.attempt,
-                    FlowExecution.status == ExecutionStatus.RUNNING,
-                )
-                .values(lease_until=utcnow())
-            )
-            await session.commit()
+        await self._give_back(claim)
 
     async def _after_cancel(self, execution_id: uuid.UUID) -> None:
         """The run stopped on request: make sure the row says so, and so does Prefect."""
