@@ -18,6 +18,7 @@ from socialflow.api.auth.ratelimit import LoginLimiter
 from socialflow.api.auth.router import router as auth_router
 from socialflow.api.credentials.router import router as credentials_router
 from socialflow.api.errors import ErrorBody, install_error_handlers
+from socialflow.api.events.router import router as events_router
 from socialflow.api.executions.router import router as executions_router
 from socialflow.api.executions.router import ws_router as executions_ws_router
 from socialflow.api.executions.ws import events_hub
@@ -141,6 +142,7 @@ def create_app(
         runs_router,
         credentials_router,
         executions_router,
+        events_router,
         node_types_router,
         knowledge_router,
         instagram_router,

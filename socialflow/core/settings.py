@@ -344,11 +344,20 @@ class RetentionSettings(BaseModel):
     execution_days: int = Field(
         default=30, ge=1, description="Executions older than this are pruned."
     )
-    inbox_days: int = Field(
-        default=7,
+    inbox_days: int | None = Field(
+        default=None,
         ge=1,
-        description="Dispatched or ignored inbox events older than this are pruned.",
+        description=(
+            "Dispatched or ignored inbox events (the event log) older than this are pruned; "
+            "unset: as long as executions (execution_days), so every run keeps its event."
+        ),
     )
+
+    @property
+    def event_days(self) -> int:
+        """How long the event log keeps dispatched and ignored events."""
+        return self.inbox_days if self.inbox_days is not None else self.execution_days
+
     ledger_days: int = Field(
         default=90,
         ge=1,

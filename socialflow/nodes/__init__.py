@@ -14,6 +14,7 @@ from socialflow.nodes._base import (
     NodeContext,
     NodeDescription,
     Port,
+    Rejection,
     ports_compatible,
 )
 from socialflow.nodes._registry import ENTRY_POINT_GROUP, NodeRegistry, default_registry
@@ -42,6 +43,7 @@ __all__ = [
     "NodeRegistry",
     "Port",
     "Reference",
+    "Rejection",
     "Template",
     "TemplateField",
     "default_registry",

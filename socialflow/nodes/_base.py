@@ -30,10 +30,31 @@ __all__ = [
     "NodeContext",
     "NodeDescription",
     "Port",
+    "Rejection",
     "ports_compatible",
 ]
 
 Category = Literal["trigger", "logic", "ai", "action", "data"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a trigger does not take an event: a stable ``code`` and a sentence for people.
+
+    Trigger kinds return one from ``rejection``; the dispatcher both decides with it and
+    records it, so the event log shows the very reason that kept a flow from running.
+
+    Attributes:
+        code: ``filter_not_matched``, ``kind_off``, ``account_filter``, ``media_filter``,
+            ``not_mentioned``, ``echo``, ``own_comment`` or ``dashboard_test`` from the
+            triggers; the dispatcher adds its own (``flow_paused``, ``account_not_connected``).
+        message: The reason in words, naming the field and the value seen.
+        field: The event field the failed condition read (``trigger.text``), if any.
+    """
+
+    code: str
+    message: str
+    field: str | None = None
 
 
 class Port(BaseModel):
@@ -246,10 +267,16 @@ class BaseNode:
         return config
 
     @classmethod
+    def rejection(cls, config: NodeConfig, event: Mapping[str, Any]) -> Rejection | None:
+        """Triggers only: why an event of one of ``event_kinds`` should not start a run, given
+        this trigger's config (keyword and account filters), or ``None`` to start it. The
+        dispatcher calls it and records the answer."""
+        return None
+
+    @classmethod
     def accepts(cls, config: NodeConfig, event: Mapping[str, Any]) -> bool:
-        """Triggers only: whether an event of one of ``event_kinds`` should start a run, given
-        this trigger's config (keyword and account filters). The dispatcher calls it."""
-        return True
+        """Whether the trigger takes the event: ``rejection`` found nothing against it."""
+        return cls.rejection(config, event) is None
 
     @classmethod
     def is_trigger(cls) -> bool:

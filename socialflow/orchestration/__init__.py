@@ -29,7 +29,12 @@ from socialflow.orchestration._graph import (
     validate_graph,
 )
 from socialflow.orchestration._inbox import EventIn, store_events
-from socialflow.orchestration._inbox_models import EventStatus, FlowTrigger, WebhookEvent
+from socialflow.orchestration._inbox_models import (
+    EventOutcome,
+    EventStatus,
+    FlowTrigger,
+    WebhookEvent,
+)
 from socialflow.orchestration._inbox_writer import InboxWriter
 from socialflow.orchestration._models import (
     ExecutionStatus,
@@ -66,6 +71,7 @@ __all__ = [
     "EdgeSpec",
     "EngineRuntime",
     "EventIn",
+    "EventOutcome",
     "EventStatus",
     "ExecutionEvent",
     "ExecutionEvents",

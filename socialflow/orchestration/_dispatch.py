@@ -1,10 +1,13 @@
 """The dispatcher: turns stored inbox events into queued executions, exactly once.
 
 It claims pending events (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several dispatchers
-share the work), matches each to the active flows whose trigger accepts it, and inserts one
-execution per (event, version) with ``ON CONFLICT DO NOTHING`` on that pair: a retry, a second
-dispatcher or a restart can never queue a second run. An event whose dispatch fails stays
-pending and is retried with backoff; nothing accepted is dropped.
+share the work), offers each to the flows that could take it (the event's own flow, or the
+flows of the workspaces that connected its account whose trigger kind takes its kind, paused
+ones included), and inserts one execution per (event, version) that accepts it with ``ON
+CONFLICT DO NOTHING`` on that pair: a retry, a second dispatcher or a restart can never queue
+a second run. For every flow that does not take it, the reason the deciding code gave is
+written to ``event_outcome`` in the same transaction, so the event log shows why. An event
+whose dispatch fails stays pending and is retried with backoff; nothing accepted is dropped.
 """
 
 from __future__ import annotations
@@ -22,9 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from socialflow.core.db import Database, utcnow
 from socialflow.core.logging import get_logger
 from socialflow.instagram import InstagramAccount, LoginKind, mentions_username
-from socialflow.nodes import NodeRegistry
+from socialflow.nodes import BaseNode, NodeRegistry, Rejection
+from socialflow.nodes.builtins.instagram_triggers import own_event_rejection
 from socialflow.orchestration._inbox import QUEUE_CHANNEL, notify
-from socialflow.orchestration._inbox_models import EventStatus, FlowTrigger, WebhookEvent
+from socialflow.orchestration._inbox_models import (
+    EventOutcome,
+    EventStatus,
+    FlowTrigger,
+    WebhookEvent,
+)
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution
 
 __all__ = ["Dispatcher", "backoff_seconds"]
@@ -33,6 +42,7 @@ _log = get_logger(__name__)
 _MAX_BACKOFF = 600.0
 #: inbox kinds in which Instagram Login delivers @mentions of the account (SPEC U6)
 _MENTION_CARRIERS = ("instagram.comment",)
+_BASE_ACCEPTS = BaseNode.accepts.__func__  # type: ignore[attr-defined]
 
 #: per Instagram account: the workspaces that connected it, each with the handle whose
 #: @mentions in comments count as mentions (Instagram Login accounts only), or None
@@ -124,9 +134,10 @@ class Dispatcher:
         trigger_kinds = [
             n.kind for n in self.registry if n.is_trigger() and set(n.event_kinds) & kinds
         ]
+        # paused flows too: they take nothing, and their events say so
         rows = await session.scalars(
             select(FlowTrigger).where(
-                FlowTrigger.active.is_(True),
+                FlowTrigger.removed.is_(False),
                 or_(FlowTrigger.flow_id.in_(flow_ids), FlowTrigger.trigger_kind.in_(trigger_kinds)),
             )
         )
@@ -160,7 +171,14 @@ class Dispatcher:
         postgres: bool,
         owners: Owners | None = None,
     ) -> int:
-        matches = [t for t in triggers if self._matches(event, t, owners or {})]
+        matches: list[FlowTrigger] = []
+        refused: list[tuple[FlowTrigger, Rejection]] = []
+        for trigger in triggers:
+            verdict = self.verdict(event, trigger, owners or {})
+            if verdict is True:
+                matches.append(trigger)
+            elif isinstance(verdict, Rejection):
+                refused.append((trigger, verdict))
         insert = pg_insert if postgres else sqlite_insert
         for trigger in matches:
             await session.execute(
@@ -183,34 +201,78 @@ class Dispatcher:
                 )
                 .on_conflict_do_nothing(index_elements=["trigger_event_id", "flow_version_id"])
             )
+        if refused:
+            await session.execute(
+                insert(EventOutcome)
+                .values(
+                    [
+                        {
+                            "event_id": event.id,
+                            "flow_id": trigger.flow_id,
+                            "workspace_id": trigger.workspace_id,
+                            "flow_name": trigger.flow_name,
+                            "version_number": trigger.version_number,
+                            "code": reason.code,
+                            "message": reason.message[:2000],
+                            "field": reason.field,
+                            "created_at": utcnow(),
+                        }
+                        for trigger, reason in refused
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["event_id", "flow_id"])
+            )
         event.status = EventStatus.DISPATCHED if matches else EventStatus.IGNORED
         event.dispatched_at = utcnow()
         event.attempts += 1
         return len(matches)
 
-    def _matches(self, event: WebhookEvent, trigger: FlowTrigger, owners: Owners) -> bool:
+    def verdict(
+        self, event: WebhookEvent, trigger: FlowTrigger, owners: Owners
+    ) -> bool | Rejection | None:
+        """What becomes of ``event`` for the flow of ``trigger``.
+
+        Returns:
+            ``True``: the flow runs. A ``Rejection``: the flow could have taken the event and
+            did not, for that reason (recorded). ``None``: the event is none of the flow's
+            business (another flow's webhook, another workspace, a kind its trigger never
+            takes), which is not recorded.
+        """
         if event.flow_id is not None and event.flow_id != trigger.flow_id:
-            return False
+            return None
         if event.workspace_id is not None and event.workspace_id != trigger.workspace_id:
-            return False
-        if event.source == "instagram":
-            # the account's own messages and comments (echoes) and dashboard tests never start
-            # a flow, whatever the trigger kind: a reply to them would answer itself forever
-            if event.payload.get("is_self") or event.payload.get("is_test"):
-                return False
-            # tenant isolation: only workspaces that connected the account see its events
-            if trigger.workspace_id not in owners.get(event.account_id or "", {}):
-                return False
+            return None
+        # tenant isolation: only workspaces that connected the account see its events
+        if event.source == "instagram" and trigger.workspace_id not in owners.get(
+            event.account_id or "", {}
+        ):
+            return None
         try:
             node = self.registry.get(trigger.trigger_kind)
         except Exception:
-            return False
+            return None
         if event.kind not in node.event_kinds:
-            return False
+            return None
+        if not trigger.active:
+            return Rejection("flow_paused", "the flow is paused")
+        if event.source == "instagram":
+            # the account's own messages and comments (echoes) and dashboard tests never start
+            # a flow, whatever the trigger kind: a reply to them would answer itself forever
+            own = own_event_rejection(event.payload)
+            if own is not None:
+                return own
         config = node.Config.model_validate(trigger.trigger_config)
         payload = event.payload
         if event.source == "instagram" and event.kind in _MENTION_CARRIERS:
             handle = owners.get(event.account_id or "", {}).get(trigger.workspace_id)
             if mentions_username(payload.get("text"), handle):
                 payload = {**payload, "mentions_account": True}
-        return node.accepts(config, payload)
+        rejection = node.rejection(config, payload)
+        if rejection is not None:
+            return rejection
+        # a kind written against the older contract decides in ``accepts`` alone
+        if getattr(node.accepts, "__func__", None) is not _BASE_ACCEPTS and not node.accepts(
+            config, payload
+        ):
+            return Rejection("filter_not_matched", f"the {node.title} trigger did not take it")
+        return True

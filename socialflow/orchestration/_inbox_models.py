@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from socialflow.core.db import Base, JSONType, utcnow
 
-__all__ = ["EventStatus", "FlowTrigger", "WebhookEvent"]
+__all__ = ["EventOutcome", "EventStatus", "FlowTrigger", "WebhookEvent"]
 
 
 class EventStatus(StrEnum):
@@ -37,6 +37,7 @@ class WebhookEvent(Base):
     __table_args__ = (
         Index("ix_webhook_event_status_next", "status", "next_attempt_at"),
         Index("ix_webhook_event_conversation_key_status", "conversation_key", "status"),
+        Index("ix_webhook_event_received_at", "received_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -76,8 +77,32 @@ class FlowTrigger(Base):
     trigger_config: Mapped[dict[str, Any]] = mapped_column(JSONType)
     graph: Mapped[str] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(default=True)
+    # set when the flow is deleted (``active`` is off for a paused flow too)
+    removed: Mapped[bool] = mapped_column(default=False)
     deployment_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     secret_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     secret_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     secret_key_id: Mapped[str | None] = mapped_column(String(64), default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class EventOutcome(Base):
+    """Why an event did not run a flow that could have taken it.
+
+    One row per (event, flow) the dispatcher offered the event to and did not queue a run
+    for, with the reason the deciding code gave (``socialflow.nodes.Rejection``, or the
+    dispatcher's own: ``flow_paused``). A flow that ran is not written here: its execution
+    (``flow_execution.trigger_event_id``) is the record. Pruned with the event.
+    """
+
+    __tablename__ = "event_outcome"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    flow_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    flow_name: Mapped[str] = mapped_column(String(200))
+    version_number: Mapped[int]
+    code: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    field: Mapped[str | None] = mapped_column(String(100), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -19,7 +19,7 @@ from socialflow.core.logging import get_logger
 from socialflow.core.settings import RetentionSettings
 from socialflow.instagram import OutboxMessage, OutboxStatus
 from socialflow.orchestration._inbox import INBOX_CHANNEL, notify
-from socialflow.orchestration._inbox_models import EventStatus, WebhookEvent
+from socialflow.orchestration._inbox_models import EventOutcome, EventStatus, WebhookEvent
 from socialflow.orchestration._models import ExecutionStatus, ExecutionUpdateBatch, FlowExecution
 from socialflow.orchestration._prefect_prune import prune_prefect_runs
 from socialflow.orchestration._recorder import prune_executions
@@ -65,7 +65,8 @@ async def prune_tables(db: Database, retention: RetentionSettings) -> PruneRepor
     """Delete history past its retention.
 
     Executions (with their node runs) past ``execution_days``; inbox events already
-    dispatched or ignored past ``inbox_days``; relayed live updates older than five minutes;
+    dispatched or ignored (the event log, with their recorded outcomes) past ``event_days``
+    (``inbox_days``, else ``execution_days``); relayed live updates older than five minutes;
     settled send-ledger rows past ``ledger_days``. Pending or failed inbox events and queued
     or sending ledger rows are kept whatever their age.
 
@@ -79,12 +80,15 @@ async def prune_tables(db: Database, retention: RetentionSettings) -> PruneRepor
     executions = await prune_executions(db, older_than_days=retention.execution_days)
     now = utcnow()
     async with db.session() as session:
+        event_cutoff = now - timedelta(days=retention.event_days)
         inbox = await session.execute(
             delete(WebhookEvent).where(
                 WebhookEvent.status.in_((EventStatus.DISPATCHED, EventStatus.IGNORED)),
-                WebhookEvent.received_at < now - timedelta(days=retention.inbox_days),
+                WebhookEvent.received_at < event_cutoff,
             )
         )
+        # an outcome is written when its event is dispatched, so never before it was received
+        await session.execute(delete(EventOutcome).where(EventOutcome.created_at < event_cutoff))
         updates = await session.execute(
             delete(ExecutionUpdateBatch).where(ExecutionUpdateBatch.created_at < now - RELAY_KEEP)
         )

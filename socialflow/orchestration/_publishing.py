@@ -143,7 +143,7 @@ async def deactivate_flow(
             trigger.deployment_id = None
         else:
             await _on_prefect("pausing", set_deployment_paused(trigger.deployment_id, paused=True))
-    await deactivate_trigger(session, flow_id)
+    await deactivate_trigger(session, flow_id, removed=remove)
     _log.info(
         "flow deactivated", workspace_id=str(workspace_id), flow_id=str(flow_id), removed=remove
     )

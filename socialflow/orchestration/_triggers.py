@@ -63,6 +63,7 @@ async def upsert_trigger(
     row.trigger_config = trigger_node.config.model_dump(mode="json")
     row.graph = graph_json
     row.active = True
+    row.removed = False
     row.deployment_id = deployment_id
     if row.secret_ciphertext is None:
         _new_secret(row, settings)
@@ -100,10 +101,14 @@ async def rotate_trigger_secret(
     return row
 
 
-async def deactivate_trigger(session: AsyncSession, flow_id: uuid.UUID) -> None:
-    """Stop dispatching events to the flow (paused or deleted)."""
+async def deactivate_trigger(
+    session: AsyncSession, flow_id: uuid.UUID, *, removed: bool = False
+) -> None:
+    """Stop dispatching events to the flow: paused (its events say so) or deleted."""
     await session.execute(
-        update(FlowTrigger).where(FlowTrigger.flow_id == flow_id).values(active=False)
+        update(FlowTrigger)
+        .where(FlowTrigger.flow_id == flow_id)
+        .values(active=False, removed=removed)
     )
     await _changed(session, flow_id)
 

@@ -130,7 +130,7 @@ async def test_a_failing_dispatch_keeps_the_event_pending_with_backoff(
     def broken(*_: Any) -> bool:
         raise RuntimeError("registry unavailable")
 
-    monkeypatch.setattr(dispatcher, "_matches", broken)
+    monkeypatch.setattr(dispatcher, "verdict", broken)
     while await dispatcher.dispatch_once():
         pass
     async with runtime.db.sessionmaker() as session:

@@ -60,9 +60,9 @@ async def test_prune_history_deletes_only_what_is_past_retention(runtime: Engine
     retention = runtime.settings.retention
     old_exec = _execution("completed", minutes_old=(retention.execution_days + 1) * 1440)
     new_exec = _execution("completed", minutes_old=5)
-    old_done = _event("dispatched", days_old=retention.inbox_days + 1)
-    old_ignored = _event("ignored", days_old=retention.inbox_days + 1)
-    old_pending = _event("pending", days_old=retention.inbox_days + 1)
+    old_done = _event("dispatched", days_old=retention.event_days + 1)
+    old_ignored = _event("ignored", days_old=retention.event_days + 1)
+    old_pending = _event("pending", days_old=retention.event_days + 1)
     new_done = _event("dispatched", days_old=1)
     old_sent = _ledger("sent", days_old=retention.ledger_days + 1)
     old_queued = _ledger("queued", days_old=retention.ledger_days + 1)

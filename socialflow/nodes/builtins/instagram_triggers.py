@@ -1,8 +1,8 @@
 """Instagram triggers: a comment, a direct message or a mention on a connected account.
 
 The dispatcher only offers a trigger the events of accounts connected to its own workspace,
-and never an event the account made itself or a dashboard test; ``accepts`` applies the
-filters a person sets in the editor.
+and never an event the account made itself or a dashboard test; ``rejection`` applies the
+filters a person sets in the editor and says which one an event failed, in words.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from socialflow.instagram import (
     MentionEvent,
     PostbackEvent,
 )
-from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port
+from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port, Rejection
 
 __all__ = [
     "InstagramCommentTriggerNode",
     "InstagramDMTriggerNode",
     "InstagramMentionTriggerNode",
+    "keyword_rejection",
     "keywords_match",
 ]
 
@@ -65,6 +66,41 @@ def keywords_match(
     return all(hits) if match == "all" else any(hits)
 
 
+def _quoted(text: str, limit: int = 120) -> str:
+    clipped = text if len(text) <= limit else text[: limit - 1] + "…"
+    return "'" + clipped.replace("'", "\\'") + "'"
+
+
+def keyword_condition(keywords: list[str], *, match: KeywordMatch, mode: KeywordMode) -> str:
+    """A keyword filter in words: ``contains 'price'``, ``is one of 'a', 'b'``, …"""
+    listed = ", ".join(_quoted(k, 60) for k in keywords)
+    if mode == "exact":
+        return f"is {listed}" if len(keywords) == 1 else f"is one of {listed}"
+    if len(keywords) == 1:
+        return f"contains {listed}"
+    return f"contains {'all' if match == 'all' else 'any'} of {listed}"
+
+
+def keyword_rejection(
+    text: str | None,
+    keywords: list[str],
+    *,
+    match: KeywordMatch,
+    mode: KeywordMode,
+    field: str = "trigger.text",
+) -> Rejection | None:
+    """``keywords_match`` with the reason when it fails: which condition, the value seen."""
+    if keywords_match(text, keywords, match=match, mode=mode):
+        return None
+    condition = keyword_condition(keywords, match=match, mode=mode)
+    seen = "no text" if not text else _quoted(text)
+    return Rejection(
+        "filter_not_matched",
+        f"filter not matched: `{field}` {condition} was false for {seen}",
+        field=field,
+    )
+
+
 def _clean_keywords(value: list[str]) -> list[str]:
     cleaned = [v.strip() for v in value]
     if any(not v for v in cleaned):
@@ -73,17 +109,37 @@ def _clean_keywords(value: list[str]) -> list[str]:
     return cleaned
 
 
+def own_event_rejection(event: Mapping[str, Any]) -> Rejection | None:
+    """Events no Instagram flow ever takes: the account's own messages and comments (a reply
+    to them would answer itself forever) and Meta's dashboard tests."""
+    if event.get("is_test"):
+        return Rejection("dashboard_test", "a test event sent from Meta's App Dashboard")
+    if event.get("is_self"):
+        if event.get("kind") in ("comment", "live_comment"):
+            return Rejection("own_comment", "the account's own comment")
+        return Rejection("echo", "an echo of a message the account sent")
+    return None
+
+
 class _InstagramTrigger(BaseNode):
     category = "trigger"
     icon = "instagram"
     inputs: ClassVar[tuple[Port, ...]] = ()
 
     @classmethod
-    def _base_accepts(cls, config: Any, event: Mapping[str, Any]) -> bool:
+    def _base_rejection(cls, config: Any, event: Mapping[str, Any]) -> Rejection | None:
         # second line of defence: the dispatcher already drops these for every trigger kind
-        if event.get("is_self") or event.get("is_test"):
-            return False
-        return not config.account or event.get("account_id") == config.account
+        own = own_event_rejection(event)
+        if own is not None:
+            return own
+        if config.account and event.get("account_id") != config.account:
+            return Rejection(
+                "account_filter",
+                f"account filter: the flow listens to account {config.account}, the event is "
+                f"for {event.get('account_id') or 'no account'}",
+                field="trigger.account_id",
+            )
+        return None
 
     async def run(self, ctx: NodeContext, *args: Any, **inputs: Any) -> dict[str, Any]:
         return {"event": dict(ctx.trigger)}
@@ -133,18 +189,33 @@ class InstagramCommentTriggerNode(_InstagramTrigger):
         _keywords = field_validator("keywords")(_clean_keywords)
 
     @classmethod
-    def accepts(cls, config: NodeConfig, event: Mapping[str, Any]) -> bool:
+    def rejection(cls, config: NodeConfig, event: Mapping[str, Any]) -> Rejection | None:
         """Account, media, reply, live and keyword filters."""
         assert isinstance(config, cls.Config)
-        if not cls._base_accepts(config, event):
-            return False
+        base = cls._base_rejection(config, event)
+        if base is not None:
+            return base
         if event.get("kind") == "live_comment" and not config.include_live_comments:
-            return False
+            return Rejection(
+                "kind_off",
+                "a comment during a live broadcast, and the trigger's 'live comments' is off",
+                field="trigger.kind",
+            )
         if config.media_ids and event.get("media_id") not in config.media_ids:
-            return False
+            return Rejection(
+                "media_filter",
+                f"media filter: `trigger.media_id` {event.get('media_id') or 'none'} is not one "
+                f"of the {len(config.media_ids)} media the trigger listens to",
+                field="trigger.media_id",
+            )
         if config.exclude_replies and event.get("parent_id"):
-            return False
-        return keywords_match(
+            return Rejection(
+                "filter_not_matched",
+                "filter not matched: the comment is a reply (`trigger.parent_id` "
+                f"{event.get('parent_id')}) and the trigger excludes replies",
+                field="trigger.parent_id",
+            )
+        return keyword_rejection(
             event.get("text"), config.keywords, match=config.match, mode=config.mode
         )
 
@@ -205,29 +276,67 @@ class InstagramDMTriggerNode(_InstagramTrigger):
         _keywords = field_validator("keywords")(_clean_keywords)
 
     @classmethod
-    def accepts(cls, config: NodeConfig, event: Mapping[str, Any]) -> bool:
+    def rejection(cls, config: NodeConfig, event: Mapping[str, Any]) -> Rejection | None:
         """Account, message-type and keyword filters."""
         assert isinstance(config, cls.Config)
-        if not cls._base_accepts(config, event):
-            return False
+        base = cls._base_rejection(config, event)
+        if base is not None:
+            return base
         if event.get("standby") and not config.include_standby:
-            return False
+            return Rejection(
+                "kind_off",
+                "a message of a thread another app controls (standby), and the trigger's "
+                "'standby' is off",
+                field="trigger.standby",
+            )
         if event.get("kind") == "postback":
             if not config.include_postbacks:
-                return False
+                return Rejection(
+                    "kind_off",
+                    "a button tap (postback), and the trigger's 'postbacks' is off",
+                    field="trigger.kind",
+                )
             title, payload = event.get("title") or "", event.get("payload") or ""
-            return keywords_match(
-                title, config.keywords, match=config.match, mode=config.mode
-            ) or keywords_match(payload, config.keywords, match=config.match, mode=config.mode)
+            by_title = keyword_rejection(
+                title, config.keywords, match=config.match, mode=config.mode, field="trigger.title"
+            )
+            if by_title is None:
+                return None
+            by_payload = keyword_rejection(
+                payload,
+                config.keywords,
+                match=config.match,
+                mode=config.mode,
+                field="trigger.payload",
+            )
+            if by_payload is None:
+                return None
+            condition = keyword_condition(config.keywords, match=config.match, mode=config.mode)
+            return Rejection(
+                "filter_not_matched",
+                f"filter not matched: `trigger.title` or `trigger.payload` {condition} was false "
+                f"for {_quoted(title) if title else 'no title'} and "
+                f"{_quoted(payload) if payload else 'no payload'}",
+                field="trigger.payload",
+            )
         if event.get("kind") != "dm":
-            return False
-        if event.get("is_story_reply") and not config.include_story_replies:
-            return False
-        if event.get("is_story_mention") and not config.include_story_mentions:
-            return False
-        if event.get("quick_reply_payload") and not config.include_quick_replies:
-            return False
-        return keywords_match(
+            return Rejection(
+                "kind_off",
+                f"a {event.get('kind') or 'message'} event, which the DM trigger does not take",
+                field="trigger.kind",
+            )
+        for flag, option, what in (
+            ("is_story_reply", config.include_story_replies, "a reply to a story"),
+            ("is_story_mention", config.include_story_mentions, "a story mention"),
+            ("quick_reply_payload", config.include_quick_replies, "a quick-reply tap"),
+        ):
+            if event.get(flag) and not option:
+                return Rejection(
+                    "kind_off",
+                    f"{what}, which the trigger is set not to take",
+                    field=f"trigger.{flag}",
+                )
+        return keyword_rejection(
             event.get("text"), config.keywords, match=config.match, mode=config.mode
         )
 
@@ -267,14 +376,32 @@ class InstagramMentionTriggerNode(_InstagramTrigger):
         include_captions: bool = Field(default=True, description="Mentions in media captions.")
 
     @classmethod
-    def accepts(cls, config: NodeConfig, event: Mapping[str, Any]) -> bool:
+    def rejection(cls, config: NodeConfig, event: Mapping[str, Any]) -> Rejection | None:
         """Account, media and comment/caption filters."""
         assert isinstance(config, cls.Config)
-        if not cls._base_accepts(config, event):
-            return False
+        base = cls._base_rejection(config, event)
+        if base is not None:
+            return base
         if event.get("kind") == "comment" and not event.get("mentions_account"):
-            return False
+            return Rejection(
+                "not_mentioned",
+                "a comment that does not @mention the account",
+                field="trigger.text",
+            )
         if config.media_ids and event.get("media_id") not in config.media_ids:
-            return False
+            return Rejection(
+                "media_filter",
+                f"media filter: `trigger.media_id` {event.get('media_id') or 'none'} is not one "
+                f"of the {len(config.media_ids)} media the trigger listens to",
+                field="trigger.media_id",
+            )
         in_comment = bool(event.get("comment_id"))
-        return config.include_comments if in_comment else config.include_captions
+        if in_comment and not config.include_comments:
+            return Rejection(
+                "kind_off", "a mention in a comment, and the trigger's 'comments' is off"
+            )
+        if not in_comment and not config.include_captions:
+            return Rejection(
+                "kind_off", "a mention in a caption, and the trigger's 'captions' is off"
+            )
+        return None
