@@ -4,6 +4,7 @@ execution records every run leaves behind, their live updates and their retentio
 from socialflow.orchestration._cancel import request_cancel
 from socialflow.orchestration._deployments import ensure_work_pool
 from socialflow.orchestration._dispatch import Dispatcher
+from socialflow.orchestration._dispatch import explain as explain_event
 from socialflow.orchestration._events import (
     ExecutionEvent,
     ExecutionEvents,
@@ -58,6 +59,7 @@ from socialflow.orchestration._trigger_cache import (
 from socialflow.orchestration._triggers import (
     open_trigger_secret,
     rotate_trigger_secret,
+    save_snapshot,
     upsert_trigger,
 )
 from socialflow.orchestration._worker import Worker, prefect_clients
@@ -104,6 +106,7 @@ __all__ = [
     "enqueue_run",
     "ensure_work_pool",
     "execute_graph",
+    "explain_event",
     "flow_for",
     "get_execution",
     "get_runtime",
@@ -113,6 +116,7 @@ __all__ = [
     "readable_json",
     "request_cancel",
     "rotate_trigger_secret",
+    "save_snapshot",
     "set_runtime",
     "start_graph_run",
     "store_events",

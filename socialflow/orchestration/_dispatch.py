@@ -36,7 +36,7 @@ from socialflow.orchestration._inbox_models import (
 )
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution
 
-__all__ = ["Dispatcher", "backoff_seconds"]
+__all__ = ["Dispatcher", "backoff_seconds", "explain", "instagram_owners", "verdict"]
 
 _log = get_logger(__name__)
 _MAX_BACKOFF = 600.0
@@ -144,24 +144,7 @@ class Dispatcher:
         return list(rows)
 
     async def _instagram_owners(self, session: AsyncSession, events: list[WebhookEvent]) -> Owners:
-        """Workspaces that connected each Instagram account the events are addressed to."""
-        accounts = {e.account_id for e in events if e.source == "instagram" and e.account_id}
-        if not accounts:
-            return {}
-        rows = await session.execute(
-            select(
-                InstagramAccount.ig_user_id,
-                InstagramAccount.workspace_id,
-                InstagramAccount.username,
-                InstagramAccount.login_kind,
-            ).where(InstagramAccount.ig_user_id.in_(accounts))
-        )
-        owners: Owners = {}
-        for ig_user_id, workspace_id, username, login_kind in rows.tuples():
-            # under Facebook Login mentions have their own field; a comment is only a comment
-            handle = username if login_kind == LoginKind.INSTAGRAM else None
-            owners.setdefault(ig_user_id, {})[workspace_id] = handle or None
-        return owners
+        return await instagram_owners(session, events)
 
     async def _dispatch(
         self,
@@ -230,49 +213,85 @@ class Dispatcher:
     def verdict(
         self, event: WebhookEvent, trigger: FlowTrigger, owners: Owners
     ) -> bool | Rejection | None:
-        """What becomes of ``event`` for the flow of ``trigger``.
+        """What becomes of ``event`` for the flow of ``trigger`` (see ``verdict``)."""
+        return verdict(self.registry, event, trigger, owners)
 
-        Returns:
-            ``True``: the flow runs. A ``Rejection``: the flow could have taken the event and
-            did not, for that reason (recorded). ``None``: the event is none of the flow's
-            business (another flow's webhook, another workspace, a kind its trigger never
-            takes), which is not recorded.
-        """
-        if event.flow_id is not None and event.flow_id != trigger.flow_id:
-            return None
-        if event.workspace_id is not None and event.workspace_id != trigger.workspace_id:
-            return None
-        # tenant isolation: only workspaces that connected the account see its events
-        if event.source == "instagram" and trigger.workspace_id not in owners.get(
-            event.account_id or "", {}
-        ):
-            return None
-        try:
-            node = self.registry.get(trigger.trigger_kind)
-        except Exception:
-            return None
-        if event.kind not in node.event_kinds:
-            return None
-        if not trigger.active:
-            return Rejection("flow_paused", "the flow is paused")
-        if event.source == "instagram":
-            # the account's own messages and comments (echoes) and dashboard tests never start
-            # a flow, whatever the trigger kind: a reply to them would answer itself forever
-            own = own_event_rejection(event.payload)
-            if own is not None:
-                return own
-        config = node.Config.model_validate(trigger.trigger_config)
-        payload = event.payload
-        if event.source == "instagram" and event.kind in _MENTION_CARRIERS:
-            handle = owners.get(event.account_id or "", {}).get(trigger.workspace_id)
-            if mentions_username(payload.get("text"), handle):
-                payload = {**payload, "mentions_account": True}
-        rejection = node.rejection(config, payload)
-        if rejection is not None:
-            return rejection
-        # a kind written against the older contract decides in ``accepts`` alone
-        if getattr(node.accepts, "__func__", None) is not _BASE_ACCEPTS and not node.accepts(
-            config, payload
-        ):
-            return Rejection("filter_not_matched", f"the {node.title} trigger did not take it")
-        return True
+
+async def instagram_owners(session: AsyncSession, events: list[WebhookEvent]) -> Owners:
+    """Workspaces that connected each Instagram account the events are addressed to."""
+    accounts = {e.account_id for e in events if e.source == "instagram" and e.account_id}
+    if not accounts:
+        return {}
+    rows = await session.execute(
+        select(
+            InstagramAccount.ig_user_id,
+            InstagramAccount.workspace_id,
+            InstagramAccount.username,
+            InstagramAccount.login_kind,
+        ).where(InstagramAccount.ig_user_id.in_(accounts))
+    )
+    owners: Owners = {}
+    for ig_user_id, workspace_id, username, login_kind in rows.tuples():
+        # under Facebook Login mentions have their own field; a comment is only a comment
+        handle = username if login_kind == LoginKind.INSTAGRAM else None
+        owners.setdefault(ig_user_id, {})[workspace_id] = handle or None
+    return owners
+
+
+async def explain(
+    session: AsyncSession, registry: NodeRegistry, event: WebhookEvent, trigger: FlowTrigger
+) -> bool | Rejection | None:
+    """``verdict`` for one event and a trigger that need not be stored (a draft's), with the
+    event's account owners read here: what dispatching would decide."""
+    return verdict(registry, event, trigger, await instagram_owners(session, [event]))
+
+
+def verdict(
+    registry: NodeRegistry, event: WebhookEvent, trigger: FlowTrigger, owners: Owners
+) -> bool | Rejection | None:
+    """What becomes of ``event`` for the flow of ``trigger``.
+
+    Returns:
+        ``True``: the flow runs. A ``Rejection``: the flow could have taken the event and
+        did not, for that reason (recorded). ``None``: the event is none of the flow's
+        business (another flow's webhook, another workspace, a kind its trigger never
+        takes), which is not recorded.
+    """
+    if event.flow_id is not None and event.flow_id != trigger.flow_id:
+        return None
+    if event.workspace_id is not None and event.workspace_id != trigger.workspace_id:
+        return None
+    # tenant isolation: only workspaces that connected the account see its events
+    if event.source == "instagram" and trigger.workspace_id not in owners.get(
+        event.account_id or "", {}
+    ):
+        return None
+    try:
+        node = registry.get(trigger.trigger_kind)
+    except Exception:
+        return None
+    if event.kind not in node.event_kinds:
+        return None
+    if not trigger.active:
+        return Rejection("flow_paused", "the flow is paused")
+    if event.source == "instagram":
+        # the account's own messages and comments (echoes) and dashboard tests never start
+        # a flow, whatever the trigger kind: a reply to them would answer itself forever
+        own = own_event_rejection(event.payload)
+        if own is not None:
+            return own
+    config = node.Config.model_validate(trigger.trigger_config)
+    payload = event.payload
+    if event.source == "instagram" and event.kind in _MENTION_CARRIERS:
+        handle = owners.get(event.account_id or "", {}).get(trigger.workspace_id)
+        if mentions_username(payload.get("text"), handle):
+            payload = {**payload, "mentions_account": True}
+    rejection = node.rejection(config, payload)
+    if rejection is not None:
+        return rejection
+    # a kind written against the older contract decides in ``accepts`` alone
+    if getattr(node.accepts, "__func__", None) is not _BASE_ACCEPTS and not node.accepts(
+        config, payload
+    ):
+        return Rejection("filter_not_matched", f"the {node.title} trigger did not take it")
+    return True

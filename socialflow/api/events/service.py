@@ -35,7 +35,7 @@ from socialflow.orchestration import (
     readable_json,
 )
 
-__all__ = ["get_event", "list_events", "redact"]
+__all__ = ["get_event", "list_events", "redact", "visible_to"]
 
 REDACTED = "[redacted]"
 #: keys whose values are never shown: credentials a sender may have put in a body or header
@@ -59,7 +59,8 @@ def redact(value: Any) -> Any:
     return value
 
 
-def _visible(workspace_id: uuid.UUID) -> ColumnElement[bool]:
+def visible_to(workspace_id: uuid.UUID) -> ColumnElement[bool]:
+    """The events a workspace sees: its webhooks', and its connected accounts' Instagram events."""
     accounts = select(InstagramAccount.ig_user_id).where(
         InstagramAccount.workspace_id == workspace_id
     )
@@ -77,7 +78,7 @@ def _ran(workspace_id: uuid.UUID) -> ColumnElement[bool]:
 
 
 def _conditions(workspace_id: uuid.UUID, query: EventQuery) -> list[ColumnElement[bool]]:
-    conditions = [_visible(workspace_id)]
+    conditions = [visible_to(workspace_id)]
     if query.source:
         conditions.append(WebhookEvent.source.in_(query.source))
     if query.kind:
@@ -145,7 +146,7 @@ async def get_event(
         NotFoundError: No such event visible to this workspace.
     """
     row = await session.scalar(
-        select(WebhookEvent).where(WebhookEvent.id == event_id, _visible(workspace_id))
+        select(WebhookEvent).where(WebhookEvent.id == event_id, visible_to(workspace_id))
     )
     if row is None:
         msg = f"event {event_id} not found in this workspace"

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from socialflow.core.db import Base, JSONType, utcnow
 
-__all__ = ["Flow", "FlowStatus", "FlowVersion"]
+__all__ = ["Flow", "FlowReplay", "FlowStatus", "FlowVersion"]
 
 
 class FlowStatus(StrEnum):
@@ -65,3 +65,30 @@ class FlowVersion(Base):
     )
     published_at: Mapped[datetime] = mapped_column(default=utcnow)
     prefect_deployment_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+
+
+class FlowReplay(Base):
+    """Past events replayed through a flow's draft, in the sandbox: which runs it queued.
+
+    ``items`` holds, per replayed event (or past execution), the published run it is compared
+    with, the draft's run, or the reason the draft's trigger would not take the event. The
+    comparison is made when it is read, from the runs' records and the send ledger.
+    """
+
+    __tablename__ = "flow_replay"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workspace.id", ondelete="CASCADE"), index=True
+    )
+    flow_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("flow.id", ondelete="CASCADE"), index=True
+    )
+    draft_version_id: Mapped[uuid.UUID] = mapped_column(
+        doc="The snapshot of the draft every replayed run used."
+    )
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("user.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

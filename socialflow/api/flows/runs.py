@@ -1,6 +1,7 @@
-"""Starting runs by hand: run a published flow now, test-run the draft in the sandbox, and
-re-run a past execution with its original trigger payload. Runs are queued for a worker; the
-answer carries the execution id to follow (history or the live stream)."""
+"""Starting runs by hand: run a published flow now, test-run the draft in the sandbox, re-run a
+past execution with its original trigger payload, and replay past events through the draft.
+Runs are queued for a worker; the answer carries the execution id to follow (history or the
+live stream), or the replay to read."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from socialflow.api.deps import EditorMember, SessionDep
-from socialflow.api.flows.dependencies import EditedFlow, RegistryDep
+from socialflow.api.flows.dependencies import EditedFlow, RegistryDep, ViewedFlow
 from socialflow.api.flows.models import Flow, FlowVersion
+from socialflow.api.flows.replay import ReplayRead, ReplayRequest, read_replay, start_replay
 from socialflow.core.errors import ConflictError, NotFoundError
 from socialflow.orchestration import FlowExecution, GraphSpec, compile_graph, enqueue_run
 
@@ -145,3 +147,45 @@ async def rerun_execution(
         sandbox=past.sandbox,
     )
     return RunQueued(execution_id=new_id, sandbox=past.sandbox)
+
+
+@router.post(
+    "/workspaces/{workspace_id}/flows/{flow_id}/replays",
+    status_code=202,
+    name="replay_through_draft",
+)
+async def replay_through_draft(
+    flow: EditedFlow,
+    member: EditorMember,
+    registry: RegistryDep,
+    session: SessionDep,
+    body: ReplayRequest,
+) -> ReplayRead:
+    """Replay past events through the draft, in the sandbox: nothing is ever sent (editor).
+
+    Give ``event_ids`` (from the event log), ``execution_ids`` (past runs of this flow) or
+    ``last`` (the flow's last N events). Each event runs the draft on its exact trigger payload,
+    unless the draft's trigger would not take it (the reason is given, as the event log gives
+    it). Read the replay back (``GET .../replays/{id}``) as the runs finish: per event, node by
+    node status and output differences with the published version's run of the same event, and
+    the send-ledger difference in words; a summary counts the events whose sends change.
+
+    Raises:
+        ValidationError: The draft has problems, or an id is not this workspace's event or
+            this flow's execution.
+    """
+    replay = await start_replay(
+        flow, body, registry=registry, user_id=member.user.id, session=session
+    )
+    return await read_replay(flow, replay.id, session=session)
+
+
+@router.get("/workspaces/{workspace_id}/flows/{flow_id}/replays/{replay_id}", name="get_replay")
+async def get_replay(
+    flow: ViewedFlow,
+    replay_id: Annotated[uuid.UUID, Path(description="The replay.")],
+    session: SessionDep,
+) -> ReplayRead:
+    """A replay compared as far as its runs have got; ``status`` is ``finished`` once every run
+    has ended (viewer)."""
+    return await read_replay(flow, replay_id, session=session)

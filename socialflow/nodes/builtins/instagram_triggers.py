@@ -67,8 +67,9 @@ def keywords_match(
 
 
 def _quoted(text: str, limit: int = 120) -> str:
+    """Text in quotes for a reason: single, or double when it holds an apostrophe."""
     clipped = text if len(text) <= limit else text[: limit - 1] + "…"
-    return "'" + clipped.replace("'", "\\'") + "'"
+    return f'"{clipped}"' if "'" in clipped and '"' not in clipped else f"'{clipped}'"
 
 
 def keyword_condition(keywords: list[str], *, match: KeywordMatch, mode: KeywordMode) -> str:
