@@ -218,3 +218,40 @@ async def test_bad_filters_are_refused_naming_the_parameter(
         )
         assert answer.status_code == 422, params
         assert field in answer.text, (params, answer.text)
+
+
+async def test_a_test_run_applies_the_trigger_filters_unless_told_to_ignore_them(
+    client: httpx.AsyncClient, team: Team
+) -> None:
+    base = f"/api/workspaces/{team.workspace_id}/flows"
+    created = await client.post(
+        base, json={"name": "Prices", "graph": comment_flow(["price"])}, headers=team.editor.headers
+    )
+    assert created.status_code == 201, created.text
+    test_url = f"{base}/{created.json()['id']}/test"
+    sample = {"kind": "comment", "text": "hello", "comment_id": "1", "account_id": "1784"}
+
+    refused = await client.post(test_url, json={"payload": sample}, headers=team.editor.headers)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "trigger_filter_not_matched"
+    reason = "filter not matched: `trigger.text` contains 'price' was false for 'hello'"
+    assert refused.json()["details"] == {"reason": reason, "field": "trigger.text"}
+    assert reason in refused.json()["message"]
+
+    forced = await client.post(
+        test_url, json={"payload": sample, "ignore_filters": True}, headers=team.editor.headers
+    )
+    assert forced.status_code == 202, forced.text
+    assert forced.json()["sandbox"] is True
+    matching = await client.post(
+        test_url, json={"payload": {**sample, "text": "the price?"}}, headers=team.editor.headers
+    )
+    assert matching.status_code == 202, matching.text
+    # the account's own comment is never a trigger either, as with real events
+    own = await client.post(
+        test_url,
+        json={"payload": {**sample, "text": "price", "is_self": True}},
+        headers=team.editor.headers,
+    )
+    assert own.status_code == 409
+    assert own.json()["details"]["reason"] == "the account's own comment"

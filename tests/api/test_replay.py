@@ -186,16 +186,16 @@ async def test_a_draft_replayed_on_real_events_shows_what_it_would_send_and_send
     assert last.json()["status"] == "finished"
 
     # bad requests name the field; viewers may read but not replay
-    for body, field in (
+    for request, field in (
         ({"event_ids": [event_ids["hello"]], "last": 3}, "exactly one"),
         ({}, "exactly one"),
         ({"last": 0}, "last"),
         ({"event_ids": [str(uuid.uuid4())]}, "event_ids"),
         ({"execution_ids": [str(uuid.uuid4())]}, "execution_ids"),
     ):
-        refused = await client.post(f"{base}/{flow_id}/replays", json=body, headers=editor)
-        assert refused.status_code == 422, (body, refused.text)
-        assert field in refused.text, (body, refused.text)
+        refused = await client.post(f"{base}/{flow_id}/replays", json=request, headers=editor)
+        assert refused.status_code == 422, (request, refused.text)
+        assert field in refused.text, (request, refused.text)
     viewer = await client.post(
         f"{base}/{flow_id}/replays", json={"last": 1}, headers=team.viewer.headers
     )

@@ -33,6 +33,18 @@ class RunRequest(BaseModel):
     )
 
 
+class TestRunRequest(RunRequest):
+    """A test run of the draft."""
+
+    ignore_filters: bool = Field(
+        default=False,
+        description=(
+            "Run even when the draft's trigger would not take the payload (keyword, account "
+            "or media filters); by default such a test is refused with the reason."
+        ),
+    )
+
+
 class RerunRequest(BaseModel):
     """Which version a re-run uses."""
 
@@ -85,22 +97,42 @@ async def run_flow_now(
 
 @router.post("/workspaces/{workspace_id}/flows/{flow_id}/test", status_code=202, name="test_flow")
 async def test_flow(
-    flow: EditedFlow, registry: RegistryDep, session: SessionDep, body: RunRequest | None = None
+    flow: EditedFlow, registry: RegistryDep, session: SessionDep, body: TestRunRequest | None = None
 ) -> RunQueued:
     """Test-run the draft with a sample payload, always in the sandbox: nothing is sent (editor).
 
+    The draft's trigger filters apply to the sample as they apply to real events: a sample they
+    would not take is refused (409 ``trigger_filter_not_matched``, the reason in ``details``)
+    unless ``ignore_filters`` is set.
+
     Raises:
         ValidationError: The draft has problems (every one listed).
+        ConflictError: The trigger's filters would not take the sample.
     """
     spec = GraphSpec.model_validate(flow.draft)
     compiled = compile_graph(spec, registry)
+    request = body or TestRunRequest()
+    trigger = compiled.trigger
+    if not request.ignore_filters:
+        # the trigger's own filter code, as the dispatcher applies it to real events
+        rejection = registry.get(trigger.spec.kind).rejection(trigger.config, request.payload)
+        if rejection is not None:
+            msg = (
+                f"the sample would not start this flow: {rejection.message}; "
+                "send ignore_filters to run it anyway"
+            )
+            raise ConflictError(
+                msg,
+                code="trigger_filter_not_matched",
+                details={"reason": rejection.message, "field": rejection.field},
+            )
     execution_id = await enqueue_run(
         session,
         workspace_id=flow.workspace_id,
         flow_id=flow.id,
         flow_name=flow.name,
-        trigger_kind=compiled.trigger.spec.kind,
-        payload=(body or RunRequest()).payload,
+        trigger_kind=trigger.spec.kind,
+        payload=request.payload,
         draft_graph_json=spec.model_dump_json(exclude_defaults=True),
         sandbox=True,
     )
