@@ -152,7 +152,7 @@ async def test_a_draft_replayed_on_real_events_shows_what_it_would_send_and_send
     assert hello["difference"] == [
         "the published version did not run (filter not matched: `trigger.text` contains "
         "'price' was false for 'hello')",
-        "the draft also replies 'Price: 29 € — free shipping'",
+        "the draft now replies 'Price: 29 € — free shipping'",
     ]
     assert {n["node_id"]: n["change"] for n in hello["nodes"]} == {"ig": "added", "reply": "added"}
     assert replay["summary"]["changed_sends"] == 2

@@ -511,7 +511,9 @@ def _describe(send: SendRead, *, draft: bool) -> str:
     return f"{present if draft else past}{_quote(send.text)}"
 
 
-def _words(published: list[SendRead], draft: list[SendRead]) -> tuple[bool, list[str]]:
+def _words(
+    published: list[SendRead], draft: list[SendRead], *, published_ran: bool = True
+) -> tuple[bool, list[str]]:
     def key(send: SendRead) -> tuple[str, str, str]:
         return (send.node_id, send.action, send.target)
 
@@ -523,7 +525,10 @@ def _words(published: list[SendRead], draft: list[SendRead]) -> tuple[bool, list
         before = old.get(k)
         if before is None:
             changed = True
-            words.append(f"the draft also {_describe(send, draft=True)}")
+            # "also" beside what the published run sent; "now" where it did not run at all
+            words.append(
+                f"the draft {'also' if published_ran else 'now'} {_describe(send, draft=True)}"
+            )
         elif (before.text, before.status == "refused") != (send.text, send.status == "refused"):
             changed = True
             was, now = _describe(before, draft=False), _describe(send, draft=True)
@@ -567,7 +572,7 @@ async def _compare(
         if published is None:
             reason = published_refusal or "no run of the published version is recorded"
             difference.append(f"the published version did not run ({reason})")
-        changed, words = _words(published_sends, draft_sends)
+        changed, words = _words(published_sends, draft_sends, published_ran=published is not None)
         if published is None and not draft_sends and finished:
             words.append("the draft sends nothing")
         elif not words and finished:
