@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.core.db import utcnow
 from socialflow.orchestration._inbox import QUEUE_CHANNEL, notify
+from socialflow.orchestration._inbox_models import EventStatus, WebhookEvent
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution
 from socialflow.orchestration._triggers import save_snapshot
 
@@ -27,6 +28,7 @@ async def enqueue_run(
     version_number: int | None = None,
     draft_graph_json: str | None = None,
     sandbox: bool = False,
+    record_event: str | None = None,
 ) -> uuid.UUID:
     """Queue one execution for a worker and commit.
 
@@ -42,6 +44,8 @@ async def enqueue_run(
         draft_graph_json: Instead of a version, a draft graph to run (test runs): it is
             snapshotted under a fresh id, which the execution records as its version.
         sandbox: Action nodes record what they would do and send nothing.
+        record_event: Also store the run's start as an event of the event log, of this kind
+            (``manual``), already dispatched to this run (the inbox sees it as handled).
 
     Returns:
         The execution id.
@@ -53,6 +57,26 @@ async def enqueue_run(
         msg = "a run needs a published version or a draft graph"
         raise ValueError(msg)
     execution_id = uuid.uuid4()
+    event_id: uuid.UUID | None = None
+    if record_event is not None:
+        event_id = uuid.uuid4()
+        now = utcnow()
+        session.add(
+            WebhookEvent(
+                id=event_id,
+                source="manual",
+                kind=record_event,
+                dedupe_key=f"manual:{execution_id}",
+                payload=payload,
+                workspace_id=workspace_id,
+                flow_id=flow_id,
+                status=EventStatus.DISPATCHED,
+                attempts=1,
+                received_at=now,
+                next_attempt_at=now,
+                dispatched_at=now,
+            )
+        )
     session.add(
         FlowExecution(
             id=execution_id,
@@ -63,6 +87,7 @@ async def enqueue_run(
             flow_name=flow_name,
             trigger_kind=trigger_kind,
             trigger_payload=payload,
+            trigger_event_id=event_id,
             sandbox=sandbox,
             status=ExecutionStatus.QUEUED,
             created_at=utcnow(),

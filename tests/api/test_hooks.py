@@ -256,6 +256,19 @@ async def test_run_now_test_run_and_rerun(
         "even"
     ] == "skipped"  # n=3 is odd
 
+    # run now and the re-run are events of the log, each linked to its run; a test run is not
+    log = (
+        await client.get(
+            f"/api/workspaces/{team.workspace_id}/events",
+            params={"flow_id": flow_id, "source": "manual"},
+            headers=team.viewer.headers,
+        )
+    ).json()
+    linked = {flow["execution_id"] for item in log["items"] for flow in item["flows"]}
+    assert linked == {ids[1], rerun.json()["execution_id"]}
+    assert {item["outcome"] for item in log["items"]} == {"ran"}
+    assert {item["kind"] for item in log["items"]} == {"manual"}
+
 
 async def _until_completed(client: httpx.AsyncClient, team: Team, ids: list[str]) -> None:
     deadline = asyncio.get_running_loop().time() + 120

@@ -28,7 +28,10 @@ class EventQuery(BaseModel):
 
     source: list[str] | None = Field(
         default=None,
-        description="Events from any of these sources: instagram, webhook (repeat the parameter).",
+        description=(
+            "Events from any of these sources: instagram, webhook, manual (run now and re-runs)"
+            " (repeat the parameter)."
+        ),
     )
     kind: str | None = Field(
         default=None, max_length=100, description="Events of this kind, e.g. instagram.comment."

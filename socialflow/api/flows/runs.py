@@ -91,6 +91,7 @@ async def run_flow_now(
         payload=(body or RunRequest()).payload,
         version_id=version.id,
         version_number=version.number,
+        record_event="manual",
     )
     return RunQueued(execution_id=execution_id, sandbox=False)
 
@@ -177,6 +178,7 @@ async def rerun_execution(
         version_id=version_id,
         version_number=number,
         sandbox=past.sandbox,
+        record_event=None if past.sandbox else "manual",
     )
     return RunQueued(execution_id=new_id, sandbox=past.sandbox)
 
