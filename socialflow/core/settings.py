@@ -522,7 +522,23 @@ class KnowledgeSettings(BaseModel):
         default=50,
         ge=1,
         le=1000,
-        description="Candidates taken from each of dense and BM25 search before rank fusion.",
+        description="Candidates taken from each of dense and BM25 search before fusion.",
+    )
+    hybrid_fusion: Literal["convex", "rrf"] = Field(
+        default="convex",
+        description=(
+            "How hybrid search fuses dense and BM25 candidates: convex (a weighted sum of "
+            "normalised scores) or rrf (reciprocal ranks)."
+        ),
+    )
+    hybrid_dense_weight: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description=(
+            "Convex fusion: the weight of dense search (BM25 gets the rest); a knowledge base "
+            "may set its own."
+        ),
     )
     pinecone_api_key: SecretStr | None = Field(
         default=None, description="Pinecone API key (vector_store=pinecone)."

@@ -2,7 +2,12 @@
 
 from socialflow.knowledge._embedded_store import EmbeddedStore
 from socialflow.knowledge._embeddings import NamedEmbeddings, get_embeddings
-from socialflow.knowledge._hybrid import reciprocal_rank_fusion
+from socialflow.knowledge._hybrid import (
+    Normalisation,
+    convex_fusion,
+    fuse_ranks,
+    reciprocal_rank_fusion,
+)
 from socialflow.knowledge._ingest import (
     IngestContext,
     chunk_prefix,
@@ -51,6 +56,7 @@ __all__ = [
     "MetadataFilter",
     "MiniLMEmbeddings",
     "NamedEmbeddings",
+    "Normalisation",
     "ObjectStorage",
     "PineconeStore",
     "RetrievedChunk",
@@ -61,8 +67,10 @@ __all__ = [
     "WorkspaceRetriever",
     "build_chat_model",
     "chunk_prefix",
+    "convex_fusion",
     "embedder_identity",
     "embeddings_for_base",
+    "fuse_ranks",
     "get_embeddings",
     "ingest_document",
     "map_llm_error",

@@ -26,7 +26,7 @@ from langchain_core.embeddings import Embeddings
 
 from socialflow.core.errors import TransientError, UserError
 from socialflow.knowledge._bm25 import terms_blob
-from socialflow.knowledge._hybrid import fuse_ranks
+from socialflow.knowledge._hybrid import HybridFusion
 from socialflow.knowledge._snapshot import Snapshot
 from socialflow.knowledge._store import (
     EmbedderMismatchError,
@@ -83,6 +83,7 @@ class EmbeddedStore(KnowledgeStore):
         namespace: The knowledge base.
         embeddings: The knowledge base's embedder.
         hybrid_candidates: Dense and BM25 candidates fused by ``hybrid_search``.
+        fusion: How they are fused (default: ``HybridFusion()``).
     """
 
     def __init__(
@@ -92,9 +93,13 @@ class EmbeddedStore(KnowledgeStore):
         namespace: str,
         embeddings: Embeddings,
         hybrid_candidates: int = 50,
+        fusion: HybridFusion | None = None,
     ) -> None:
         super().__init__(
-            namespace=namespace, embeddings=embeddings, hybrid_candidates=hybrid_candidates
+            namespace=namespace,
+            embeddings=embeddings,
+            hybrid_candidates=hybrid_candidates,
+            fusion=fusion,
         )
         self.path = Path(path) / f"{namespace}.sqlite3"
         self._key = str(self.path.resolve())
@@ -319,8 +324,7 @@ class EmbeddedStore(KnowledgeStore):
                 found = matrix.bm25.search(query, k, allowed)
                 keyword = [(int(matrix.rowids[p]), score) for p, score in found]
             if fused:
-                rankings = [[r for r, _ in dense], [r for r, _ in keyword]]
-                return self._documents(conn, fuse_ranks(rankings, k=fused))
+                return self._documents(conn, self.fusion.fuse(dense, keyword, k=fused))
             return self._documents(conn, dense or keyword)
 
     def _dense_search(

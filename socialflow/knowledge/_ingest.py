@@ -125,7 +125,12 @@ class IngestContext:
     async def store(self, base: KnowledgeBase) -> KnowledgeStore:
         """The vector store of ``base``, opened with its recorded embedder."""
         embeddings = await self.embedder(base)
-        return open_store(self.settings, namespace=str(base.id), embeddings=embeddings)
+        return open_store(
+            self.settings,
+            namespace=str(base.id),
+            embeddings=embeddings,
+            dense_weight=base.hybrid_dense_weight,
+        )
 
 
 _context: IngestContext | None = None

@@ -42,6 +42,8 @@ class KnowledgeBase(Base):
     embedder_provider: Mapped[str] = mapped_column(String(20))
     embedder_model: Mapped[str] = mapped_column(String(200))
     embedder_dimension: Mapped[int] = mapped_column(Integer)
+    #: hybrid search's weight of dense search; None: the server's ``hybrid_dense_weight``
+    hybrid_dense_weight: Mapped[float | None] = mapped_column(default=None)
     # a workspace credential (openai or ollama kind, as the provider) for a remote embedder;
     # None: the settings' key and URL
     credential_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -248,7 +248,14 @@ class WorkspaceRetriever:
                 )
             session.expunge(base)
         # a rotated credential or re-created base gets a fresh embedder
-        key = (base.id, base.embedder_provider, base.embedder_model, base.credential_id, stamp)
+        key = (
+            base.id,
+            base.embedder_provider,
+            base.embedder_model,
+            base.credential_id,
+            stamp,
+            base.hybrid_dense_weight,
+        )
         store = self._stores.get(key)
         if store is not None:
             return store
@@ -256,6 +263,9 @@ class WorkspaceRetriever:
 
         embeddings = await embeddings_for_base(self._settings, self._db, base)
         store = open_store(
-            self._settings, namespace=str(base.id), embeddings=_QueryMemo(embeddings)
+            self._settings,
+            namespace=str(base.id),
+            embeddings=_QueryMemo(embeddings),
+            dense_weight=base.hybrid_dense_weight,
         )
         return self._stores.put(key, store)

@@ -14,7 +14,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
 from socialflow.core.errors import UserError
-from socialflow.knowledge._hybrid import reciprocal_rank_fusion
+from socialflow.knowledge._hybrid import HybridFusion
 
 if TYPE_CHECKING:
     from socialflow.core.settings import Settings
@@ -101,11 +101,17 @@ class KnowledgeStore(VectorStore):
     first insert records the embedder's model name and dimension; later inserts and queries
     with a different embedder raise ``EmbedderMismatchError``. Scores of
     ``similarity_search_with_score`` are cosine similarities (higher is closer); those of
-    ``hybrid_search`` are reciprocal-rank-fusion scores.
+    ``hybrid_search`` are the fusion's scores (``fusion``: by default a convex combination of
+    normalised cosine and BM25 scores).
     """
 
     def __init__(
-        self, *, namespace: str, embeddings: Embeddings, hybrid_candidates: int = 50
+        self,
+        *,
+        namespace: str,
+        embeddings: Embeddings,
+        hybrid_candidates: int = 50,
+        fusion: HybridFusion | None = None,
     ) -> None:
         if not _NAMESPACE.match(namespace):
             msg = (
@@ -117,6 +123,7 @@ class KnowledgeStore(VectorStore):
         self._embeddings = embeddings
         self._identity: tuple[str, int] | None = None
         self.hybrid_candidates = hybrid_candidates
+        self.fusion = fusion or HybridFusion()
 
     # -- what a backend implements -------------------------------------------------------
 
@@ -347,7 +354,7 @@ class KnowledgeStore(VectorStore):
         n = max(self.hybrid_candidates, k)
         dense = self._dense_search(vector, n, filter)
         keyword = self._keyword_search(query, n, filter, dense)
-        return reciprocal_rank_fusion([dense, keyword], k=k)
+        return self.fusion.fuse_documents(dense, keyword, k=k)
 
     def keyword_search(
         self,
@@ -420,7 +427,13 @@ class KnowledgeStore(VectorStore):
         return store
 
 
-def open_store(settings: Settings, *, namespace: str, embeddings: Embeddings) -> KnowledgeStore:
+def open_store(
+    settings: Settings,
+    *,
+    namespace: str,
+    embeddings: Embeddings,
+    dense_weight: float | None = None,
+) -> KnowledgeStore:
     """Open the vector store of one knowledge base.
 
     Args:
@@ -428,6 +441,8 @@ def open_store(settings: Settings, *, namespace: str, embeddings: Embeddings) ->
             ``pinecone``.
         namespace: The knowledge base, ``str(knowledge_base.id)``.
         embeddings: The embedder recorded for the knowledge base.
+        dense_weight: The knowledge base's own weight of dense search in hybrid search;
+            None: ``settings.knowledge.hybrid_dense_weight``.
 
     Returns:
         The store; nothing is written until the first ``add_texts``.
@@ -436,13 +451,25 @@ def open_store(settings: Settings, *, namespace: str, embeddings: Embeddings) ->
         UserError: Pinecone is chosen but not configured, or the namespace is invalid.
     """
     ks = settings.knowledge
+    fusion = HybridFusion(
+        method=ks.hybrid_fusion,
+        dense_weight=ks.hybrid_dense_weight if dense_weight is None else dense_weight,
+    )
     if ks.vector_store == "pinecone":
         from socialflow.knowledge._pinecone_store import PineconeStore
 
-        return PineconeStore.from_settings(settings, namespace=namespace, embeddings=embeddings)
+        store: KnowledgeStore = PineconeStore.from_settings(
+            settings, namespace=namespace, embeddings=embeddings
+        )
+        store.fusion = fusion
+        return store
     from socialflow.knowledge._embedded_store import EmbeddedStore
 
     path = ks.store_path or settings.data_dir / "knowledge"
     return EmbeddedStore(
-        path, namespace=namespace, embeddings=embeddings, hybrid_candidates=ks.hybrid_candidates
+        path,
+        namespace=namespace,
+        embeddings=embeddings,
+        hybrid_candidates=ks.hybrid_candidates,
+        fusion=fusion,
     )

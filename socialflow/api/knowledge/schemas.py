@@ -33,6 +33,15 @@ class KnowledgeBaseCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=NAME_MAX, description="Knowledge base name.")
     description: str = Field(default="", max_length=DESCRIPTION_MAX, description="What it holds.")
+    hybrid_dense_weight: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "Hybrid search's weight of meaning (dense search) against words (BM25), 0 to 1; "
+            "empty: the server's default (knowledge.hybrid_dense_weight)."
+        ),
+    )
     embedder_provider: Literal["minilm", "openai", "ollama"] | None = Field(
         default=None,
         description=(
@@ -59,6 +68,15 @@ class KnowledgeBaseUpdate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+    hybrid_dense_weight: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "Hybrid search's weight of meaning (dense search) against words (BM25), 0 to 1; "
+            "empty: the server's default (knowledge.hybrid_dense_weight)."
+        ),
+    )
 
 
 class KnowledgeBaseRead(BaseModel):
@@ -72,6 +90,9 @@ class KnowledgeBaseRead(BaseModel):
     embedder_model: str
     embedder_dimension: int
     credential_id: uuid.UUID | None
+    hybrid_dense_weight: float | None = Field(
+        description="Its own weight of dense search in hybrid search; null: the default."
+    )
     documents: int = Field(description="Documents in the base, whatever their status.")
     ready_documents: int = Field(description="Documents ready to be searched.")
     chunks: int = Field(description="Chunks of the ready documents.")

@@ -96,6 +96,7 @@ def _read(base: KnowledgeBase, counts: tuple[int, int, int]) -> KnowledgeBaseRea
         embedder_model=base.embedder_model,
         embedder_dimension=base.embedder_dimension,
         credential_id=base.credential_id,
+        hybrid_dense_weight=base.hybrid_dense_weight,
         documents=counts[0],
         ready_documents=counts[1],
         chunks=counts[2],
@@ -202,6 +203,7 @@ async def create(
         embedder_model=body.embedder_model or "",
         embedder_dimension=0,
         credential_id=body.credential_id,
+        hybrid_dense_weight=body.hybrid_dense_weight,
         created_by=user_id,
     )
     try:
@@ -255,6 +257,8 @@ async def update(
         base.name = body.name.strip()
     if body.description is not None:
         base.description = body.description
+    if "hybrid_dense_weight" in body.model_fields_set:
+        base.hybrid_dense_weight = body.hybrid_dense_weight
     await session.commit()
     return await read(base, session=session)
 

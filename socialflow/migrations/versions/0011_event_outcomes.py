@@ -8,7 +8,8 @@ The dispatcher records, per event and per flow it offered the event to and did n
 reason the deciding code gave (a trigger filter not matched, the flow paused, an echo of the
 account's own message, ...). ``flow_trigger.removed`` marks deleted flows, which are no longer
 offered anything, while paused ones are offered events and say so. ``flow_replay`` keeps which
-sandbox runs a replay of past events through a draft queued.
+sandbox runs a replay of past events through a draft queued. A knowledge base may set its own
+weight of dense search in hybrid search (``knowledge_base.hybrid_dense_weight``).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_flow_replay_workspace_id", "flow_replay", ["workspace_id"])
     op.create_index("ix_flow_replay_flow_id", "flow_replay", ["flow_id"])
+    with op.batch_alter_table("knowledge_base") as batch:
+        batch.add_column(sa.Column("hybrid_dense_weight", sa.Float(), nullable=True))
     with op.batch_alter_table("flow_trigger") as batch:
         batch.add_column(
             sa.Column("removed", sa.Boolean(), nullable=False, server_default=sa.false())
@@ -83,6 +86,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("knowledge_base") as batch:
+        batch.drop_column("hybrid_dense_weight")
     op.drop_index("ix_flow_replay_flow_id", table_name="flow_replay")
     op.drop_index("ix_flow_replay_workspace_id", table_name="flow_replay")
     op.drop_table("flow_replay")
