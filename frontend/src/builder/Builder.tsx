@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } from "react";
-import { Link, useParams } from "react-router-dom";
+import { Link, useParams, useSearchParams } from "react-router-dom";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import {
   Background,
@@ -83,7 +83,10 @@ function Editor({ flow, kinds, readOnly, workspaceId }: EditorProps) {
   const [problems, setProblems] = useState<GraphProblem[]>(flow.problems);
   const [save, setSave] = useState<{ state: SaveState; error?: string }>({ state: "saved" });
   const [hint, setHint] = useState("");
-  const [tab, setTab] = useState<"node" | "test" | "versions">("node");
+  // "Test the draft with it" in the event log opens the test panel on that event
+  const [search] = useSearchParams();
+  const initialEvent = search.get("event") ?? undefined;
+  const [tab, setTab] = useState<"node" | "test" | "versions">(initialEvent ? "test" : "node");
   const [runs, setRuns] = useState<Map<string, NodeRunState>>(new Map());
   const [viewing, setViewing] = useState<{ number: number; graph: EditorGraph } | null>(null);
   const [sample, setSample] = useState<Record<string, unknown>>({});
@@ -384,6 +387,7 @@ function Editor({ flow, kinds, readOnly, workspaceId }: EditorProps) {
               beforeRun={saveNow}
               onSample={setSample}
               onRuns={setRuns}
+              initialEvent={initialEvent}
             />
           )}
           {tab === "versions" && (

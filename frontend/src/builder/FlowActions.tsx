@@ -17,7 +17,9 @@ export function FlowActions({ flow, workspaceId, problems, beforePublish, onFail
   const queries = useQueryClient();
   const navigate = useNavigate();
   const [note, setNote] = useState("");
-  const [open, setOpen] = useState(false);
+  const [open, setOpen] = useState<"publish" | "replay" | null>(null);
+  const [last, setLast] = useState(20);
+  const [published, setPublished] = useState<number | null>(null);
   const path = { workspace_id: workspaceId, flow_id: flow.id };
   const refresh = (next: Flow) => {
     queries.setQueryData(["flow", workspaceId, flow.id], next);
@@ -32,7 +34,8 @@ export function FlowActions({ flow, workspaceId, problems, beforePublish, onFail
     },
     onSuccess: (next) => {
       refresh(next);
-      setOpen(false);
+      setPublished(next.active_version ?? null);
+      setOpen(null);
       setNote("");
     },
     onError: onFailed,
@@ -48,9 +51,20 @@ export function FlowActions({ flow, workspaceId, problems, beforePublish, onFail
     mutationFn: async () => ok(await api.POST("/api/workspaces/{workspace_id}/flows/{flow_id}/run", { params: { path }, body: { payload: {} } })),
     onSuccess: (queued) => navigate(`/w/${workspaceId}/runs/${queued.execution_id}`),
   });
+  const replay = useMutation({
+    mutationFn: async () => {
+      if (!(await beforePublish())) throw new Error("The draft could not be saved; the replay did not start.");
+      return ok(await api.POST("/api/workspaces/{workspace_id}/flows/{flow_id}/replays", { params: { path }, body: { last } }));
+    },
+    onSuccess: (started) => navigate(`/w/${workspaceId}/flows/${flow.id}/replays/${started.id}`),
+  });
   const submit = (e: FormEvent) => {
     e.preventDefault();
     publish.mutate();
+  };
+  const submitReplay = (e: FormEvent) => {
+    e.preventDefault();
+    replay.mutate();
   };
   const blocking = problems.length;
   return (
@@ -65,10 +79,28 @@ export function FlowActions({ flow, workspaceId, problems, beforePublish, onFail
           </button>
         </>
       )}
-      <button type="button" className="primary" onClick={() => setOpen((v) => !v)} aria-expanded={open}>
+      <button type="button" onClick={() => setOpen((v) => (v === "replay" ? null : "replay"))} aria-expanded={open === "replay"}>
+        Replay…
+      </button>
+      <button type="button" className="primary" onClick={() => setOpen((v) => (v === "publish" ? null : "publish"))} aria-expanded={open === "publish"}>
         Publish…
       </button>
-      {open && (
+      {open === "replay" && (
+        <form className="popover" onSubmit={submitReplay} aria-label="Replay">
+          <label>
+            Events to replay
+            <input type="number" min={1} max={200} value={last} onChange={(e) => setLast(Math.max(1, Math.min(200, Number(e.target.value) || 1)))} />
+          </label>
+          <p className="muted small">
+            Runs the draft in the sandbox on the flow&apos;s last {last} events and compares it with what the published version did. Nothing is sent.
+          </p>
+          <button type="submit" className="primary" disabled={replay.isPending}>
+            Replay last {last} events through the draft
+          </button>
+          <ErrorNote error={replay.error} />
+        </form>
+      )}
+      {open === "publish" && (
         <form className="popover" onSubmit={submit} aria-label="Publish">
           <label>
             Version note
@@ -84,6 +116,11 @@ export function FlowActions({ flow, workspaceId, problems, beforePublish, onFail
           </button>
           <ErrorNote error={publish.error} />
         </form>
+      )}
+      {published != null && (
+        <span className="published" role="status">
+          Published as version {published}
+        </span>
       )}
       <ErrorNote error={toggle.error ?? runNow.error} />
     </div>
