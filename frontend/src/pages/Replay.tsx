@@ -45,11 +45,7 @@ export function Replay() {
           <p className="summary" aria-label="Replay summary">
             {data.summary.words}
           </p>
-          <p className="muted small">
-            The draft ran in the sandbox: nothing was sent. {data.summary.changed_sends} event
-            {data.summary.changed_sends === 1 ? "" : "s"} change their sends, {data.summary.newly_run} now run,{" "}
-            {data.summary.draft_not_run} would not run with the draft.
-          </p>
+          <p className="muted small">The draft ran in the sandbox on each event: nothing was sent.</p>
           {data.items.length === 0 && <p className="empty">No events to replay.</p>}
           {data.items.map((item, index) => (
             <ReplayItem key={item.event_id ?? item.source_execution_id ?? index} item={item} ws={ws} />
