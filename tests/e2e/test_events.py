@@ -171,3 +171,39 @@ def test_an_event_the_filter_refused_is_replayed_through_the_edited_draft_then_r
     outcome.get_by_role("link", name="the run").click()
     expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]+$"))
     expect(page.locator("h1 .badge")).to_have_text("completed")
+
+    # "Run now" of a comment-triggered flow asks which event to start from
+    page.goto(f"/w/{workspace_id}/flows/{flow_id}")
+    page.get_by_role("button", name="Run now…").click()
+    run_now = page.get_by_role("form", name="Run now")
+    run_now.get_by_label("Start from").select_option(value=f"event:{event_id}")
+    started = run_now.get_by_label("Event payload (JSON)")
+    expect(started).to_have_value(re.compile('"text": "hello"'))
+    shots(page, "run-now-asks-for-an-event")
+    run_now.get_by_role("button", name="Run the live version").click()
+    expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]+$"))
+    expect(page.locator("h1 .badge")).to_have_text("completed", timeout=90_000)
+    expect(page.locator("details.node-run", has_text="Reply")).to_contain_text("completed")
+
+    # a node added from the palette while one is selected follows it, connected and in view,
+    # titled by its kind, its description's code spans rendered
+    page.goto(f"/w/{workspace_id}/flows/{flow_id}")
+    page.get_by_test_id("node-reply").click()
+    edges = page.locator(".react-flow__edge")
+    expect(edges).to_have_count(1)
+    page.get_by_role("button", name="Set values").click()
+    added = page.get_by_test_id("node-set")
+    expect(added).to_be_visible()
+    expect(added.locator(".sf-title")).to_have_text("Set values")
+    expect(edges).to_have_count(2)
+    expect(page.locator(".react-flow__edge[data-id='reply:result->set:in']")).to_have_count(1)
+    canvas = page.get_by_label("Flow canvas").bounding_box()
+    page.wait_for_timeout(400)  # the view moves to the new node in 200 ms
+    box = added.bounding_box()
+    assert canvas is not None and box is not None
+    assert canvas["x"] <= box["x"] and box["x"] + box["width"] <= canvas["x"] + canvas["width"]
+    assert canvas["y"] <= box["y"] and box["y"] + box["height"] <= canvas["y"] + canvas["height"]
+    description = page.locator(".kind-description")
+    expect(description.locator("code")).to_have_text("{{ ... }}")
+    expect(description).not_to_contain_text("``")
+    shots(page, "node-added-downstream")

@@ -25,13 +25,13 @@ import { TestPanel } from "./TestPanel";
 import { VersionsPanel } from "./VersionsPanel";
 import {
   History,
+  addNode as addToGraph,
   autoLayout,
   checkConnection,
   copySelection,
   deleteSelection,
   edgeId,
   fromGraphSpec,
-  newNodeId,
   paste,
   templateVariables,
   toGraphSpec,
@@ -92,6 +92,7 @@ function Editor({ flow, kinds, readOnly, workspaceId }: EditorProps) {
   const [sample, setSample] = useState<Record<string, unknown>>({});
   const history = useRef(new History());
   const clipboard = useRef<EditorGraph | null>(null);
+  const canvasRef = useRef<HTMLDivElement>(null);
   const lastReason = useRef("");
   const savedJson = useRef(JSON.stringify(toGraphSpec(graph)));
   const [, bump] = useState(0);
@@ -191,21 +192,24 @@ function Editor({ flow, kinds, readOnly, workspaceId }: EditorProps) {
     (kind: string, position?: { x: number; y: number }) => {
       const description = kinds.byKind.get(kind);
       if (!description) return;
-      change((g) => {
-        const id = newNodeId(kind, g.nodes.map((n) => n.id));
-        const at = position ?? { x: 80 + (g.nodes.length % 4) * 260, y: 80 + Math.floor(g.nodes.length / 4) * 160 };
-        const node: EditorNode = {
-          id,
-          type: "sf",
-          position: at,
-          selected: true,
-          data: { kind, version: description.version, label: "", config: structuredClone(description.example_config) },
-        };
-        return { nodes: [...g.nodes.map((n) => ({ ...n, selected: false })), node], edges: g.edges };
-      });
+      const added = addToGraph(graph, description, kinds.byKind, position);
+      const from = graph.nodes.filter((n) => n.selected);
+      change(added.graph);
       setTab("node");
+      // keep the new node in view: when it lands outside, show it with the node it follows,
+      // never zooming in past the current zoom
+      const at = added.graph.nodes.find((n) => n.id === added.id)!.position;
+      const shown = [...(from.length === 1 ? [{ id: from[0].id }] : []), { id: added.id }];
+      setTimeout(() => {
+        const box = canvasRef.current?.getBoundingClientRect();
+        const corner = flowApi.flowToScreenPosition(at);
+        const zoom = flowApi.getZoom();
+        const inView =
+          box && corner.x >= box.left && corner.y >= box.top && corner.x + 220 * zoom <= box.right && corner.y + 90 * zoom <= box.bottom;
+        if (!inView) void flowApi.fitView({ nodes: shown, maxZoom: zoom, padding: 0.3, duration: 200 });
+      }, 50);
     },
-    [kinds.byKind, change],
+    [kinds.byKind, change, graph, flowApi],
   );
   const onDrop = (e: DragEvent) => {
     const kind = e.dataTransfer.getData(DRAG_TYPE);
@@ -312,7 +316,7 @@ function Editor({ flow, kinds, readOnly, workspaceId }: EditorProps) {
       <div className="builder-body">
         {editable && <Palette kinds={kinds.list} onAdd={(kind) => addNode(kind)} />}
         <CanvasContext.Provider value={canvas}>
-          <div className="canvas" onDragOver={(e) => e.preventDefault()} onDrop={onDrop} aria-label="Flow canvas">
+          <div ref={canvasRef} className="canvas" onDragOver={(e) => e.preventDefault()} onDrop={onDrop} aria-label="Flow canvas">
             <ReactFlow
               nodes={shown.nodes}
               edges={shown.edges}

@@ -1,8 +1,11 @@
 import { useState, type FormEvent } from "react";
 import { useNavigate } from "react-router-dom";
-import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, ok, type Flow, type GraphProblem } from "../api/client";
 import { ErrorNote } from "../components/ErrorNote";
+import { eventTrigger } from "../events/events";
+import { useNodeTypes } from "../state";
+import { RunNowForm } from "./RunNowForm";
 
 interface Props {
   flow: Flow;
@@ -17,7 +20,26 @@ export function FlowActions({ flow, workspaceId, problems, beforePublish, onFail
   const queries = useQueryClient();
   const navigate = useNavigate();
   const [note, setNote] = useState("");
-  const [open, setOpen] = useState<"publish" | "replay" | null>(null);
+  const [open, setOpen] = useState<"publish" | "replay" | "run" | null>(null);
+  const kinds = useNodeTypes();
+  // the live version's trigger decides whether a run now needs an event to start from
+  const live = useQuery({
+    queryKey: ["version", workspaceId, flow.id, flow.active_version],
+    queryFn: async () =>
+      ok(
+        await api.GET("/api/workspaces/{workspace_id}/flows/{flow_id}/versions/{number}", {
+          params: { path: { workspace_id: workspaceId, flow_id: flow.id, number: flow.active_version! } },
+        }),
+      ),
+    enabled: flow.active_version != null,
+    staleTime: Infinity,
+  });
+  const trigger = live.data
+    ? eventTrigger(
+        (live.data.graph.nodes ?? []).map((n) => n.kind),
+        (kind) => kinds.data?.byKind.get(kind)?.category,
+      )
+    : undefined;
   const [last, setLast] = useState(20);
   const [published, setPublished] = useState<number | null>(null);
   const path = { workspace_id: workspaceId, flow_id: flow.id };
@@ -48,7 +70,8 @@ export function FlowActions({ flow, workspaceId, problems, beforePublish, onFail
     onSuccess: refresh,
   });
   const runNow = useMutation({
-    mutationFn: async () => ok(await api.POST("/api/workspaces/{workspace_id}/flows/{flow_id}/run", { params: { path }, body: { payload: {} } })),
+    mutationFn: async (payload: Record<string, unknown>) =>
+      ok(await api.POST("/api/workspaces/{workspace_id}/flows/{flow_id}/run", { params: { path }, body: { payload } })),
     onSuccess: (queued) => navigate(`/w/${workspaceId}/runs/${queued.execution_id}`),
   });
   const replay = useMutation({
@@ -71,8 +94,13 @@ export function FlowActions({ flow, workspaceId, problems, beforePublish, onFail
     <div className="actions">
       {flow.active_version != null && (
         <>
-          <button type="button" onClick={() => runNow.mutate()} disabled={runNow.isPending || flow.status === "paused"}>
-            Run now
+          <button
+            type="button"
+            onClick={() => (trigger ? setOpen((v) => (v === "run" ? null : "run")) : runNow.mutate({}))}
+            disabled={runNow.isPending || flow.status === "paused" || live.isPending}
+            aria-expanded={trigger ? open === "run" : undefined}
+          >
+            {trigger ? "Run now…" : "Run now"}
           </button>
           <button type="button" onClick={() => toggle.mutate()} disabled={toggle.isPending}>
             {flow.status === "paused" ? "Resume" : "Pause"}
@@ -85,6 +113,9 @@ export function FlowActions({ flow, workspaceId, problems, beforePublish, onFail
       <button type="button" className="primary" onClick={() => setOpen((v) => (v === "publish" ? null : "publish"))} aria-expanded={open === "publish"}>
         Publish…
       </button>
+      {open === "run" && trigger && (
+        <RunNowForm flow={flow} workspaceId={workspaceId} trigger={trigger} pending={runNow.isPending} onRun={(payload) => runNow.mutate(payload)} />
+      )}
       {open === "replay" && (
         <form className="popover" onSubmit={submitReplay} aria-label="Replay">
           <label>

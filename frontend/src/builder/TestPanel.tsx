@@ -7,7 +7,7 @@ import { StatusBadge, duration } from "../components/Status";
 import { instagramTriggerSample, preselected, sampleText, usesInstagram } from "../instagram/samples";
 import { useRunStream, type StreamMessage } from "../live";
 import { useNodeTypes } from "../state";
-import type { EditorGraph } from "./graph";
+import { nodeTitle, type EditorGraph } from "./graph";
 import type { NodeRunState } from "./SfNode";
 import { TestLedger } from "./TestLedger";
 
@@ -256,7 +256,7 @@ export function TestPanel({ flow, graph, workspaceId, readOnly, beforeRun, onSam
           <ol className="node-results">
             {nodes.map((n) => (
               <li key={n.node_id}>
-                <strong>{n.label || n.node_id}</strong> <StatusBadge status={n.status} /> <span className="muted">{duration(n.duration_ms)}</span>
+                <strong>{nodeTitle(n, kinds.data?.byKind)}</strong> <StatusBadge status={n.status} /> <span className="muted">{duration(n.duration_ms)}</span>
                 {n.error && <p className="error">{n.error}</p>}
                 {n.output != null && <pre className="mono">{JSON.stringify(n.output, null, 2)}</pre>}
               </li>

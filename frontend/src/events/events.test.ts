@@ -1,6 +1,18 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../api/client";
-import { NO_FILTERS, eventSample, eventsQuery, filterRefusal, jsonText, localToIso, nodeChangeText, outcomeText, sendText } from "./events";
+import {
+  NO_FILTERS,
+  eventSample,
+  eventTrigger,
+  eventsQuery,
+  filterRefusal,
+  jsonText,
+  localToIso,
+  nodeChangeText,
+  outcomeText,
+  parsePayload,
+  sendText,
+} from "./events";
 
 const NOW = Date.parse("2026-12-07T12:00:00Z");
 
@@ -93,5 +105,33 @@ describe("eventSample", () => {
   it("refuses one without", () => {
     expect(eventSample({ label: "l", payload: [1] })).toBeUndefined();
     expect(eventSample(null)).toBeUndefined();
+  });
+});
+
+describe("eventTrigger", () => {
+  const categories: Record<string, string> = {
+    "instagram.comment": "trigger",
+    "trigger.webhook": "trigger",
+    "trigger.manual": "trigger",
+    "trigger.schedule": "trigger",
+    "instagram.reply_comment": "action",
+  };
+  const categoryOf = (kind: string) => categories[kind];
+  it("names an Instagram or webhook trigger, which needs an event", () => {
+    expect(eventTrigger(["instagram.reply_comment", "instagram.comment"], categoryOf)).toBe("instagram.comment");
+    expect(eventTrigger(["trigger.webhook"], categoryOf)).toBe("trigger.webhook");
+  });
+  it("is undefined for manual and scheduled flows, which run with an empty payload", () => {
+    expect(eventTrigger(["trigger.manual", "instagram.reply_comment"], categoryOf)).toBeUndefined();
+    expect(eventTrigger(["trigger.schedule"], categoryOf)).toBeUndefined();
+    expect(eventTrigger([], categoryOf)).toBeUndefined();
+  });
+});
+
+describe("parsePayload", () => {
+  it("takes a JSON object and refuses anything else in words", () => {
+    expect(parsePayload('{"text": "hi"}')).toEqual({ payload: { text: "hi" } });
+    expect(parsePayload("[1]")).toEqual({ error: "The payload must be a JSON object." });
+    expect("error" in parsePayload("{nope")).toBe(true);
   });
 });

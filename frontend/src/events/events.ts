@@ -151,3 +151,25 @@ export function eventLabel(event: { preview: string; received_at: string }, max 
   const preview = event.preview.length > max ? `${event.preview.slice(0, max - 1)}…` : event.preview;
   return `${preview} (${new Date(event.received_at).toLocaleString()})`;
 }
+
+/** The trigger kind of a graph when a run of it needs an event to start from (an Instagram or
+ * webhook trigger: an empty payload would give its nodes nothing to read); else undefined. */
+export function eventTrigger(
+  kinds: readonly string[],
+  categoryOf: (kind: string) => string | undefined,
+): string | undefined {
+  const trigger = kinds.find((kind) => categoryOf(kind) === "trigger");
+  if (!trigger) return undefined;
+  return trigger.startsWith("instagram.") || trigger === "trigger.webhook" ? trigger : undefined;
+}
+
+/** A JSON text as a run's payload: the object, or why it is not one. */
+export function parsePayload(text: string): { payload: Record<string, unknown> } | { error: string } {
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) return { payload: parsed as Record<string, unknown> };
+    return { error: "The payload must be a JSON object." };
+  } catch (error) {
+    return { error: error instanceof Error ? error.message : "The payload is not JSON." };
+  }
+}

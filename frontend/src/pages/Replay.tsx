@@ -4,7 +4,8 @@ import { api, ok, type Schemas } from "../api/client";
 import { ErrorNote } from "../components/ErrorNote";
 import { StatusBadge } from "../components/Status";
 import { jsonText, nodeChangeText, sendText } from "../events/events";
-import { useWorkspace } from "../state";
+import { nodeTitle } from "../builder/graph";
+import { useNodeTypes, useWorkspace } from "../state";
 
 type Item = Schemas["ReplayItemRead"];
 type RunRef = Schemas["RunRef"];
@@ -67,6 +68,7 @@ function RunLink({ run, ws, none }: { run: RunRef | null | undefined; ws: string
 }
 
 function ReplayItem({ item, ws }: { item: Item; ws: string }) {
+  const kinds = useNodeTypes().data?.byKind;
   const changed = item.nodes.filter((n) => n.change !== "same");
   return (
     <article className="card replay-item" aria-label={`Replayed event ${item.preview}`} data-finished={String(item.finished)}>
@@ -114,7 +116,7 @@ function ReplayItem({ item, ws }: { item: Item; ws: string }) {
               {item.nodes.map((n) => (
                 <tr key={n.node_id} data-change={n.change}>
                   <td>
-                    {n.label || n.node_id} <span className="muted small mono">{n.kind}</span>
+                    {nodeTitle(n, kinds)} <span className="muted small mono">{n.kind}</span>
                   </td>
                   <td>{n.published_status ? <StatusBadge status={n.published_status} /> : "—"}</td>
                   <td>{n.draft_status ? <StatusBadge status={n.draft_status} /> : "—"}</td>
