@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -56,6 +57,26 @@ def _simulate_comment(stack: Stack, text: str, ig_user_id: str) -> None:
         timeout=120,
     )  # fmt: skip
     assert simulated.returncode == 0, simulated.stdout + simulated.stderr
+
+
+def _within_view(page: Any, node: Any, timeout: float = 5.0) -> bool:
+    """Whether the node comes to lie wholly inside the canvas within `timeout` seconds (the
+    view may still be moving to it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        canvas = page.get_by_label("Flow canvas").bounding_box()
+        box = node.bounding_box()
+        inside = (
+            canvas is not None
+            and box is not None
+            and canvas["x"] <= box["x"]
+            and box["x"] + box["width"] <= canvas["x"] + canvas["width"]
+            and canvas["y"] <= box["y"]
+            and box["y"] + box["height"] <= canvas["y"] + canvas["height"]
+        )
+        if inside or time.monotonic() > deadline:
+            return inside
+        page.wait_for_timeout(100)
 
 
 def test_an_event_the_filter_refused_is_replayed_through_the_edited_draft_then_runs(
@@ -197,12 +218,7 @@ def test_an_event_the_filter_refused_is_replayed_through_the_edited_draft_then_r
     expect(added.locator(".sf-title")).to_have_text("Set values")
     expect(edges).to_have_count(2)
     expect(page.locator(".react-flow__edge[data-id='reply:result->set:in']")).to_have_count(1)
-    canvas = page.get_by_label("Flow canvas").bounding_box()
-    page.wait_for_timeout(400)  # the view moves to the new node in 200 ms
-    box = added.bounding_box()
-    assert canvas is not None and box is not None
-    assert canvas["x"] <= box["x"] and box["x"] + box["width"] <= canvas["x"] + canvas["width"]
-    assert canvas["y"] <= box["y"] and box["y"] + box["height"] <= canvas["y"] + canvas["height"]
+    assert _within_view(page, added), "the added node was left outside the canvas view"
     description = page.locator(".kind-description")
     expect(description.locator("code")).to_have_text("{{ ... }}")
     expect(description).not_to_contain_text("``")

@@ -198,15 +198,12 @@ function Editor({ flow, kinds, readOnly, workspaceId }: EditorProps) {
       setTab("node");
       // keep the new node in view: when it lands outside, show it with the node it follows,
       // never zooming in past the current zoom
-      const at = added.graph.nodes.find((n) => n.id === added.id)!.position;
       const shown = [...(from.length === 1 ? [{ id: from[0].id }] : []), { id: added.id }];
       setTimeout(() => {
         const box = canvasRef.current?.getBoundingClientRect();
-        const corner = flowApi.flowToScreenPosition(at);
-        const zoom = flowApi.getZoom();
-        const inView =
-          box && corner.x >= box.left && corner.y >= box.top && corner.x + 220 * zoom <= box.right && corner.y + 90 * zoom <= box.bottom;
-        if (!inView) void flowApi.fitView({ nodes: shown, maxZoom: zoom, padding: 0.3, duration: 200 });
+        const node = canvasRef.current?.querySelector(`.react-flow__node[data-id="${CSS.escape(added.id)}"]`)?.getBoundingClientRect();
+        const inView = box && node && node.left >= box.left && node.top >= box.top && node.right <= box.right && node.bottom <= box.bottom;
+        if (!inView) void flowApi.fitView({ nodes: shown, maxZoom: flowApi.getZoom(), padding: 0.3, duration: 200 });
       }, 50);
     },
     [kinds.byKind, change, graph, flowApi],
