@@ -103,13 +103,15 @@ export function EventDetail() {
                         <span className="reason">{f.reason ?? f.code ?? "did not run"}</span>
                       )}
                     </td>
-                    <td className="row">
-                      <Link to={`/w/${ws}/flows/${f.flow_id}?event=${data.id}`}>Test the draft with it</Link>
-                      {canEdit && (
-                        <button type="button" onClick={() => replay.mutate(f.flow_id)} disabled={replay.isPending}>
-                          Replay through the draft
-                        </button>
-                      )}
+                    <td>
+                      <div className="row">
+                        <Link to={`/w/${ws}/flows/${f.flow_id}?event=${data.id}`}>Test the draft with it</Link>
+                        {canEdit && (
+                          <button type="button" onClick={() => replay.mutate(f.flow_id)} disabled={replay.isPending}>
+                            Replay through the draft
+                          </button>
+                        )}
+                      </div>
                     </td>
                   </tr>
                 ))}
