@@ -206,6 +206,17 @@ def test_an_event_the_filter_refused_is_replayed_through_the_edited_draft_then_r
     expect(page.locator("h1 .badge")).to_have_text("completed", timeout=90_000)
     expect(page.locator("details.node-run", has_text="Reply")).to_contain_text("completed")
 
+    # the flow's last N events replayed through the draft (now the same as the live version)
+    page.goto(f"/w/{workspace_id}/flows/{flow_id}")
+    page.get_by_role("button", name="Replay…").click()
+    expect(page.get_by_label("Events to replay")).to_have_value("20")
+    page.get_by_role("button", name="Replay last 20 events through the draft").click()
+    expect(page).to_have_url(re.compile(rf"/flows/{flow_id}/replays/[0-9a-f-]+$"))
+    expect(page.get_by_role("status").filter(has_text="Finished")).to_be_visible(timeout=90_000)
+    expect(page.get_by_role("article", name="Replayed event hello")).to_have_count(2)
+    expect(page.get_by_label("Replay summary")).to_contain_text("of 2 events")
+    shots(page, "replay-last-n")
+
     # a node added from the palette while one is selected follows it, connected and in view,
     # titled by its kind, its description's code spans rendered
     page.goto(f"/w/{workspace_id}/flows/{flow_id}")
