@@ -15,6 +15,9 @@ const Credentials = lazy(() => import("./pages/Credentials").then((m) => ({ defa
 const Members = lazy(() => import("./pages/Members").then((m) => ({ default: m.Members })));
 const KnowledgeBases = lazy(() => import("./pages/Knowledge").then((m) => ({ default: m.KnowledgeBases })));
 const KnowledgeBasePage = lazy(() => import("./pages/Knowledge").then((m) => ({ default: m.KnowledgeBasePage })));
+const Events = lazy(() => import("./pages/Events").then((m) => ({ default: m.Events })));
+const EventDetail = lazy(() => import("./pages/EventDetail").then((m) => ({ default: m.EventDetail })));
+const Replay = lazy(() => import("./pages/Replay").then((m) => ({ default: m.Replay })));
 const Instagram = lazy(() => import("./pages/Instagram").then((m) => ({ default: m.Instagram })));
 
 const LOADING = <p className="center muted">Loading…</p>;
@@ -42,6 +45,9 @@ export function App() {
           <Route index element={<Navigate to="flows" replace />} />
           <Route path="flows" element={<FlowsList />} />
           <Route path="flows/:flowId" element={<Builder />} />
+          <Route path="flows/:flowId/replays/:replayId" element={<Replay />} />
+          <Route path="events" element={<Events />} />
+          <Route path="events/:eventId" element={<EventDetail />} />
           <Route path="runs" element={<RunsList />} />
           <Route path="runs/:executionId" element={<RunDetail />} />
           <Route path="credentials" element={<Credentials />} />

@@ -61,7 +61,10 @@ def test_sign_up_build_publish_and_watch_a_run_live(
     expect(page.get_by_role("status").filter(has_text="All changes saved")).to_be_visible()
     shots(page, "form-changed-and-saved")
 
-    # keyboard editing: add a node from the palette, delete it, undo, delete again
+    # keyboard editing: add a node from the palette, delete it, undo, delete again; with no node
+    # selected (a click on the empty canvas) the new node is left unconnected
+    page.locator(".react-flow__pane").click(position={"x": 10, "y": 10})
+    expect(page.get_by_text("Select a node to see its settings.")).to_be_visible()
     page.get_by_role("button", name="Condition").click()
     condition = page.get_by_test_id("node-condition")
     expect(condition).to_be_visible()

@@ -387,6 +387,10 @@ export interface paths {
         /**
          * Create Credential
          * @description Store a new credential, encrypted (admin). The answer shows a masked hint only.
+         *
+         *     A URL field (``base_url``, ``endpoint_url``) naming a private, loopback, link-local or other
+         *     special-purpose address, or a host resolving to one, is refused (422) unless the host is
+         *     in ``SOCIALFLOW_HTTP_ALLOWED_HOSTS``.
          */
         post: operations["create_credential"];
         delete?: never;
@@ -418,9 +422,53 @@ export interface paths {
         head?: never;
         /**
          * Update Credential
-         * @description Rename a credential and/or replace all its secret fields (admin).
+         * @description Rename a credential and/or replace all its secret fields (admin); URL fields are
+         *     checked as when creating.
          */
         patch: operations["update_credential"];
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Events
+         * @description The workspace's inbound events, newest first, each with what became of it: the runs it
+         *     started, or per flow that could have taken it the reason it did not (viewer).
+         */
+        get: operations["list_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/events/{event_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Event
+         * @description One event: its payload as triggers see it, the raw body and kept headers (secrets and
+         *     tokens never shown), dispatch attempts, what became of it per flow, and the event as a test
+         *     sample (viewer).
+         */
+        get: operations["get_event"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/workspaces/{workspace_id}/executions": {
@@ -659,6 +707,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/flows/{flow_id}/replays": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replay Through Draft
+         * @description Replay past events through the draft, in the sandbox: nothing is ever sent (editor).
+         *
+         *     Give ``event_ids`` (from the event log), ``execution_ids`` (past runs of this flow) or
+         *     ``last`` (the flow's last N events). Each event runs the draft on its exact trigger payload,
+         *     unless the draft's trigger would not take it (the reason is given, as the event log gives
+         *     it). Read the replay back (``GET .../replays/{id}``) as the runs finish: per event, node by
+         *     node status and output differences with the published version's run of the same event, and
+         *     the send-ledger difference in words; a summary counts the events whose sends change.
+         *
+         *     Raises:
+         *         ValidationError: The draft has problems, or an id is not this workspace's event or
+         *             this flow's execution.
+         */
+        post: operations["replay_through_draft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/flows/{flow_id}/replays/{replay_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Replay
+         * @description A replay compared as far as its runs have got; ``status`` is ``finished`` once every run
+         *     has ended (viewer).
+         */
+        get: operations["get_replay"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workspaces/{workspace_id}/flows/{flow_id}/resume": {
         parameters: {
             query?: never;
@@ -712,8 +812,13 @@ export interface paths {
          * Test Flow
          * @description Test-run the draft with a sample payload, always in the sandbox: nothing is sent (editor).
          *
+         *     The draft's trigger filters apply to the sample as they apply to real events: a sample they
+         *     would not take is refused (409 ``trigger_filter_not_matched``, the reason in ``details``)
+         *     unless ``ignore_filters`` is set.
+         *
          *     Raises:
          *         ValidationError: The draft has problems (every one listed).
+         *         ConflictError: The trigger's filters would not take the sample.
          */
         post: operations["test_flow"];
         delete?: never;
@@ -796,6 +901,27 @@ export interface paths {
         get: operations["get_flow_webhook"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/flows/{flow_id}/webhook/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate Flow Webhook Secret
+         * @description Give the webhook a new secret (editor). The old one is refused by every API process
+         *     within 2 seconds (``TRIGGER_TTL_SECONDS``), usually at once.
+         */
+        post: operations["rotate_flow_webhook_secret"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1569,6 +1695,210 @@ export interface components {
             };
         };
         /**
+         * EventDetail
+         * @description One event with its payload (secrets and tokens replaced by ``[redacted]``).
+         */
+        EventDetail: {
+            /** Account Id */
+            account_id: string | null;
+            /**
+             * Attempts
+             * @description Dispatch attempts.
+             */
+            attempts: number;
+            /** Dispatched At */
+            dispatched_at: string | null;
+            /**
+             * Flow Id
+             * @description The flow a webhook event was addressed to.
+             */
+            flow_id: string | null;
+            /**
+             * Flows
+             * @description Per flow of the workspace that could have taken it: ran, or why not.
+             */
+            flows: components["schemas"]["EventFlowOutcome"][];
+            /**
+             * Headers
+             * @description Headers kept with the event.
+             */
+            headers: {
+                [key: string]: unknown;
+            };
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Kind */
+            kind: string;
+            /**
+             * Last Error
+             * @description The last dispatch error.
+             */
+            last_error: string | null;
+            /**
+             * Outcome
+             * @enum {string}
+             */
+            outcome: "ran" | "not_run" | "pending" | "failed";
+            /**
+             * Payload
+             * @description The event as triggers receive it (``trigger.*``).
+             */
+            payload: unknown;
+            /**
+             * Preview
+             * @description The event's text or what it is, shortened.
+             */
+            preview: string;
+            /**
+             * Raw Body
+             * @description The body as it arrived: JSON when it parsed, else text; null when not kept.
+             */
+            raw_body: unknown;
+            /**
+             * Reason
+             * @description When nothing ran: why, in words (the first flow's reason, or the event's).
+             */
+            reason: string | null;
+            /**
+             * Received At
+             * Format: date-time
+             */
+            received_at: string;
+            /**
+             * Sample
+             * @description The event as a test sample: {label, kind, payload} for a draft's test run.
+             */
+            sample: {
+                [key: string]: unknown;
+            };
+            /** Source */
+            source: string;
+            /**
+             * Status
+             * @description Inbox status: pending, dispatched, ignored or failed.
+             */
+            status: string;
+        };
+        /**
+         * EventFlowOutcome
+         * @description What became of an event for one flow that could have taken it.
+         */
+        EventFlowOutcome: {
+            /**
+             * Code
+             * @description Why it did not run: filter_not_matched, kind_off, account_filter, media_filter, not_mentioned, echo, own_comment, dashboard_test, flow_paused.
+             */
+            code?: string | null;
+            /**
+             * Execution Id
+             * @description The run, when it ran.
+             */
+            execution_id?: string | null;
+            /**
+             * Execution Status
+             * @description The run's status.
+             */
+            execution_status?: string | null;
+            /**
+             * Field
+             * @description The event field the reason is about.
+             */
+            field?: string | null;
+            /**
+             * Flow Id
+             * Format: uuid
+             */
+            flow_id: string;
+            /** Flow Name */
+            flow_name: string;
+            /** Ran */
+            ran: boolean;
+            /**
+             * Reason
+             * @description Why it did not run, in words.
+             */
+            reason?: string | null;
+            /**
+             * Sandbox
+             * @description Whether the run sent nothing.
+             */
+            sandbox?: boolean | null;
+            /**
+             * Version Number
+             * @description The published version that decided.
+             */
+            version_number: number | null;
+        };
+        /**
+         * EventPage
+         * @description A page of events, newest first.
+         */
+        EventPage: {
+            /** Items */
+            items: components["schemas"]["EventSummary"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /**
+         * EventSummary
+         * @description One inbound event in the list.
+         */
+        EventSummary: {
+            /** Account Id */
+            account_id: string | null;
+            /**
+             * Flow Id
+             * @description The flow a webhook event was addressed to.
+             */
+            flow_id: string | null;
+            /**
+             * Flows
+             * @description Per flow of the workspace that could have taken it: ran, or why not.
+             */
+            flows: components["schemas"]["EventFlowOutcome"][];
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Kind */
+            kind: string;
+            /**
+             * Outcome
+             * @enum {string}
+             */
+            outcome: "ran" | "not_run" | "pending" | "failed";
+            /**
+             * Preview
+             * @description The event's text or what it is, shortened.
+             */
+            preview: string;
+            /**
+             * Reason
+             * @description When nothing ran: why, in words (the first flow's reason, or the event's).
+             */
+            reason: string | null;
+            /**
+             * Received At
+             * Format: date-time
+             */
+            received_at: string;
+            /** Source */
+            source: string;
+            /**
+             * Status
+             * @description Inbox status: pending, dispatched, ignored or failed.
+             */
+            status: string;
+        };
+        /**
          * ExecutionPage
          * @description A page of executions, newest first.
          */
@@ -2271,6 +2601,37 @@ export interface components {
             version: number;
         };
         /**
+         * NodeDiff
+         * @description One node in the published run and in the draft's.
+         */
+        NodeDiff: {
+            /**
+             * Change
+             * @enum {string}
+             */
+            change: "same" | "added" | "removed" | "status" | "output";
+            /** Draft Output */
+            draft_output?: unknown;
+            /**
+             * Draft Status
+             * @description None: not in the draft's run.
+             */
+            draft_status: string | null;
+            /** Kind */
+            kind: string;
+            /** Label */
+            label: string;
+            /** Node Id */
+            node_id: string;
+            /** Published Output */
+            published_output?: unknown;
+            /**
+             * Published Status
+             * @description None: not in the published run.
+             */
+            published_status: string | null;
+        };
+        /**
          * NodeRunRead
          * @description One node of an execution, as recorded (inputs and outputs capped in size).
          */
@@ -2576,6 +2937,136 @@ export interface components {
             y?: number;
         };
         /**
+         * ReplayItemRead
+         * @description One replayed event: the published run, the draft's run, and how they differ.
+         */
+        ReplayItemRead: {
+            /**
+             * Difference
+             * @description The difference in words.
+             */
+            difference: string[];
+            /** @description The draft's sandbox run. */
+            draft: components["schemas"]["RunRef"] | null;
+            /**
+             * Draft Reason
+             * @description Why the draft would not run it.
+             */
+            draft_reason: string | null;
+            /** Draft Sends */
+            draft_sends: components["schemas"]["SendRead"][];
+            /** Event Id */
+            event_id: string | null;
+            /**
+             * Finished
+             * @description Both runs (those there are) have finished.
+             */
+            finished: boolean;
+            /** Nodes */
+            nodes: components["schemas"]["NodeDiff"][];
+            /** Preview */
+            preview: string;
+            /** @description The published version's run of the event. */
+            published: components["schemas"]["RunRef"] | null;
+            /**
+             * Published Reason
+             * @description Why the published version did not run it, when it did not.
+             */
+            published_reason: string | null;
+            /** Published Sends */
+            published_sends: components["schemas"]["SendRead"][];
+            /** Received At */
+            received_at: string | null;
+            /** Sends Changed */
+            sends_changed: boolean;
+            /** Source Execution Id */
+            source_execution_id: string | null;
+        };
+        /**
+         * ReplayRead
+         * @description A replay with every item compared so far.
+         */
+        ReplayRead: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Flow Id
+             * Format: uuid
+             */
+            flow_id: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Items */
+            items: components["schemas"]["ReplayItemRead"][];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "running" | "finished";
+            summary: components["schemas"]["ReplaySummary"];
+        };
+        /**
+         * ReplayRequest
+         * @description What to replay: given events, given past executions, or the flow's last N events.
+         */
+        ReplayRequest: {
+            /**
+             * Event Ids
+             * @description Events of the event log.
+             */
+            event_ids?: string[] | null;
+            /**
+             * Execution Ids
+             * @description Past executions of the flow: their events (or trigger payloads).
+             */
+            execution_ids?: string[] | null;
+            /**
+             * Last
+             * @description The flow's last N events: those it ran on or was offered.
+             */
+            last?: number | null;
+        };
+        /**
+         * ReplaySummary
+         * @description A replay at a glance.
+         */
+        ReplaySummary: {
+            /**
+             * Changed Sends
+             * @description Events whose sends differ.
+             */
+            changed_sends: number;
+            /**
+             * Draft Not Run
+             * @description Events the draft's trigger would not take.
+             */
+            draft_not_run: number;
+            /** Finished */
+            finished: number;
+            /**
+             * Newly Run
+             * @description Events the published version did not run and the draft does.
+             */
+            newly_run: number;
+            /**
+             * Nodes Differing
+             * @description Per node id: events where it differs.
+             */
+            nodes_differing: {
+                [key: string]: number;
+            };
+            /** Total */
+            total: number;
+            /** Words */
+            words: string;
+        };
+        /**
          * RerunRequest
          * @description Which version a re-run uses.
          */
@@ -2606,6 +3097,21 @@ export interface components {
             execution_id: string;
             /** Sandbox */
             sandbox: boolean;
+        };
+        /**
+         * RunRef
+         * @description A run taking part in the comparison.
+         */
+        RunRef: {
+            /**
+             * Execution Id
+             * Format: uuid
+             */
+            execution_id: string;
+            /** Status */
+            status: string;
+            /** Version Number */
+            version_number: number | null;
         };
         /**
          * RunRequest
@@ -2765,6 +3271,46 @@ export interface components {
             hits: components["schemas"]["SearchHit"][];
             /** Query */
             query: string;
+        };
+        /**
+         * SendRead
+         * @description One entry of the send ledger a run wrote.
+         */
+        SendRead: {
+            /** Action */
+            action: string;
+            /** Node Id */
+            node_id: string;
+            /** Policy Reason */
+            policy_reason: string | null;
+            /**
+             * Status
+             * @description sent, sandboxed, refused, failed, queued or sending.
+             */
+            status: string;
+            /** Target */
+            target: string;
+            /** Text */
+            text: string | null;
+        };
+        /**
+         * TestRunRequest
+         * @description A test run of the draft.
+         */
+        TestRunRequest: {
+            /**
+             * Ignore Filters
+             * @description Run even when the draft's trigger would not take the payload (keyword, account or media filters); by default such a test is refused with the reason.
+             * @default false
+             */
+            ignore_filters?: boolean;
+            /**
+             * Payload
+             * @description The trigger payload the run starts with.
+             */
+            payload?: {
+                [key: string]: unknown;
+            };
         };
         /**
          * TokenRead
@@ -4966,6 +5512,162 @@ export interface operations {
             };
         };
     };
+    list_events: {
+        parameters: {
+            query?: {
+                /** @description Events from any of these sources: instagram, webhook (repeat the parameter). */
+                source?: string[] | null;
+                /** @description Events of this kind, e.g. instagram.comment. */
+                kind?: string | null;
+                /** @description Instagram events of this account (ig_user_id). */
+                account?: string | null;
+                /** @description Events addressed to this flow, that ran it, or that it did not take. */
+                flow_id?: string | null;
+                /** @description What became of them. */
+                outcome?: ("ran" | "not_run" | "pending" | "failed") | null;
+                /** @description Received at or after this time (UTC when no offset). */
+                received_after?: string | null;
+                /** @description Received before this time (UTC when no offset). */
+                received_before?: string | null;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Events to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_event: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                event_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventDetail"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_executions: {
         parameters: {
             query?: {
@@ -5984,6 +6686,152 @@ export interface operations {
             };
         };
     };
+    replay_through_draft: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Flow id. */
+                flow_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReplayRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_replay: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The replay. */
+                replay_id: string;
+                /** @description Flow id. */
+                flow_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     resume_flow: {
         parameters: {
             query?: never;
@@ -6142,7 +6990,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["RunRequest"] | null;
+                "application/json": components["schemas"]["TestRunRequest"] | null;
             };
         };
         responses: {
@@ -6422,6 +7270,76 @@ export interface operations {
         };
     };
     get_flow_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flow's id. */
+                flow_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookInfo"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rotate_flow_webhook_secret: {
         parameters: {
             query?: never;
             header?: never;

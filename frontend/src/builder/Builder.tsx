@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } from "react";
-import { Link, useParams } from "react-router-dom";
+import { Link, useParams, useSearchParams } from "react-router-dom";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import {
   Background,
@@ -25,13 +25,13 @@ import { TestPanel } from "./TestPanel";
 import { VersionsPanel } from "./VersionsPanel";
 import {
   History,
+  addNode as addToGraph,
   autoLayout,
   checkConnection,
   copySelection,
   deleteSelection,
   edgeId,
   fromGraphSpec,
-  newNodeId,
   paste,
   templateVariables,
   toGraphSpec,
@@ -83,12 +83,16 @@ function Editor({ flow, kinds, readOnly, workspaceId }: EditorProps) {
   const [problems, setProblems] = useState<GraphProblem[]>(flow.problems);
   const [save, setSave] = useState<{ state: SaveState; error?: string }>({ state: "saved" });
   const [hint, setHint] = useState("");
-  const [tab, setTab] = useState<"node" | "test" | "versions">("node");
+  // "Test the draft with it" in the event log opens the test panel on that event
+  const [search] = useSearchParams();
+  const initialEvent = search.get("event") ?? undefined;
+  const [tab, setTab] = useState<"node" | "test" | "versions">(initialEvent ? "test" : "node");
   const [runs, setRuns] = useState<Map<string, NodeRunState>>(new Map());
   const [viewing, setViewing] = useState<{ number: number; graph: EditorGraph } | null>(null);
   const [sample, setSample] = useState<Record<string, unknown>>({});
   const history = useRef(new History());
   const clipboard = useRef<EditorGraph | null>(null);
+  const canvasRef = useRef<HTMLDivElement>(null);
   const lastReason = useRef("");
   const savedJson = useRef(JSON.stringify(toGraphSpec(graph)));
   const [, bump] = useState(0);
@@ -188,21 +192,21 @@ function Editor({ flow, kinds, readOnly, workspaceId }: EditorProps) {
     (kind: string, position?: { x: number; y: number }) => {
       const description = kinds.byKind.get(kind);
       if (!description) return;
-      change((g) => {
-        const id = newNodeId(kind, g.nodes.map((n) => n.id));
-        const at = position ?? { x: 80 + (g.nodes.length % 4) * 260, y: 80 + Math.floor(g.nodes.length / 4) * 160 };
-        const node: EditorNode = {
-          id,
-          type: "sf",
-          position: at,
-          selected: true,
-          data: { kind, version: description.version, label: "", config: structuredClone(description.example_config) },
-        };
-        return { nodes: [...g.nodes.map((n) => ({ ...n, selected: false })), node], edges: g.edges };
-      });
+      const added = addToGraph(graph, description, kinds.byKind, position);
+      const from = graph.nodes.filter((n) => n.selected);
+      change(added.graph);
       setTab("node");
+      // keep the new node in view: when it lands outside, show it with the node it follows,
+      // never zooming in past the current zoom
+      const shown = [...(from.length === 1 ? [{ id: from[0].id }] : []), { id: added.id }];
+      setTimeout(() => {
+        const box = canvasRef.current?.getBoundingClientRect();
+        const node = canvasRef.current?.querySelector(`.react-flow__node[data-id="${CSS.escape(added.id)}"]`)?.getBoundingClientRect();
+        const inView = box && node && node.left >= box.left && node.top >= box.top && node.right <= box.right && node.bottom <= box.bottom;
+        if (!inView) void flowApi.fitView({ nodes: shown, maxZoom: flowApi.getZoom(), padding: 0.3, duration: 200 });
+      }, 50);
     },
-    [kinds.byKind, change],
+    [kinds.byKind, change, graph, flowApi],
   );
   const onDrop = (e: DragEvent) => {
     const kind = e.dataTransfer.getData(DRAG_TYPE);
@@ -309,7 +313,7 @@ function Editor({ flow, kinds, readOnly, workspaceId }: EditorProps) {
       <div className="builder-body">
         {editable && <Palette kinds={kinds.list} onAdd={(kind) => addNode(kind)} />}
         <CanvasContext.Provider value={canvas}>
-          <div className="canvas" onDragOver={(e) => e.preventDefault()} onDrop={onDrop} aria-label="Flow canvas">
+          <div ref={canvasRef} className="canvas" onDragOver={(e) => e.preventDefault()} onDrop={onDrop} aria-label="Flow canvas">
             <ReactFlow
               nodes={shown.nodes}
               edges={shown.edges}
@@ -384,6 +388,7 @@ function Editor({ flow, kinds, readOnly, workspaceId }: EditorProps) {
               beforeRun={saveNow}
               onSample={setSample}
               onRuns={setRuns}
+              initialEvent={initialEvent}
             />
           )}
           {tab === "versions" && (

@@ -1,8 +1,9 @@
 import { createContext, useContext, useMemo } from "react";
 import Form, { getDefaultRegistry } from "@rjsf/core";
-import type { ErrorSchema, RJSFSchema, UiSchema, WidgetProps } from "@rjsf/utils";
+import type { DescriptionFieldProps, ErrorSchema, RJSFSchema, UiSchema, WidgetProps } from "@rjsf/utils";
 import { useQuery } from "@tanstack/react-query";
 import { api, ok, type GraphProblem, type NodeDescription } from "../api/client";
+import { Markup } from "../components/Markup";
 import type { EditorNode } from "./graph";
 import { TemplateInput } from "./TemplateInput";
 import { validator } from "./validator";
@@ -32,6 +33,17 @@ function TextWidget(props: WidgetProps) {
       onBlur={() => props.onBlur(props.id, props.value)}
       aria-describedby={`${props.id}__description`}
     />
+  );
+}
+
+/** A field's description with its ``code`` spans rendered. */
+function DescriptionFieldTemplate({ id, description }: DescriptionFieldProps) {
+  if (!description) return null;
+  if (typeof description !== "string") return <div id={id} className="field-description">{description}</div>;
+  return (
+    <p id={id} className="field-description">
+      <Markup text={description} />
+    </p>
   );
 }
 
@@ -114,7 +126,11 @@ export function ConfigPanel({ workspaceId, node, kind, variables, problems, read
   return (
     <aside className="panel" aria-label="Node settings">
       <h2>{kind?.title ?? node.data.kind}</h2>
-      {kind?.description && <p className="muted small">{kind.description}</p>}
+      {kind?.description && (
+        <p className="muted small kind-description">
+          <Markup text={kind.description} />
+        </p>
+      )}
       {general.map((p) => (
         <p key={p.code + p.message} className="error" role="alert">
           {p.message}
@@ -142,6 +158,7 @@ export function ConfigPanel({ workspaceId, node, kind, variables, problems, read
             formData={node.data.config}
             validator={validator}
             widgets={{ TextWidget, CredentialWidget }}
+            templates={{ DescriptionFieldTemplate }}
             extraErrors={problemsAsErrors(nodeProblems)}
             liveValidate
             showErrorList={false}

@@ -1,5 +1,6 @@
 import { useMemo, useState } from "react";
 import type { NodeDescription } from "../api/client";
+import { plainText } from "../components/markup";
 import { iconFor } from "./icons";
 
 export const DRAG_TYPE = "application/x-socialflow-kind";
@@ -34,7 +35,7 @@ export function Palette({ kinds, onAdd }: { kinds: NodeDescription[]; onAdd: (ki
               type="button"
               className="palette-item"
               draggable
-              title={`${k.description}\nDrag to the canvas, or press to add.`}
+              title={`${plainText(k.description)}\nDrag to the canvas, or press to add.`}
               onDragStart={(e) => {
                 e.dataTransfer.setData(DRAG_TYPE, k.kind);
                 e.dataTransfer.effectAllowed = "move";

@@ -1,6 +1,7 @@
 import { createContext, memo, useContext } from "react";
 import { Handle, Position, type NodeProps, type Node } from "@xyflow/react";
 import type { NodeDescription } from "../api/client";
+import { plainText } from "../components/markup";
 import { outputsOf, type NodeData } from "./graph";
 import { iconFor } from "./icons";
 
@@ -66,7 +67,7 @@ export const SfNode = memo(function SfNode({ id, data, selected }: NodeProps<Nod
           type="target"
           position={Position.Left}
           style={{ top: 50 + i * PORT_GAP }}
-          title={`${p.name}: ${p.type}${p.description ? ` — ${p.description}` : ""}`}
+          title={`${p.name}: ${p.type}${p.description ? ` — ${plainText(p.description)}` : ""}`}
         >
           <span className="port-label in">{p.name}</span>
         </Handle>
@@ -78,7 +79,7 @@ export const SfNode = memo(function SfNode({ id, data, selected }: NodeProps<Nod
           type="source"
           position={Position.Right}
           style={{ top: 50 + i * PORT_GAP }}
-          title={`${p.name}: ${p.type}${p.description ? ` — ${p.description}` : ""}`}
+          title={`${p.name}: ${p.type}${p.description ? ` — ${plainText(p.description)}` : ""}`}
         >
           <span className="port-label out">{p.name}</span>
         </Handle>

@@ -1,12 +1,13 @@
 import { useEffect, useMemo, useState } from "react";
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { api, errorText, ok, type Flow } from "../api/client";
+import { eventLabel, eventSample, filterRefusal } from "../events/events";
 import { ErrorNote } from "../components/ErrorNote";
 import { StatusBadge, duration } from "../components/Status";
 import { instagramTriggerSample, preselected, sampleText, usesInstagram } from "../instagram/samples";
 import { useRunStream, type StreamMessage } from "../live";
 import { useNodeTypes } from "../state";
-import type { EditorGraph } from "./graph";
+import { nodeTitle, type EditorGraph } from "./graph";
 import type { NodeRunState } from "./SfNode";
 import { TestLedger } from "./TestLedger";
 
@@ -26,17 +27,25 @@ interface Props {
   beforeRun: () => Promise<boolean>;
   onSample: (sample: Record<string, unknown>) => void;
   onRuns: (runs: Map<string, NodeRunState>) => void;
+  /** An event of the event log to test with, chosen there ("Test the draft with it"). */
+  initialEvent?: string;
 }
 
+const EVENT = "event:";
+
 /** Runs the draft in the sandbox with a sample payload and lights nodes up as they run. */
-export function TestPanel({ flow, graph, workspaceId, readOnly, beforeRun, onSample, onRuns }: Props) {
+export function TestPanel({ flow, graph, workspaceId, readOnly, beforeRun, onSample, onRuns, initialEvent }: Props) {
   const [text, setText] = useState(() => initialSample(graph));
+  // the text of the chosen sample as loaded, to tell when it has been edited since
+  const [pickedText, setPickedText] = useState<string>();
+  const [ignoreFilters, setIgnoreFilters] = useState(false);
   const [parseError, setParseError] = useState("");
   const [executionId, setExecutionId] = useState<string>();
   const [status, setStatus] = useState<string>();
   const [tick, setTick] = useState(0);
-  const [picked, setPicked] = useState("");
-  const [edited, setEdited] = useState(false);
+  const [picked, setPicked] = useState(initialEvent ? `${EVENT}${initialEvent}` : "");
+  // once the user picks or types, the trigger's own sample no longer replaces their payload
+  const [edited, setEdited] = useState(Boolean(initialEvent));
   const kinds = useNodeTypes();
   const nodeKinds = useMemo(() => graph.nodes.map((n) => n.data.kind), [graph.nodes]);
   const triggerSample = instagramTriggerSample(nodeKinds, (kind) => kinds.data?.byKind.get(kind)?.category);
@@ -49,21 +58,58 @@ export function TestPanel({ flow, graph, workspaceId, readOnly, beforeRun, onSam
     staleTime: 60_000,
   });
 
+  // the flow's recent events of the event log, offered as samples too
+  const recent = useQuery({
+    queryKey: ["events", workspaceId, "of-flow", flow.id],
+    queryFn: async () =>
+      ok(
+        await api.GET("/api/workspaces/{workspace_id}/events", {
+          params: { path: { workspace_id: workspaceId }, query: { flow_id: flow.id, limit: 10 } },
+        }),
+      ),
+    staleTime: 10_000,
+  });
+  const recentEvents = recent.data?.items ?? [];
+
+  const load = (value: string, loaded: string) => {
+    setText(loaded);
+    setPickedText(loaded);
+    setPicked(value);
+  };
+
   // the trigger's own kind of sample replaces the default payload until the user changes it
   useEffect(() => {
     if (edited || !samples.data) return;
     const sample = preselected(samples.data, triggerSample);
     if (!sample) return;
-    setText(sampleText(sample));
-    setPicked(String(samples.data.indexOf(sample)));
+    load(String(samples.data.indexOf(sample)), sampleText(sample));
   }, [samples.data, triggerSample, edited]);
+
+  const loadEvent = useMutation({
+    mutationFn: async (eventId: string) =>
+      ok(await api.GET("/api/workspaces/{workspace_id}/events/{event_id}", { params: { path: { workspace_id: workspaceId, event_id: eventId } } })),
+    onSuccess: (event) => {
+      const sample = eventSample(event.sample);
+      if (sample) load(`${EVENT}${event.id}`, sampleText(sample));
+    },
+  });
+  const { mutate: fetchEvent } = loadEvent;
+  useEffect(() => {
+    if (initialEvent) fetchEvent(initialEvent);
+  }, [initialEvent, fetchEvent]);
 
   const pick = (value: string) => {
     setPicked(value);
     setEdited(true);
+    if (value.startsWith(EVENT)) {
+      loadEvent.mutate(value.slice(EVENT.length));
+      return;
+    }
     const sample = samples.data?.[Number(value)];
-    if (value !== "" && sample) setText(sampleText(sample));
+    if (value !== "" && sample) load(value, sampleText(sample));
+    else setPickedText(undefined);
   };
+  const changed = picked !== "" && pickedText !== undefined && text !== pickedText;
 
   useEffect(() => {
     try {
@@ -77,12 +123,12 @@ export function TestPanel({ flow, graph, workspaceId, readOnly, beforeRun, onSam
   }, [text, onSample]);
 
   const run = useMutation({
-    mutationFn: async () => {
+    mutationFn: async (ignore: boolean) => {
       if (!(await beforeRun())) throw new Error("The draft could not be saved; the test did not start.");
       return ok(
         await api.POST("/api/workspaces/{workspace_id}/flows/{flow_id}/test", {
           params: { path: { workspace_id: workspaceId, flow_id: flow.id } },
-          body: { payload: JSON.parse(text) as Record<string, unknown> },
+          body: { payload: JSON.parse(text) as Record<string, unknown>, ...(ignore ? { ignore_filters: true } : {}) },
         }),
       );
     },
@@ -127,22 +173,37 @@ export function TestPanel({ flow, graph, workspaceId, readOnly, beforeRun, onSam
   );
 
   const nodes = detail.data?.node_runs ?? [];
+  const refusal = filterRefusal(run.error);
+  const offered = new Set(recentEvents.map((e) => `${EVENT}${e.id}`));
   return (
     <div className="panel">
-      {triggerSample && (
+      {(triggerSample || recentEvents.length > 0 || initialEvent) && (
         <label>
-          Sample event
+          <span>
+            Sample event {changed && <span className="badge edited">edited</span>}
+          </span>
           <select value={picked} onChange={(e) => pick(e.target.value)}>
             <option value="">My own JSON (paste or edit below)</option>
-            {(samples.data ?? []).map((sample, index) => (
-              <option key={`${sample.kind}-${index}`} value={String(index)}>
-                {sample.label}
-              </option>
-            ))}
+            {triggerSample &&
+              (samples.data ?? []).map((sample, index) => (
+                <option key={`${sample.kind}-${index}`} value={String(index)}>
+                  {sample.label}
+                </option>
+              ))}
+            {(recentEvents.length > 0 || (picked.startsWith(EVENT) && !offered.has(picked))) && (
+              <optgroup label="Recent events of this flow">
+                {picked.startsWith(EVENT) && !offered.has(picked) && <option value={picked}>The event from the event log</option>}
+                {recentEvents.map((event) => (
+                  <option key={event.id} value={`${EVENT}${event.id}`}>
+                    {eventLabel(event)}
+                  </option>
+                ))}
+              </optgroup>
+            )}
           </select>
         </label>
       )}
-      <ErrorNote error={samples.error} />
+      <ErrorNote error={samples.error ?? loadEvent.error} />
       <label>
         Sample payload (JSON)
         <textarea
@@ -158,12 +219,31 @@ export function TestPanel({ flow, graph, workspaceId, readOnly, beforeRun, onSam
       </label>
       {parseError && <p className="error">{parseError}</p>}
       {!readOnly && (
-        <button type="button" className="primary" disabled={Boolean(parseError) || run.isPending} onClick={() => run.mutate()}>
+        <button type="button" className="primary" disabled={Boolean(parseError) || run.isPending} onClick={() => run.mutate(ignoreFilters)}>
           Run test (sandbox)
         </button>
       )}
+      {!readOnly && (refusal || ignoreFilters) && (
+        <label className="check">
+          <input
+            type="checkbox"
+            checked={ignoreFilters}
+            onChange={(e) => {
+              setIgnoreFilters(e.target.checked);
+              if (e.target.checked && !parseError) run.mutate(true);
+            }}
+          />
+          Ignore filters (run the draft on this sample anyway)
+        </label>
+      )}
       <p className="muted small">Tests run the saved draft in sandbox: Instagram actions and HTTP requests are recorded, not sent.</p>
-      <ErrorNote error={run.error ?? detail.error} />
+      {refusal ? (
+        <p className="error" role="alert">
+          This sample would not start the flow: {refusal}
+        </p>
+      ) : (
+        <ErrorNote error={run.error ?? detail.error} />
+      )}
       {executionId && (
         <div className="test-result" aria-live="polite">
           <p>
@@ -176,7 +256,7 @@ export function TestPanel({ flow, graph, workspaceId, readOnly, beforeRun, onSam
           <ol className="node-results">
             {nodes.map((n) => (
               <li key={n.node_id}>
-                <strong>{n.label || n.node_id}</strong> <StatusBadge status={n.status} /> <span className="muted">{duration(n.duration_ms)}</span>
+                <strong>{nodeTitle(n, kinds.data?.byKind)}</strong> <StatusBadge status={n.status} /> <span className="muted">{duration(n.duration_ms)}</span>
                 {n.error && <p className="error">{n.error}</p>}
                 {n.output != null && <pre className="mono">{JSON.stringify(n.output, null, 2)}</pre>}
               </li>

@@ -2,12 +2,14 @@ import { describe, expect, it } from "vitest";
 import type { GraphSpec, NodeDescription } from "../api/client";
 import {
   History,
+  addNode,
   autoLayout,
   checkConnection,
   copySelection,
   deleteSelection,
   fromGraphSpec,
   newNodeId,
+  nodeTitle,
   outputsOf,
   paste,
   portsCompatible,
@@ -219,5 +221,54 @@ describe("History", () => {
     expect(history.undo(g)).toBeDefined();
     expect(history.undo(g)).toBeDefined();
     expect(history.undo(g)).toBeUndefined();
+  });
+});
+
+describe("adding a node from the palette", () => {
+  const graphOf = (selected: string | null): EditorGraph => ({
+    nodes: [
+      { id: "start", type: "sf", position: { x: 100, y: 100 }, selected: selected === "start", data: { kind: "trigger.manual", version: 1, label: "", config: {} } },
+      { id: "set", type: "sf", position: { x: 380, y: 100 }, selected: selected === "set", data: { kind: "data.set", version: 1, label: "", config: {} } },
+    ],
+    edges: [],
+  });
+
+  it("puts it downstream of the selected node, connected, below a node already there", () => {
+    const { graph, id } = addNode(graphOf("start"), KINDS.get("http.request")!, KINDS);
+    expect(id).toBe("request");
+    const added = graph.nodes.find((n) => n.id === id)!;
+    expect(added.position).toEqual({ x: 380, y: 250 });
+    expect(added.selected).toBe(true);
+    expect(graph.nodes.filter((n) => n.selected).map((n) => n.id)).toEqual(["request"]);
+    expect(graph.edges).toEqual([
+      { id: "start:event->request:in", source: "start", sourceHandle: "event", target: "request", targetHandle: "in" },
+    ]);
+  });
+
+  it("connects only ports that fit", () => {
+    const { graph } = addNode(graphOf("start"), KINDS.get("ig.reply")!, KINDS);
+    expect(graph.edges).toEqual([]); // json does not feed an instagram input
+    const fromSet = addNode(graphOf("set"), KINDS.get("http.request")!, KINDS);
+    expect(fromSet.graph.nodes.at(-1)!.position).toEqual({ x: 660, y: 100 });
+    expect(fromSet.graph.edges.map((e) => e.id)).toEqual(["set:out->request:in"]);
+  });
+
+  it("keeps a drop position, and connects nothing without one selected node", () => {
+    const dropped = addNode(graphOf("start"), KINDS.get("data.set")!, KINDS, { x: 5, y: 6 });
+    expect(dropped.graph.nodes.at(-1)!.position).toEqual({ x: 5, y: 6 });
+    expect(dropped.graph.edges.map((e) => e.target)).toEqual([dropped.id]);
+    const alone = addNode(graphOf(null), KINDS.get("data.set")!, KINDS);
+    expect(alone.graph.edges).toEqual([]);
+    expect(alone.graph.nodes.at(-1)!.position).toEqual({ x: 600, y: 80 });
+  });
+});
+
+describe("nodeTitle", () => {
+  it("is the label, else the kind's title, else the kind or id", () => {
+    const titles = new Map([["data.set", { title: "Set values" }]]);
+    expect(nodeTitle({ label: "Greeting", kind: "data.set" }, titles)).toBe("Greeting");
+    expect(nodeTitle({ label: "", kind: "data.set", node_id: "set" }, titles)).toBe("Set values");
+    expect(nodeTitle({ label: null, kind: "x.unknown", node_id: "n1" }, titles)).toBe("x.unknown");
+    expect(nodeTitle({ node_id: "n1" })).toBe("n1");
   });
 });

@@ -184,6 +184,64 @@ export function newNodeId(kind: string, taken: Iterable<string>): string {
   }
 }
 
+/** What a node is called: its label, else its kind's title, else its kind or id. */
+export function nodeTitle(
+  node: { label?: string | null; kind?: string | null; node_id?: string },
+  kinds?: Map<string, { title: string }>,
+): string {
+  if (node.label) return node.label;
+  return (node.kind && kinds?.get(node.kind)?.title) || node.kind || node.node_id || "";
+}
+
+const NEXT_DX = 280;
+const NEXT_DY = 150;
+
+/** Adds a node of `kind`, which becomes the selection. When exactly one node was selected, the
+ * new one is connected from it (its first output that fits one of the new node's inputs) and,
+ * unless dropped at `position`, placed to its right, below any node already there. */
+export function addNode(
+  graph: EditorGraph,
+  kind: NodeDescription,
+  kinds: Map<string, NodeDescription>,
+  position?: { x: number; y: number },
+): { graph: EditorGraph; id: string } {
+  const id = newNodeId(kind.kind, graph.nodes.map((n) => n.id));
+  const selected = graph.nodes.filter((n) => n.selected);
+  const from = selected.length === 1 ? selected[0] : undefined;
+  let at = position ?? { x: 80 + (graph.nodes.length % 4) * 260, y: 80 + Math.floor(graph.nodes.length / 4) * 160 };
+  if (from && !position) {
+    at = { x: from.position.x + NEXT_DX, y: from.position.y };
+    while (graph.nodes.some((n) => Math.abs(n.position.x - at.x) < NEXT_DX / 2 && Math.abs(n.position.y - at.y) < NEXT_DY / 2)) {
+      at = { x: at.x, y: at.y + NEXT_DY };
+    }
+  }
+  const node: EditorNode = {
+    id,
+    type: "sf",
+    position: at,
+    selected: true,
+    data: { kind: kind.kind, version: kind.version, label: "", config: structuredClone(kind.example_config) },
+  };
+  const next: EditorGraph = {
+    nodes: [...graph.nodes.map((n) => ({ ...n, selected: false })), node],
+    edges: graph.edges.map((e) => ({ ...e, selected: false })),
+  };
+  if (from) {
+    const lookup = new Map(kinds).set(kind.kind, kind);
+    for (const out of outputsOf(from.data.config, kinds.get(from.data.kind))) {
+      const inp = kind.inputs.find(
+        (i) => checkConnection({ source: from.id, sourceHandle: out.name, target: id, targetHandle: i.name }, next, lookup).ok,
+      );
+      if (inp) {
+        const edge = { source: from.id, sourceHandle: out.name, target: id, targetHandle: inp.name };
+        next.edges.push({ ...edge, id: edgeId(edge) });
+        break;
+      }
+    }
+  }
+  return { graph: next, id };
+}
+
 /** Removes the selected nodes (with their edges) and the selected edges. */
 export function deleteSelection(graph: EditorGraph): EditorGraph {
   const gone = new Set(graph.nodes.filter((n) => n.selected).map((n) => n.id));

@@ -1,5 +1,6 @@
 // Small SVG charts of the runs page: runs per hour and duration percentiles per flow.
 import type { ExecutionSummary } from "../api/client";
+import { ellipsize } from "./markup";
 import { duration } from "./Status";
 
 const HOUR = 3600 * 1000;
@@ -90,7 +91,7 @@ export function DurationByFlow({ runs }: { runs: ExecutionSummary[] }) {
           <g key={r.id} transform={`translate(0 ${i * 26})`}>
             <title>{`${r.name}: p50 ${duration(r.p50)}, p95 ${duration(r.p95)} over ${r.count} runs`}</title>
             <text x={0} y={15} className="axis">
-              {r.name.slice(0, 18)}
+              {ellipsize(r.name, 18)}
             </text>
             <rect className="bar-p95" x={130} y={4} width={(r.p95 / max) * 180} height={14} />
             <rect className="bar-p50" x={130} y={4} width={(r.p50 / max) * 180} height={14} />

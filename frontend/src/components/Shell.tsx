@@ -76,6 +76,7 @@ export function Shell() {
         </button>
         <nav aria-label="Main">
           <NavLink to="flows">Flows</NavLink>
+          <NavLink to="events">Events</NavLink>
           <NavLink to="runs">Runs</NavLink>
           <NavLink to="credentials">Credentials</NavLink>
           {isAdmin && <NavLink to="members">Members</NavLink>}

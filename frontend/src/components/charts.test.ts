@@ -38,3 +38,15 @@ describe("run statistics", () => {
     expect(stats.get("b")?.day).toBe(0);
   });
 });
+
+describe("duration chart", () => {
+  it("ends a long flow name in an ellipsis and keeps the whole name in its tooltip", async () => {
+    const { createElement } = await import("react");
+    const { renderToStaticMarkup } = await import("react-dom/server");
+    const { DurationByFlow } = await import("./Charts");
+    const name = "Comment auto-reply for the spring sale";
+    const html = renderToStaticMarkup(createElement(DurationByFlow, { runs: [run(name, 5)] }));
+    expect(html).toContain(">Comment auto-repl…</text>");
+    expect(html).toContain(`<title>${name}: p50`);
+  });
+});

@@ -4,7 +4,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Background, ReactFlow, ReactFlowProvider } from "@xyflow/react";
 import { api, ok, type GraphSpec } from "../api/client";
 import { CanvasContext, SfNode, type NodeRunState } from "../builder/SfNode";
-import { fromGraphSpec } from "../builder/graph";
+import { fromGraphSpec, nodeTitle } from "../builder/graph";
 import { ErrorNote } from "../components/ErrorNote";
 import { StatusBadge, duration, timeAgo } from "../components/Status";
 import { useRunStream } from "../live";
@@ -154,7 +154,7 @@ export function RunDetail() {
         {exec.node_runs.map((n) => (
           <details key={n.node_id} open={open === n.node_id || n.status === "failed"} className={`node-run st-border-${n.status}`}>
             <summary>
-              <strong>{n.label || n.node_id}</strong> <span className="muted">{n.kind}</span> <StatusBadge status={n.status} />{" "}
+              <strong>{nodeTitle(n, kinds.data?.byKind)}</strong> <span className="muted">{n.kind}</span> <StatusBadge status={n.status} />{" "}
               <span className="muted">
                 {duration(n.duration_ms)}
                 {n.attempts > 1 ? ` · ${n.attempts} attempts` : ""}
