@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -14,23 +15,27 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from socialflow.core.embedded_postgres import EmbeddedPostgresError
-from socialflow.core.logging import configure_logging
-from socialflow.core.settings import Settings, generated_key_file, get_settings
+# Each command imports what it needs when it runs: `socialflow --help` and `simulate` start
+# in a fraction of a second instead of loading Prefect, SQLAlchemy, FastAPI and LangChain
+# (tests/test_cli.py holds the module to it).
 
 if TYPE_CHECKING:
+    from socialflow.core.settings import Settings
     from socialflow.stack import ManagedProcess
 
+# plain help text: Typer's rich help loads rich's markdown and syntax modules, which took
+# more CPU than everything else `socialflow --help` does
+_PLAIN: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": None}
 app = typer.Typer(
-    help="Socialflow: draw a flow, publish it, every matching event runs it.", no_args_is_help=True
+    help="Socialflow: draw a flow, publish it, every matching event runs it.", **_PLAIN
 )
-db_app = typer.Typer(help="The application database.", no_args_is_help=True)
+db_app = typer.Typer(help="The application database.", **_PLAIN)
 app.add_typer(db_app, name="db")
-user_app = typer.Typer(help="Users.", no_args_is_help=True)
+user_app = typer.Typer(help="Users.", **_PLAIN)
 app.add_typer(user_app, name="user")
-credentials_app = typer.Typer(help="Workspace credentials.", no_args_is_help=True)
+credentials_app = typer.Typer(help="Workspace credentials.", **_PLAIN)
 app.add_typer(credentials_app, name="credentials")
-executions_app = typer.Typer(help="Run history.", no_args_is_help=True)
+executions_app = typer.Typer(help="Run history.", **_PLAIN)
 app.add_typer(executions_app, name="executions")
 
 EXIT_INVALID = 2
@@ -40,6 +45,22 @@ DEMO_PASSWORD_FILE = "demo_password"
 
 def _echo(text: str = "", *, err: bool = False) -> None:
     typer.echo(text, err=err)
+
+
+def get_settings() -> Settings:
+    """This process's settings (``socialflow.core.settings``, loaded on first use)."""
+    from socialflow.core.settings import get_settings as settings_of_process
+
+    return settings_of_process()
+
+
+def _configure_logging(settings: Settings, *, json_output: bool | None = None) -> None:
+    from socialflow.core.logging import configure_logging
+
+    configure_logging(
+        settings.logging.level,
+        json_output=settings.logging.json_output if json_output is None else json_output,
+    )
 
 
 def _use_prefect_api(settings: Settings) -> None:
@@ -57,7 +78,11 @@ def _database_served(settings: Settings) -> Iterator[None]:
     if not settings.embedded_postgres:
         yield
         return
-    from socialflow.core.embedded_postgres import EmbeddedPostgres, cluster_dir
+    from socialflow.core.embedded_postgres import (
+        EmbeddedPostgres,
+        EmbeddedPostgresError,
+        cluster_dir,
+    )
 
     server = EmbeddedPostgres(cluster_dir(settings.data_dir))
     if server.running_pid() is not None:
@@ -230,7 +255,7 @@ def worker(
     """Run queued executions as Prefect flow runs, until SIGTERM or Ctrl-C."""
     settings = get_settings()
     _use_prefect_api(settings)
-    configure_logging(settings.logging.level, json_output=settings.logging.json_output)
+    _configure_logging(settings)
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
@@ -317,7 +342,7 @@ def ingest(
     """Ingest uploaded documents now, in this process, and exit (workers do it continuously)."""
     settings = get_settings()
     _use_prefect_api(settings)
-    configure_logging(settings.logging.level, json_output=settings.logging.json_output)
+    _configure_logging(settings)
     _echo(asyncio.run(_ingest(settings, document)))
 
 
@@ -366,7 +391,7 @@ def simulate(
         DEMO_ACCOUNT_ID,
         SimulatedKind,
         build_payload,
-        post_signed,
+        post_signed_sync,
         webhook_secrets,
     )
 
@@ -397,9 +422,9 @@ def simulate(
         from_username=from_username,
     )
     try:
-        answer = asyncio.run(post_signed(target, payload, secrets[0]))
-    except Exception as exc:  # connection refused, timeout: say where we tried
-        _echo(f"cannot reach {target}: {exc}", err=True)
+        answer = post_signed_sync(target, payload, secrets[0])
+    except (OSError, ValueError) as exc:  # connection refused, timeout: say where we tried
+        _echo(f"cannot reach {target}: {getattr(exc, 'reason', exc)}", err=True)
         raise typer.Exit(1) from exc
     _echo(f"POST {target} -> {answer.status_code}")
     _echo(answer.text)
@@ -488,7 +513,7 @@ def run(
     """Validate and run a graph as a Prefect flow run; print a table of its nodes."""
     settings = get_settings()
     _use_prefect_api(settings)
-    configure_logging(settings.logging.level, json_output=settings.logging.json_output)
+    _configure_logging(settings)
     spec = _parse_graph(graph)
     trigger = _load_json(input, "input") if input else {}
     if not isinstance(trigger, dict):
@@ -551,11 +576,16 @@ def up(
     api_port: Annotated[int | None, typer.Option(help="API port.")] = None,
 ) -> None:
     """Start the embedded stack on 127.0.0.1 (Prefect server, API, worker); Ctrl-C stops it."""
-    from socialflow.core.embedded_postgres import EmbeddedPostgres, cluster_dir
+    from socialflow.core.embedded_postgres import (
+        EmbeddedPostgres,
+        EmbeddedPostgresError,
+        cluster_dir,
+    )
+    from socialflow.core.settings import generated_key_file
     from socialflow.stack import api_server, ensure_database, prefect_server, worker_process
 
     settings = get_settings()
-    configure_logging(settings.logging.level)
+    _configure_logging(settings, json_output=False)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     port = prefect_port or settings.prefect.server_port
@@ -692,22 +722,39 @@ def _safe_url(url: str) -> str:
     return url
 
 
-def main() -> None:
-    """Entry point of the ``socialflow`` script."""
+def _refused_settings(exc: Exception) -> list[str] | None:
+    """What to print when ``exc`` says the settings do not load (a placeholder secret key, a
+    bad value); None for any other error.
+
+    pydantic is loaded whenever one of its errors was raised: a command that never needed it
+    does not load it here either.
+    """
+    if "pydantic" not in sys.modules:
+        return None
     from pydantic import ValidationError
 
+    if not isinstance(exc, ValidationError) or exc.title != "Settings":
+        return None
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        # the validator's own sentence, without pydantic's "Value error, " prefix
+        reason = (error.get("ctx") or {}).get("error", error["msg"])
+        lines.append(f"cannot start: {where}: {reason}")
+    return lines
+
+
+def main() -> None:
+    """Entry point of the ``socialflow`` script."""
     try:
         app()
-    except ValidationError as exc:
-        # settings that do not load (a placeholder secret key, a bad value): say which and why,
-        # without a traceback
-        if exc.title != Settings.__name__:
+    except Exception as exc:
+        # settings that do not load: say which and why, without a traceback
+        lines = _refused_settings(exc)
+        if lines is None:
             raise
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"]) or "settings"
-            # the validator's own sentence, without pydantic's "Value error, " prefix
-            reason = (error.get("ctx") or {}).get("error", error["msg"])
-            _echo(f"cannot start: {where}: {reason}", err=True)
+        for line in lines:
+            _echo(line, err=True)
         raise SystemExit(EXIT_INVALID) from exc
 
 

@@ -33,6 +33,53 @@ def socialflow(
     )
 
 
+#: what a command that needs none of them must not load: each takes hundreds of milliseconds
+HEAVY = ("prefect", "fastapi", "starlette", "sqlalchemy", "langchain", "httpx", "alembic")
+
+
+def loaded_after(code: str, env: dict[str, str] | None = None) -> list[str]:
+    """The heavy packages loaded by a fresh interpreter once it ran ``code``."""
+    probe = (
+        "import sys\n"
+        f"{code}\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules if m.startswith({HEAVY!r})}}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return list(eval(result.stdout.strip().splitlines()[-1]))
+
+
+def test_the_command_module_loads_no_heavy_package() -> None:
+    # `socialflow --help` starts in a fraction of a second: commands import what they need
+    assert loaded_after("import socialflow.cli") == []
+    shown = loaded_after(
+        "from socialflow.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'rich.markdown' not in sys.modules  # plain help, without rich's markdown"
+    )
+    assert shown == []
+
+
+def test_simulate_loads_no_orm_engine_or_http_client(tmp_path: Path) -> None:
+    code = (
+        "from socialflow.cli import app\n"
+        "try:\n"
+        f"    app(['simulate', 'comment', 'price?', '--url', 'http://127.0.0.1:{free_port()}'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 1, exc.code  # nothing listens: cannot reach it\n"
+    )
+    env = {"SOCIALFLOW_ENVIRONMENT": "development", "SOCIALFLOW_DATA_DIR": str(tmp_path)}
+    assert loaded_after(code, env) == []
+
+
 def test_run_prints_a_row_per_node(tmp_path: Path, database_url: str) -> None:
     result = socialflow(
         "run",
