@@ -526,10 +526,39 @@ def run(
     if problems:
         _print_problems(problems)
         raise typer.Exit(EXIT_INVALID)
-    report = asyncio.run(_run(settings, spec, trigger, flow_name or graph.stem))
+    try:
+        report = asyncio.run(_run(settings, spec, trigger, flow_name or graph.stem))
+    except Exception as exc:  # the run could not start or finish: say why in one line
+        _echo(f"cannot run {graph}: {_reason(exc)}", err=True)
+        prefect = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+        if prefect and prefect in str(exc):
+            _echo(f"is Prefect's server at {prefect} running? `socialflow up` starts one", err=True)
+        raise typer.Exit(1) from exc
     _print_report(report)
     if report.status != "completed":
         raise typer.Exit(1)
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as one line: an application error's own message, else its type and text."""
+    from socialflow.core.errors import AppError
+
+    if isinstance(exc, AppError):
+        return exc.message
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _console_without_run_logs() -> None:
+    """Keep Prefect's copy of its flow and task run logs off the terminal.
+
+    A failed node would print Prefect's traceback of it there; the command prints the node's
+    error in its table instead. The run logs still reach Prefect's API (its UI shows them).
+    """
+    import logging
+
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).propagate = False
 
 
 async def _run(settings: Settings, spec: Any, trigger: dict[str, Any], name: str) -> Any:
@@ -542,6 +571,7 @@ async def _run(settings: Settings, spec: Any, trigger: dict[str, Any], name: str
         start_graph_run,
     )
 
+    _console_without_run_logs()
     await upgrade(settings.database_url)
     runtime = EngineRuntime.from_settings(settings)
     set_runtime(runtime)

@@ -128,6 +128,27 @@ def test_failed_run_exits_1(tmp_path: Path) -> None:
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "nope 42" in result.stdout
+    # the node's error, located, and no traceback (Prefect's UI keeps its run logs)
+    assert "error: node 's' (s, logic.stop) failed: nope 42" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+
+
+def test_a_run_that_cannot_start_says_why_without_a_traceback(tmp_path: Path) -> None:
+    result = socialflow(
+        "run",
+        "examples/hello.json",
+        "--input",
+        "examples/hello.input.json",
+        env={
+            "SOCIALFLOW_DATA_DIR": str(tmp_path),
+            "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
+            "PREFECT_CLIENT_MAX_RETRIES": "0",
+        },
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    assert "cannot run examples/hello.json: " in result.stderr
+    assert "is Prefect's server at http://127.0.0.1:" in result.stderr
 
 
 def test_unreadable_input_is_a_clear_error(tmp_path: Path) -> None:
