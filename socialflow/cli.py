@@ -21,7 +21,6 @@ import typer
 
 if TYPE_CHECKING:
     from socialflow.core.settings import Settings
-    from socialflow.stack import ManagedProcess
 
 # plain help text: Typer's rich help loads rich's markdown and syntax modules, which took
 # more CPU than everything else `socialflow --help` does
@@ -39,8 +38,6 @@ executions_app = typer.Typer(help="Run history.", **_PLAIN)
 app.add_typer(executions_app, name="executions")
 
 EXIT_INVALID = 2
-#: where `socialflow up` keeps the generated demo password (development only)
-DEMO_PASSWORD_FILE = "demo_password"
 
 
 def _echo(text: str = "", *, err: bool = False) -> None:
@@ -115,10 +112,11 @@ def db_upgrade(revision: str = "head") -> None:
     """Apply database migrations (SQLite file in the data dir unless SOCIALFLOW_DATABASE_URL)."""
     settings = get_settings()
     from socialflow.migrations import upgrade
+    from socialflow.stack import safe_url
 
     with _database_served(settings):
         asyncio.run(upgrade(settings.database_url, revision))
-    _echo(f"database at {_safe_url(settings.database_url)} is at {revision}")
+    _echo(f"database at {safe_url(settings.database_url)} is at {revision}")
 
 
 @user_app.command("create")
@@ -371,7 +369,10 @@ def simulate(
     text: Annotated[str, typer.Argument(help="The comment or message text.")] = "",
     url: Annotated[
         str | None,
-        typer.Option(help="API base URL (default: api.public_url) or a full webhook URL."),
+        typer.Option(
+            help="API base URL (default: the running `socialflow up`'s, else api.public_url) "
+            "or a full webhook URL."
+        ),
     ] = None,
     account: Annotated[
         str | None, typer.Option(help="Instagram account id (ig_user_id) addressed.")
@@ -409,7 +410,7 @@ def simulate(
             "no Instagram app secret to sign with: set SOCIALFLOW_INSTAGRAM_APP_SECRETS", err=True
         )
         raise typer.Exit(EXIT_INVALID)
-    target = (url or settings.api.public_url).rstrip("/")
+    target = (url or _running_api(settings) or settings.api.public_url).rstrip("/")
     if "/webhooks/instagram" not in target:
         target += "/webhooks/instagram"
     if flow:
@@ -430,6 +431,14 @@ def simulate(
     _echo(answer.text)
     if answer.status_code >= 400:
         raise typer.Exit(1)
+
+
+def _running_api(settings: Settings) -> str | None:
+    """The API URL of the `socialflow up` running on the data directory, if one runs."""
+    from socialflow.core.stack_state import read_state
+
+    state = read_state(settings.data_dir.resolve())
+    return state.api_url if state is not None and not state.gone() else None
 
 
 @app.command()
@@ -606,150 +615,27 @@ def up(
     api_port: Annotated[int | None, typer.Option(help="API port.")] = None,
 ) -> None:
     """Start the embedded stack on 127.0.0.1 (Prefect server, API, worker); Ctrl-C stops it."""
-    from socialflow.core.embedded_postgres import (
-        EmbeddedPostgres,
-        EmbeddedPostgresError,
-        cluster_dir,
-    )
-    from socialflow.core.settings import generated_key_file
-    from socialflow.stack import api_server, ensure_database, prefect_server, worker_process
+    from socialflow.core.embedded_postgres import EmbeddedPostgresError
+    from socialflow.stack import serve
 
     settings = get_settings()
     _configure_logging(settings, json_output=False)
-    data_dir = settings.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    port = prefect_port or settings.prefect.server_port
-    host = settings.prefect.server_host
-    prefect_api = f"http://{host}:{port}/api"
-    os.environ["PREFECT_API_URL"] = prefect_api
-    api_host, api_port = settings.api.host, api_port or settings.api.port
-    embedded: EmbeddedPostgres | None = None
-    if not settings.database.url:
-        embedded = EmbeddedPostgres(cluster_dir(data_dir))
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    children: list[ManagedProcess] = []
-    embedded_started = False
     try:
-        if embedded is not None:
-            _echo(f"starting the embedded PostgreSQL (data: {embedded.pgdata}) ...")
-            embedded.start()
-            embedded_started = True
-            embedded.create_databases("socialflow", "prefect")
-        app_url = settings.database_url
-        prefect_db = settings.prefect_database_url
-        if embedded is None and prefect_db and prefect_db.startswith("postgresql"):
-            ensure_database(app_url, prefect_db)
-        _echo(f"database ready: app {_safe_url(app_url)}")
-        _echo(f"                Prefect {_safe_url(prefect_db or 'SQLite in Prefect home')}")
-        env = {
-            "PREFECT_API_URL": prefect_api,
-            "SOCIALFLOW_DATA_DIR": str(data_dir),
-            "SOCIALFLOW_DATABASE_URL": app_url,
-            # the API's own links (webhook URLs, emails) name the port it really serves on
-            "SOCIALFLOW_API_HOST": api_host,
-            "SOCIALFLOW_API_PORT": str(api_port),
-        }
-        prefect = prefect_server(
-            data_dir / "prefect",
-            host=host,
-            port=port,
-            database_url=prefect_db,
-            events_retention_days=settings.retention.execution_days,
+        serve(
+            settings,
+            prefect_port=prefect_port,
+            api_port=api_port,
+            stopping=stopping,
+            say=_echo,
+            warn=lambda text: _echo(text, err=True),
         )
-        services = [
-            api_server(data_dir / "logs", host=api_host, port=api_port, env=env),
-            worker_process(data_dir / "logs", env=env),
-        ]
-        # Prefect first: publishing (the demo flow too) creates the flow's deployment there
-        for child in [prefect, *services]:
-            if child is services[0]:
-                asyncio.run(_prepare(settings))
-            children.append(child)
-            child.start()
-            _echo(f"starting {child.name} (log: {child.log_path}) ...")
-            child.wait_healthy(timeout=120)
-        _echo("")
-        _echo("Socialflow is up:")
-        _echo(f"  app and API  http://{api_host}:{api_port}   (API docs: /docs)")
-        _echo(f"  Prefect UI   http://{host}:{port}")
-        _echo(f"  data         {data_dir}")
-        generated = generated_key_file(settings)
-        if generated is not None:
-            _echo(f"  secret key   {generated} (generated at first start; keep it private)")
-        _echo(
-            f'  try          socialflow simulate comment "how much is it?" --url '
-            f"http://{api_host}:{api_port}"
-        )
-        _echo("               then open Runs and the send ledger in the app (nothing is sent)")
-        _echo("Press Ctrl-C to stop.")
-        while not stopping.is_set() and all(
-            c.process is not None and c.process.poll() is None for c in children
-        ):
-            stopping.wait(1)
-        for child in children:
-            if child.process is not None and child.process.poll() is not None:
-                _echo(f"{child.name} exited:\n{child.log_tail()}", err=True)
     except KeyboardInterrupt:
         pass
     except (EmbeddedPostgresError, RuntimeError) as exc:
         _echo(f"cannot start: {exc}", err=True)
         raise typer.Exit(1) from exc
-    finally:
-        _echo("stopping ...")
-        for child in reversed(children):
-            child.stop()
-        # never one this stack did not start (another `up` on the same data directory)
-        if embedded is not None and embedded_started:
-            embedded.stop()
-
-
-async def _prepare(settings: Settings) -> None:
-    from socialflow.core.db import Database
-    from socialflow.migrations import upgrade
-    from socialflow.nodes import default_registry
-    from socialflow.orchestration import sync_node_types
-
-    await upgrade(settings.database_url)
-    db = Database(settings.database_url)
-    try:
-        registry = default_registry()
-        async with db.session() as session:
-            await sync_node_types(session, registry)
-        if settings.environment == "development":
-            from socialflow.api.demo import DEMO_EMAIL, DEMO_FLOW_NAME, seed_demo
-
-            demo = await seed_demo(settings, db, registry)
-            kept = settings.data_dir.resolve() / DEMO_PASSWORD_FILE
-            password = _demo_password(kept, demo.password)
-            _echo(
-                f"demo workspace: sign in as {DEMO_EMAIL} / {password}; flow "
-                f"{DEMO_FLOW_NAME!r} is active on sandboxed account {demo.account_id}"
-            )
-    finally:
-        await db.dispose()
-
-
-def _demo_password(path: Path, generated: str | None) -> str:
-    """The demo password to print: the one just generated (kept in ``path``, mode 0600, so
-    later starts can print it again), else the one kept from an earlier start."""
-    if generated is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(generated + "\n")
-        return generated
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        return "(the password printed when it was created; 'Forgot password?' resets it)"
-
-
-def _safe_url(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
 
 
 def _refused_settings(exc: Exception) -> list[str] | None:
