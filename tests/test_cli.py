@@ -164,7 +164,7 @@ def test_failed_run_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "nope 42" in result.stdout
     # the node's error, located, and no traceback (Prefect's UI keeps its run logs)
-    assert "error: node 's' (s, logic.stop) failed: nope 42" in result.stdout
+    assert "error: node 'Stop' (s, logic.stop) failed: nope 42" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
 
 
