@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from socialflow.core.embedded_postgres import EmbeddedPostgres, embedded_url
-from socialflow.core.stack_state import read_state
+from socialflow.core.stack_state import StackState, read_state, write_state
 from socialflow.stack import ManagedProcess, start_and_wait
 from tests.fixtures.ports import free_port
 
@@ -81,6 +81,24 @@ def test_simulate_loads_no_orm_engine_or_http_client(tmp_path: Path) -> None:
     )
     env = {"SOCIALFLOW_ENVIRONMENT": "development", "SOCIALFLOW_DATA_DIR": str(tmp_path)}
     assert loaded_after(code, env) == []
+
+
+def test_simulate_posts_to_the_running_stack_s_api(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens: the error names where it posted
+    write_state(
+        tmp_path,
+        StackState(
+            pid=os.getpid(),
+            api_url=f"http://127.0.0.1:{port}",
+            prefect_api_url="http://127.0.0.1:1/api",
+            prefect_ui_url="http://127.0.0.1:1",
+        ),
+    )
+    env = {"SOCIALFLOW_ENVIRONMENT": "development", "SOCIALFLOW_DATA_DIR": str(tmp_path)}
+    sent = socialflow("simulate", "comment", "price?", env=env)
+    assert sent.returncode == 1
+    assert f"cannot reach http://127.0.0.1:{port}/webhooks/instagram: " in sent.stderr
+    assert "Traceback" not in sent.stderr
 
 
 def test_up_says_each_start_as_it_happens(tmp_path: Path) -> None:
