@@ -18,6 +18,7 @@ import httpx
 
 if TYPE_CHECKING:
     from socialflow.core.settings import Settings
+    from socialflow.core.stack_state import StackState
 
 __all__ = [
     "DEMO_PASSWORD_FILE",
@@ -373,7 +374,6 @@ def serve(
         RuntimeError: A database, process or start-up step failed; the message says which.
     """
     from socialflow.core.embedded_postgres import EmbeddedPostgres, cluster_dir
-    from socialflow.core.settings import generated_key_file
     from socialflow.core.stack_state import StackState, remove_state, write_state
 
     data_dir = settings.data_dir.resolve()
@@ -435,18 +435,7 @@ def serve(
             prefect_ui_url=f"http://{host}:{port}",
             processes=processes,
         )
-        state_file = write_state(data_dir, state)
-        say("")
-        say("Socialflow is up:")
-        say(f"  app and API  {api_url}   (API docs: /docs)")
-        say(f"  Prefect UI   http://{host}:{port}")
-        say(f"  data         {data_dir}   (stack: {state_file.name}, read by `socialflow doctor`)")
-        generated = generated_key_file(settings)
-        if generated is not None:
-            say(f"  secret key   {generated} (generated at first start; keep it private)")
-        say(f'  try          socialflow simulate comment "how much is it?" --url {api_url}')
-        say("               then open Runs and the send ledger in the app (nothing is sent)")
-        say("Press Ctrl-C to stop.")
+        _say_up(settings, state, write_state(data_dir, state), say)
         while not stopping.is_set() and all(
             c.process is not None and c.process.poll() is None for c in children
         ):
@@ -462,6 +451,28 @@ def serve(
         # never one this stack did not start (another `up` on the same data directory)
         if embedded is not None and embedded_started:
             embedded.stop()
+
+
+def _say_up(
+    settings: Settings, state: StackState, state_file: Path, say: Callable[[str], None]
+) -> None:
+    """What the stack serves, where its data is, and what to try first."""
+    from socialflow.core.settings import generated_key_file
+
+    say("")
+    say("Socialflow is up:")
+    say(f"  app and API  {state.api_url}   (API docs: /docs)")
+    say(f"  Prefect UI   {state.prefect_ui_url}")
+    say(
+        f"  data         {state_file.parent}   "
+        f"(stack: {state_file.name}, read by `socialflow doctor`)"
+    )
+    generated = generated_key_file(settings)
+    if generated is not None:
+        say(f"  secret key   {generated} (generated at first start; keep it private)")
+    say(f'  try          socialflow simulate comment "how much is it?" --url {state.api_url}')
+    say("               then open Runs and the send ledger in the app (nothing is sent)")
+    say("Press Ctrl-C to stop.")
 
 
 async def _prepare(settings: Settings, say: Callable[[str], None]) -> None:
