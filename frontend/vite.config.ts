@@ -12,6 +12,7 @@ export default defineConfig({
     proxy: {
       "/api": api,
       "/hooks": api,
+      "/favicon.svg": api,
       "/ws": { target: api.replace(/^http/, "ws"), ws: true },
     },
   },

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -14,32 +15,49 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from socialflow.core.embedded_postgres import EmbeddedPostgresError
-from socialflow.core.logging import configure_logging
-from socialflow.core.settings import Settings, generated_key_file, get_settings
+# Each command imports what it needs when it runs: `socialflow --help` and `simulate` start
+# in a fraction of a second instead of loading Prefect, SQLAlchemy, FastAPI and LangChain
+# (tests/test_cli.py holds the module to it).
 
 if TYPE_CHECKING:
-    from socialflow.stack import ManagedProcess
+    from socialflow.core.settings import Settings
 
+# plain help text: Typer's rich help loads rich's markdown and syntax modules, which took
+# more CPU than everything else `socialflow --help` does
+_PLAIN: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": None}
 app = typer.Typer(
-    help="Socialflow: draw a flow, publish it, every matching event runs it.", no_args_is_help=True
+    help="Socialflow: draw a flow, publish it, every matching event runs it.", **_PLAIN
 )
-db_app = typer.Typer(help="The application database.", no_args_is_help=True)
+db_app = typer.Typer(help="The application database.", **_PLAIN)
 app.add_typer(db_app, name="db")
-user_app = typer.Typer(help="Users.", no_args_is_help=True)
+user_app = typer.Typer(help="Users.", **_PLAIN)
 app.add_typer(user_app, name="user")
-credentials_app = typer.Typer(help="Workspace credentials.", no_args_is_help=True)
+credentials_app = typer.Typer(help="Workspace credentials.", **_PLAIN)
 app.add_typer(credentials_app, name="credentials")
-executions_app = typer.Typer(help="Run history.", no_args_is_help=True)
+executions_app = typer.Typer(help="Run history.", **_PLAIN)
 app.add_typer(executions_app, name="executions")
 
 EXIT_INVALID = 2
-#: where `socialflow up` keeps the generated demo password (development only)
-DEMO_PASSWORD_FILE = "demo_password"
 
 
 def _echo(text: str = "", *, err: bool = False) -> None:
     typer.echo(text, err=err)
+
+
+def get_settings() -> Settings:
+    """This process's settings (``socialflow.core.settings``, loaded on first use)."""
+    from socialflow.core.settings import get_settings as settings_of_process
+
+    return settings_of_process()
+
+
+def _configure_logging(settings: Settings, *, json_output: bool | None = None) -> None:
+    from socialflow.core.logging import configure_logging
+
+    configure_logging(
+        settings.logging.level,
+        json_output=settings.logging.json_output if json_output is None else json_output,
+    )
 
 
 def _use_prefect_api(settings: Settings) -> None:
@@ -57,7 +75,11 @@ def _database_served(settings: Settings) -> Iterator[None]:
     if not settings.embedded_postgres:
         yield
         return
-    from socialflow.core.embedded_postgres import EmbeddedPostgres, cluster_dir
+    from socialflow.core.embedded_postgres import (
+        EmbeddedPostgres,
+        EmbeddedPostgresError,
+        cluster_dir,
+    )
 
     server = EmbeddedPostgres(cluster_dir(settings.data_dir))
     if server.running_pid() is not None:
@@ -90,10 +112,11 @@ def db_upgrade(revision: str = "head") -> None:
     """Apply database migrations (SQLite file in the data dir unless SOCIALFLOW_DATABASE_URL)."""
     settings = get_settings()
     from socialflow.migrations import upgrade
+    from socialflow.stack import safe_url
 
     with _database_served(settings):
         asyncio.run(upgrade(settings.database_url, revision))
-    _echo(f"database at {_safe_url(settings.database_url)} is at {revision}")
+    _echo(f"database at {safe_url(settings.database_url)} is at {revision}")
 
 
 @user_app.command("create")
@@ -230,7 +253,7 @@ def worker(
     """Run queued executions as Prefect flow runs, until SIGTERM or Ctrl-C."""
     settings = get_settings()
     _use_prefect_api(settings)
-    configure_logging(settings.logging.level, json_output=settings.logging.json_output)
+    _configure_logging(settings)
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
@@ -317,7 +340,7 @@ def ingest(
     """Ingest uploaded documents now, in this process, and exit (workers do it continuously)."""
     settings = get_settings()
     _use_prefect_api(settings)
-    configure_logging(settings.logging.level, json_output=settings.logging.json_output)
+    _configure_logging(settings)
     _echo(asyncio.run(_ingest(settings, document)))
 
 
@@ -346,7 +369,10 @@ def simulate(
     text: Annotated[str, typer.Argument(help="The comment or message text.")] = "",
     url: Annotated[
         str | None,
-        typer.Option(help="API base URL (default: api.public_url) or a full webhook URL."),
+        typer.Option(
+            help="API base URL (default: the running `socialflow up`'s, else api.public_url) "
+            "or a full webhook URL."
+        ),
     ] = None,
     account: Annotated[
         str | None, typer.Option(help="Instagram account id (ig_user_id) addressed.")
@@ -366,7 +392,7 @@ def simulate(
         DEMO_ACCOUNT_ID,
         SimulatedKind,
         build_payload,
-        post_signed,
+        post_signed_sync,
         webhook_secrets,
     )
 
@@ -384,7 +410,7 @@ def simulate(
             "no Instagram app secret to sign with: set SOCIALFLOW_INSTAGRAM_APP_SECRETS", err=True
         )
         raise typer.Exit(EXIT_INVALID)
-    target = (url or settings.api.public_url).rstrip("/")
+    target = (url or _running_api(settings) or settings.api.public_url).rstrip("/")
     if "/webhooks/instagram" not in target:
         target += "/webhooks/instagram"
     if flow:
@@ -397,14 +423,22 @@ def simulate(
         from_username=from_username,
     )
     try:
-        answer = asyncio.run(post_signed(target, payload, secrets[0]))
-    except Exception as exc:  # connection refused, timeout: say where we tried
-        _echo(f"cannot reach {target}: {exc}", err=True)
+        answer = post_signed_sync(target, payload, secrets[0])
+    except (OSError, ValueError) as exc:  # connection refused, timeout: say where we tried
+        _echo(f"cannot reach {target}: {getattr(exc, 'reason', exc)}", err=True)
         raise typer.Exit(1) from exc
     _echo(f"POST {target} -> {answer.status_code}")
     _echo(answer.text)
     if answer.status_code >= 400:
         raise typer.Exit(1)
+
+
+def _running_api(settings: Settings) -> str | None:
+    """The API URL of the `socialflow up` running on the data directory, if one runs."""
+    from socialflow.core.stack_state import read_state
+
+    state = read_state(settings.data_dir.resolve())
+    return state.api_url if state is not None and not state.gone() else None
 
 
 @app.command()
@@ -488,7 +522,7 @@ def run(
     """Validate and run a graph as a Prefect flow run; print a table of its nodes."""
     settings = get_settings()
     _use_prefect_api(settings)
-    configure_logging(settings.logging.level, json_output=settings.logging.json_output)
+    _configure_logging(settings)
     spec = _parse_graph(graph)
     trigger = _load_json(input, "input") if input else {}
     if not isinstance(trigger, dict):
@@ -501,10 +535,39 @@ def run(
     if problems:
         _print_problems(problems)
         raise typer.Exit(EXIT_INVALID)
-    report = asyncio.run(_run(settings, spec, trigger, flow_name or graph.stem))
+    try:
+        report = asyncio.run(_run(settings, spec, trigger, flow_name or graph.stem))
+    except Exception as exc:  # the run could not start or finish: say why in one line
+        _echo(f"cannot run {graph}: {_reason(exc)}", err=True)
+        prefect = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+        if prefect and prefect in str(exc):
+            _echo(f"is Prefect's server at {prefect} running? `socialflow up` starts one", err=True)
+        raise typer.Exit(1) from exc
     _print_report(report)
     if report.status != "completed":
         raise typer.Exit(1)
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as one line: an application error's own message, else its type and text."""
+    from socialflow.core.errors import AppError
+
+    if isinstance(exc, AppError):
+        return exc.message
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _console_without_run_logs() -> None:
+    """Keep Prefect's copy of its flow and task run logs off the terminal.
+
+    A failed node would print Prefect's traceback of it there; the command prints the node's
+    error in its table instead. The run logs still reach Prefect's API (its UI shows them).
+    """
+    import logging
+
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).propagate = False
 
 
 async def _run(settings: Settings, spec: Any, trigger: dict[str, Any], name: str) -> Any:
@@ -517,6 +580,7 @@ async def _run(settings: Settings, spec: Any, trigger: dict[str, Any], name: str
         start_graph_run,
     )
 
+    _console_without_run_logs()
     await upgrade(settings.database_url)
     runtime = EngineRuntime.from_settings(settings)
     set_runtime(runtime)
@@ -551,163 +615,62 @@ def up(
     api_port: Annotated[int | None, typer.Option(help="API port.")] = None,
 ) -> None:
     """Start the embedded stack on 127.0.0.1 (Prefect server, API, worker); Ctrl-C stops it."""
-    from socialflow.core.embedded_postgres import EmbeddedPostgres, cluster_dir
-    from socialflow.stack import api_server, ensure_database, prefect_server, worker_process
+    from socialflow.core.embedded_postgres import EmbeddedPostgresError
+    from socialflow.stack import serve
 
     settings = get_settings()
-    configure_logging(settings.logging.level)
-    data_dir = settings.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    port = prefect_port or settings.prefect.server_port
-    host = settings.prefect.server_host
-    prefect_api = f"http://{host}:{port}/api"
-    os.environ["PREFECT_API_URL"] = prefect_api
-    api_host, api_port = settings.api.host, api_port or settings.api.port
-    embedded: EmbeddedPostgres | None = None
-    if not settings.database.url:
-        embedded = EmbeddedPostgres(cluster_dir(data_dir))
+    _configure_logging(settings, json_output=False)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    children: list[ManagedProcess] = []
-    embedded_started = False
     try:
-        if embedded is not None:
-            _echo(f"starting the embedded PostgreSQL (data: {embedded.pgdata}) ...")
-            embedded.start()
-            embedded_started = True
-            embedded.create_databases("socialflow", "prefect")
-        app_url = settings.database_url
-        prefect_db = settings.prefect_database_url
-        if embedded is None and prefect_db and prefect_db.startswith("postgresql"):
-            ensure_database(app_url, prefect_db)
-        _echo(f"database ready: app {_safe_url(app_url)}")
-        _echo(f"                Prefect {_safe_url(prefect_db or 'SQLite in Prefect home')}")
-        env = {
-            "PREFECT_API_URL": prefect_api,
-            "SOCIALFLOW_DATA_DIR": str(data_dir),
-            "SOCIALFLOW_DATABASE_URL": app_url,
-            # the API's own links (webhook URLs, emails) name the port it really serves on
-            "SOCIALFLOW_API_HOST": api_host,
-            "SOCIALFLOW_API_PORT": str(api_port),
-        }
-        prefect = prefect_server(
-            data_dir / "prefect",
-            host=host,
-            port=port,
-            database_url=prefect_db,
-            events_retention_days=settings.retention.execution_days,
+        serve(
+            settings,
+            prefect_port=prefect_port,
+            api_port=api_port,
+            stopping=stopping,
+            say=_echo,
+            warn=lambda text: _echo(text, err=True),
         )
-        services = [
-            api_server(data_dir / "logs", host=api_host, port=api_port, env=env),
-            worker_process(data_dir / "logs", env=env),
-        ]
-        # Prefect first: publishing (the demo flow too) creates the flow's deployment there
-        for child in [prefect, *services]:
-            if child is services[0]:
-                asyncio.run(_prepare(settings))
-            children.append(child)
-            child.start()
-            _echo(f"starting {child.name} (log: {child.log_path}) ...")
-            child.wait_healthy(timeout=120)
-        _echo("")
-        _echo("Socialflow is up:")
-        _echo(f"  app and API  http://{api_host}:{api_port}   (API docs: /docs)")
-        _echo(f"  Prefect UI   http://{host}:{port}")
-        _echo(f"  data         {data_dir}")
-        generated = generated_key_file(settings)
-        if generated is not None:
-            _echo(f"  secret key   {generated} (generated at first start; keep it private)")
-        _echo(
-            f'  try          socialflow simulate comment "how much is it?" --url '
-            f"http://{api_host}:{api_port}"
-        )
-        _echo("               then open Runs and the send ledger in the app (nothing is sent)")
-        _echo("Press Ctrl-C to stop.")
-        while not stopping.is_set() and all(
-            c.process is not None and c.process.poll() is None for c in children
-        ):
-            stopping.wait(1)
-        for child in children:
-            if child.process is not None and child.process.poll() is not None:
-                _echo(f"{child.name} exited:\n{child.log_tail()}", err=True)
     except KeyboardInterrupt:
         pass
     except (EmbeddedPostgresError, RuntimeError) as exc:
         _echo(f"cannot start: {exc}", err=True)
         raise typer.Exit(1) from exc
-    finally:
-        _echo("stopping ...")
-        for child in reversed(children):
-            child.stop()
-        # never one this stack did not start (another `up` on the same data directory)
-        if embedded is not None and embedded_started:
-            embedded.stop()
 
 
-async def _prepare(settings: Settings) -> None:
-    from socialflow.core.db import Database
-    from socialflow.migrations import upgrade
-    from socialflow.nodes import default_registry
-    from socialflow.orchestration import sync_node_types
+def _refused_settings(exc: Exception) -> list[str] | None:
+    """What to print when ``exc`` says the settings do not load (a placeholder secret key, a
+    bad value); None for any other error.
 
-    await upgrade(settings.database_url)
-    db = Database(settings.database_url)
-    try:
-        registry = default_registry()
-        async with db.session() as session:
-            await sync_node_types(session, registry)
-        if settings.environment == "development":
-            from socialflow.api.demo import DEMO_EMAIL, DEMO_FLOW_NAME, seed_demo
+    pydantic is loaded whenever one of its errors was raised: a command that never needed it
+    does not load it here either.
+    """
+    if "pydantic" not in sys.modules:
+        return None
+    from pydantic import ValidationError
 
-            demo = await seed_demo(settings, db, registry)
-            kept = settings.data_dir.resolve() / DEMO_PASSWORD_FILE
-            password = _demo_password(kept, demo.password)
-            _echo(
-                f"demo workspace: sign in as {DEMO_EMAIL} / {password}; flow "
-                f"{DEMO_FLOW_NAME!r} is active on sandboxed account {demo.account_id}"
-            )
-    finally:
-        await db.dispose()
-
-
-def _demo_password(path: Path, generated: str | None) -> str:
-    """The demo password to print: the one just generated (kept in ``path``, mode 0600, so
-    later starts can print it again), else the one kept from an earlier start."""
-    if generated is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(generated + "\n")
-        return generated
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        return "(the password printed when it was created; 'Forgot password?' resets it)"
-
-
-def _safe_url(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    if not isinstance(exc, ValidationError) or exc.title != "Settings":
+        return None
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        # the validator's own sentence, without pydantic's "Value error, " prefix
+        reason = (error.get("ctx") or {}).get("error", error["msg"])
+        lines.append(f"cannot start: {where}: {reason}")
+    return lines
 
 
 def main() -> None:
     """Entry point of the ``socialflow`` script."""
-    from pydantic import ValidationError
-
     try:
         app()
-    except ValidationError as exc:
-        # settings that do not load (a placeholder secret key, a bad value): say which and why,
-        # without a traceback
-        if exc.title != Settings.__name__:
+    except Exception as exc:
+        # settings that do not load: say which and why, without a traceback
+        lines = _refused_settings(exc)
+        if lines is None:
             raise
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"]) or "settings"
-            # the validator's own sentence, without pydantic's "Value error, " prefix
-            reason = (error.get("ctx") or {}).get("error", error["msg"])
-            _echo(f"cannot start: {where}: {reason}", err=True)
+        for line in lines:
+            _echo(line, err=True)
         raise SystemExit(EXIT_INVALID) from exc
 
 

@@ -14,6 +14,7 @@ import httpx
 from pydantic import ValidationError
 
 from socialflow.core.settings import Settings, generated_key_file
+from socialflow.core.stack_state import STATE_FILE, StackState, read_state
 
 __all__ = ["Check", "Status", "diagnose", "load_settings"]
 
@@ -70,8 +71,16 @@ async def diagnose(settings: Settings, *, prefect_api_url: str | None = None) ->
     Returns:
         One result per check, in a fixed order.
     """
-    url = prefect_api_url or settings.prefect.api_url or os.environ.get("PREFECT_API_URL")
+    state = read_state(settings.data_dir.resolve())
+    running = state if state is not None and not state.gone() else None
+    url = (
+        prefect_api_url
+        or settings.prefect.api_url
+        or os.environ.get("PREFECT_API_URL")
+        or (running.prefect_api_url if running is not None else None)
+    )
     checks = [
+        _stack(settings, state),
         _secrets(settings),
         _master_keys(settings),
         _database_kind(settings),
@@ -79,6 +88,7 @@ async def diagnose(settings: Settings, *, prefect_api_url: str | None = None) ->
     ]
     steps: list[Callable[[], Awaitable[list[Check]]]] = [
         lambda: _database(settings),
+        lambda: _api(running),
         lambda: _prefect(url),
         lambda: _storage(settings),
     ]
@@ -86,6 +96,41 @@ async def diagnose(settings: Settings, *, prefect_api_url: str | None = None) ->
         checks.extend(await step())
     checks += [_vector_store(settings), _instagram(settings), _frontend()]
     return checks
+
+
+def _stack(settings: Settings, state: StackState | None) -> Check:
+    """The `socialflow up` running on this data directory, if any."""
+    data_dir = settings.data_dir.resolve()
+    if state is None:
+        return Check("stack", Status.OK, f"no `socialflow up` running on {data_dir}")
+    gone = state.gone()
+    if gone:
+        fix = (
+            f"start it again with `socialflow up` (a stack stopped without its Ctrl-C leaves "
+            f"{data_dir / STATE_FILE}: delete it)"
+        )
+        return Check("stack", Status.WARN, f"stopped: {', '.join(gone)} no longer running", fix)
+    message = (
+        f"`socialflow up` (pid {state.pid}) running since {state.started_at}: API at "
+        f"{state.api_url}, Prefect at {state.prefect_api_url}"
+    )
+    return Check("stack", Status.OK, message)
+
+
+async def _api(running: StackState | None) -> list[Check]:
+    """The running stack's API answers its liveness probe."""
+    if running is None:
+        return []
+    fix = "see the API's log in the data directory (logs/api.log); restart `socialflow up`"
+    try:
+        async with httpx.AsyncClient(timeout=_TIMEOUT, trust_env=False) as http:
+            answer = await http.get(f"{running.api_url}/healthz")
+    except httpx.HTTPError as exc:
+        return [Check("api", Status.FAIL, f"{running.api_url} unreachable: {exc!r}", fix)]
+    if not answer.is_success:
+        message = f"{running.api_url}/healthz answered {answer.status_code}"
+        return [Check("api", Status.FAIL, message, fix)]
+    return [Check("api", Status.OK, f"answers at {running.api_url}")]
 
 
 def _secrets(settings: Settings) -> Check:
@@ -298,6 +343,14 @@ def _instagram(settings: Settings) -> Check:
     ]
     if not missing:
         return Check("instagram webhooks", Status.OK, "app secret and verify token configured")
+    if settings.environment == "development" and not ig.app_secrets:
+        # what `socialflow up` runs on out of the box: the API checks, and `socialflow
+        # simulate` signs, webhooks with a secret derived from the secret key
+        message = (
+            "development secret derived from the secret key (`socialflow simulate` signs "
+            f"with it); for Meta's own webhooks set {' and '.join(missing)}"
+        )
+        return Check("instagram webhooks", Status.OK, message)
     status = Status.FAIL if settings.environment == "production" else Status.WARN
     fix = f"set {' and '.join(missing)} (from the Meta app dashboard) to receive webhooks"
     return Check("instagram webhooks", status, f"{', '.join(missing)} not set", fix)

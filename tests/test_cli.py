@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import psycopg
 import pytest
 
 from socialflow.core.embedded_postgres import EmbeddedPostgres, embedded_url
+from socialflow.core.stack_state import StackState, read_state, write_state
+from socialflow.stack import ManagedProcess, start_and_wait
 from tests.fixtures.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +34,103 @@ def socialflow(
         timeout=timeout,
         check=False,
     )
+
+
+#: what a command that needs none of them must not load: each takes hundreds of milliseconds
+HEAVY = ("prefect", "fastapi", "starlette", "sqlalchemy", "langchain", "httpx", "alembic")
+
+
+def loaded_after(code: str, env: dict[str, str] | None = None) -> list[str]:
+    """The heavy packages loaded by a fresh interpreter once it ran ``code``."""
+    probe = (
+        "import sys\n"
+        f"{code}\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules if m.startswith({HEAVY!r})}}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return list(eval(result.stdout.strip().splitlines()[-1]))
+
+
+def test_the_command_module_loads_no_heavy_package() -> None:
+    # `socialflow --help` starts in a fraction of a second: commands import what they need
+    assert loaded_after("import socialflow.cli") == []
+    shown = loaded_after(
+        "from socialflow.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'rich.markdown' not in sys.modules  # plain help, without rich's markdown"
+    )
+    assert shown == []
+
+
+def test_simulate_loads_no_orm_engine_or_http_client(tmp_path: Path) -> None:
+    code = (
+        "from socialflow.cli import app\n"
+        "try:\n"
+        f"    app(['simulate', 'comment', 'price?', '--url', 'http://127.0.0.1:{free_port()}'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 1, exc.code  # nothing listens: cannot reach it\n"
+    )
+    env = {"SOCIALFLOW_ENVIRONMENT": "development", "SOCIALFLOW_DATA_DIR": str(tmp_path)}
+    assert loaded_after(code, env) == []
+
+
+def test_simulate_posts_to_the_running_stack_s_api(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens: the error names where it posted
+    write_state(
+        tmp_path,
+        StackState(
+            pid=os.getpid(),
+            api_url=f"http://127.0.0.1:{port}",
+            prefect_api_url="http://127.0.0.1:1/api",
+            prefect_ui_url="http://127.0.0.1:1",
+        ),
+    )
+    env = {"SOCIALFLOW_ENVIRONMENT": "development", "SOCIALFLOW_DATA_DIR": str(tmp_path)}
+    sent = socialflow("simulate", "comment", "price?", env=env)
+    assert sent.returncode == 1
+    assert f"cannot reach http://127.0.0.1:{port}/webhooks/instagram: " in sent.stderr
+    assert "Traceback" not in sent.stderr
+
+
+def test_up_says_each_start_as_it_happens(tmp_path: Path) -> None:
+    # a process that takes its time to be ready, as Prefect's server does (minutes, at times)
+    slow = ManagedProcess(
+        name="slow server",
+        argv=[
+            sys.executable,
+            "-c",
+            "import time; time.sleep(1.6); print(' ready', flush=True); time.sleep(60)",
+        ],
+        log_path=tmp_path / "slow.log",
+        health_url=None,
+    )
+    said: list[tuple[float, str]] = []
+    began = time.monotonic()
+    try:
+        took = start_and_wait(
+            slow,
+            lambda line: said.append((time.monotonic() - began, line)),
+            every=0.5,
+            serving="at somewhere",
+        )
+    finally:
+        slow.stop()
+    lines = [line for _, line in said]
+    assert lines[0] == f"slow server: starting (log: {tmp_path / 'slow.log'}) ..."
+    waiting = [line for line in lines[1:-1] if line.startswith("slow server: still starting (")]
+    assert len(waiting) >= 2, lines  # not silent while it starts
+    assert lines[-1] == f"slow server: ready in {took:.1f} s, at somewhere"
+    assert took >= 1.6
+    assert said[0][0] < 1.0  # said when it began, not once it was ready
 
 
 def test_run_prints_a_row_per_node(tmp_path: Path, database_url: str) -> None:
@@ -81,6 +181,27 @@ def test_failed_run_exits_1(tmp_path: Path) -> None:
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "nope 42" in result.stdout
+    # the node's error, located, and no traceback (Prefect's UI keeps its run logs)
+    assert "error: node 'Stop' (s, logic.stop) failed: nope 42" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+
+
+def test_a_run_that_cannot_start_says_why_without_a_traceback(tmp_path: Path) -> None:
+    result = socialflow(
+        "run",
+        "examples/hello.json",
+        "--input",
+        "examples/hello.input.json",
+        env={
+            "SOCIALFLOW_DATA_DIR": str(tmp_path),
+            "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
+            "PREFECT_CLIENT_MAX_RETRIES": "0",
+        },
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    assert "cannot run examples/hello.json: " in result.stderr
+    assert "is Prefect's server at http://127.0.0.1:" in result.stderr
 
 
 def test_unreadable_input_is_a_clear_error(tmp_path: Path) -> None:
@@ -126,7 +247,40 @@ def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
                 break
         output = "".join(lines)
         assert "Socialflow is up" in output, output
+        # each step said as it happened, Prefect's server with how long it took
+        steps = [
+            "database: ready in ",
+            "prefect server: starting (log: ",
+            "prefect server: ready in ",
+            "database: migrated, ",
+            "socialflow api: ready in ",
+            "socialflow worker: ready in ",
+            "Socialflow is up",
+        ]
+        at = [output.find(step) for step in steps]
+        assert -1 not in at and at == sorted(at), output
         assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).is_success
+        # the stack says what it serves, for `socialflow doctor` (and `simulate`) beside it
+        state = read_state(tmp_path / "data")
+        assert state is not None
+        assert state.api_url == f"http://127.0.0.1:{api_port}"
+        assert state.prefect_api_url == f"http://127.0.0.1:{port}/api"
+        assert state.gone() == []
+        assert set(state.processes) >= {"prefect server", "socialflow api", "socialflow worker"}
+        beside = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+        doctor = subprocess.run(
+            [sys.executable, "-m", "socialflow.cli", "doctor"],
+            cwd=ROOT,
+            env=beside,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert f"[OK  ] stack: `socialflow up` (pid {proc.pid}) running" in doctor.stdout
+        assert f"[OK  ] api: answers at http://127.0.0.1:{api_port}" in doctor.stdout
+        assert f"[OK  ] prefect: reachable at http://127.0.0.1:{port}/api" in doctor.stdout
+        assert "[OK  ] instagram webhooks: development secret" in doctor.stdout
         # no SQLite anywhere: the app and Prefect's server are on the embedded PostgreSQL
         assert not (tmp_path / "data" / "socialflow.db").exists()
         assert not list((tmp_path / "data" / "prefect").glob("*.db"))
@@ -169,6 +323,7 @@ def test_up_starts_the_stack_and_stops_it_on_signal(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
             EmbeddedPostgres(tmp_path / "data" / "postgres").stop()
             pytest.fail("socialflow up did not stop within 60 s of Ctrl-C")
+    assert read_state(tmp_path / "data") is None  # removed when the stack stopped
     for stopped in (f"http://127.0.0.1:{port}/api/health", f"http://127.0.0.1:{api_port}/healthz"):
         with pytest.raises(httpx.HTTPError):
             httpx.get(stopped, timeout=2)

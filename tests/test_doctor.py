@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from typer.testing import CliRunner
 
 from socialflow.cli import app
 from socialflow.core.settings import Settings
+from socialflow.core.stack_state import StackState, read_state, remove_state, write_state
 from socialflow.doctor import Check, Status, diagnose
 
 MASTER_KEY = "k1:" + base64.b64encode(b"0" * 32).decode()
@@ -133,3 +136,76 @@ def test_the_doctor_says_which_database_the_app_and_prefect_use(tmp_path: Path) 
     )
     assert "[FAIL] database: unreachable" in embedded.output
     assert "fix: start the stack with `socialflow up`" in embedded.output
+
+
+def _stack_env(tmp_path: Path, monkeypatch: Any) -> Settings:
+    # as a shell beside `socialflow up` is: development, nothing but the data directory set
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("SOCIALFLOW_PREFECT_API_URL", raising=False)
+    return Settings(
+        environment="development",
+        data_dir=tmp_path,
+        database={"url": f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"},
+    )
+
+
+async def test_the_doctor_checks_the_running_stack_it_finds_in_the_data_directory(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    settings = _stack_env(tmp_path, monkeypatch)
+    without = by_name(await diagnose(settings))
+    assert without["stack"].status is Status.OK
+    assert "no `socialflow up` running" in without["stack"].message
+    assert without["prefect"].status is Status.WARN  # no URL anywhere
+    assert "api" not in without
+
+    api_port, prefect_port = closed_port(), closed_port()
+    write_state(
+        tmp_path,
+        StackState(
+            pid=os.getpid(),
+            api_url=f"http://127.0.0.1:{api_port}",
+            prefect_api_url=f"http://127.0.0.1:{prefect_port}/api",
+            prefect_ui_url=f"http://127.0.0.1:{prefect_port}",
+            processes={"socialflow worker": os.getpid()},
+        ),
+    )
+    found = by_name(await diagnose(settings))
+    assert found["stack"].status is Status.OK, found["stack"].line()
+    assert f"API at http://127.0.0.1:{api_port}" in found["stack"].message
+    # the stack's URLs are the ones checked (nothing answers on them here)
+    assert found["api"].status is Status.FAIL
+    assert f"127.0.0.1:{api_port}" in found["api"].message
+    assert found["prefect"].status is Status.FAIL
+    assert f"127.0.0.1:{prefect_port}/api" in found["prefect"].message
+    # development: webhooks are signed with the secret derived from the secret key
+    assert found["instagram webhooks"].status is Status.OK, found["instagram webhooks"].line()
+    assert "development secret" in found["instagram webhooks"].message
+
+
+async def test_a_stack_whose_processes_are_gone_is_reported_stopped(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    settings = _stack_env(tmp_path, monkeypatch)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    write_state(
+        tmp_path,
+        StackState(
+            pid=os.getpid(),
+            api_url="http://127.0.0.1:1",
+            prefect_api_url="http://127.0.0.1:1/api",
+            prefect_ui_url="http://127.0.0.1:1",
+            processes={"socialflow api": gone.pid},
+        ),
+    )
+    found = by_name(await diagnose(settings))
+    assert found["stack"].status is Status.WARN
+    assert f"socialflow api (pid {gone.pid}) no longer running" in found["stack"].message
+    assert "api" not in found  # a stopped stack's URLs are not checked
+    assert found["prefect"].status is Status.WARN
+    # only the stack that wrote the file removes it
+    remove_state(tmp_path, pid=gone.pid)
+    assert read_state(tmp_path) is not None
+    remove_state(tmp_path, pid=os.getpid())
+    assert read_state(tmp_path) is None

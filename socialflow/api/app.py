@@ -17,6 +17,7 @@ from socialflow.api.auth.email import EmailSender, LogEmailSender
 from socialflow.api.auth.ratelimit import LoginLimiter
 from socialflow.api.auth.router import router as auth_router
 from socialflow.api.credentials.router import router as credentials_router
+from socialflow.api.docs import install_docs
 from socialflow.api.errors import ErrorBody, install_error_handlers
 from socialflow.api.events.router import router as events_router
 from socialflow.api.executions.router import router as executions_router
@@ -107,6 +108,9 @@ def create_app(
         description="Build, publish and run social-media automations.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # served by install_docs from this origin: the CSP refuses a CDN's scripts
+        docs_url=None,
+        redoc_url=None,
         responses={
             400: {"model": ErrorBody, "description": "Bad input."},
             401: {"model": ErrorBody, "description": "Not signed in."},
@@ -150,6 +154,7 @@ def create_app(
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(executions_ws_router)
+    install_docs(app)
     mount_webapp(app)  # last: the fallback for GETs no route answers
     # innermost: runs after the size and CSRF checks, and its refusals get CORS headers too;
     # the webhooks authenticate their raw body first and then decode it with the same rules

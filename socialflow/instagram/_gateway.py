@@ -180,6 +180,7 @@ class InstagramGateway:
                     "payload": _payload(request, verdict),
                     "status": status,
                     "sandbox": sandbox,
+                    "test_run": self.sandbox,
                     "policy_verdict": verdict.label,
                     "policy_reason": verdict.reason,
                     "scheduled_for": slot,

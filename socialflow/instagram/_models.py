@@ -101,7 +101,10 @@ class OutboxMessage(Base):
     target: Mapped[str] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     status: Mapped[str] = mapped_column(String(20), default=OutboxStatus.QUEUED, index=True)
+    # recorded, not sent: a test run, or any run of an account in sandbox mode
     sandbox: Mapped[bool] = mapped_column(default=False)
+    # written by a test run (the editor's): its execution's ``sandbox`` flag
+    test_run: Mapped[bool] = mapped_column(default=False)
     policy_verdict: Mapped[str] = mapped_column(String(20), default="allowed")
     policy_reason: Mapped[str | None] = mapped_column(Text, default=None)
     scheduled_for: Mapped[datetime | None] = mapped_column(default=None)

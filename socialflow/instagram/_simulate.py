@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from typing import Any, Literal
-
-import httpx
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from socialflow.instagram._signature import SHA1_HEADER, SHA256_HEADER, sign_sha1, sign_sha256
 
+if TYPE_CHECKING:
+    import httpx
+
 __all__ = [
     "DEMO_ACCOUNT_ID",
+    "Delivery",
     "SimulatedKind",
     "build_comment",
     "build_dm",
@@ -20,6 +25,7 @@ __all__ = [
     "build_payload",
     "encode_body",
     "post_signed",
+    "post_signed_sync",
     "signed_headers",
 ]
 
@@ -155,9 +161,40 @@ async def post_signed(
         client: An HTTP client to use; a short-lived one when omitted.
         timeout: Seconds to wait for the answer.
     """
+    import httpx
+
     body = encode_body(payload)
     headers = signed_headers(body, secret)
     if client is not None:
         return await client.post(url, content=body, headers=headers, timeout=timeout)
     async with httpx.AsyncClient(timeout=timeout) as own:
         return await own.post(url, content=body, headers=headers)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the endpoint answered a simulated webhook."""
+
+    status_code: int
+    text: str
+
+
+def post_signed_sync(
+    url: str, payload: Any, secret: bytes | str, *, timeout: float = 10.0
+) -> Delivery:
+    """:func:`post_signed` with the standard library, for a one-shot command: it starts
+    without loading an HTTP client package (``socialflow simulate``).
+
+    Raises:
+        OSError: The endpoint cannot be reached (refused, timed out, bad address).
+    """
+    body = encode_body(payload)
+    request = urllib.request.Request(
+        url, data=body, headers=signed_headers(body, secret), method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return Delivery(answer.status, answer.read().decode(errors="replace"))
+    except urllib.error.HTTPError as error:  # an answer all the same: 4xx, 5xx
+        with error:
+            return Delivery(error.code, error.read().decode(errors="replace"))

@@ -11,13 +11,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 # importing a package registers its tables on Base.metadata
 import socialflow.api.models
-import socialflow.instagram
 import socialflow.knowledge
 import socialflow.orchestration  # noqa: F401
 from socialflow.core.db import Base
 from socialflow.core.settings import get_settings
 
+# the instagram package loads a module when one of its names is first used: name its tables
+from socialflow.instagram import InstagramAccount, OutboxMessage
+
 target_metadata = Base.metadata
+_INSTAGRAM_TABLES = (InstagramAccount.__table__, OutboxMessage.__table__)
 
 
 def _run(connection: Connection) -> None:

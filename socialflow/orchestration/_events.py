@@ -68,6 +68,7 @@ class NodeEvent:
     prefect_task_run_id: uuid.UUID | None
     started_at: datetime | None
     finished_at: datetime | None
+    seq: int = 0
     type: Literal["node"] = "node"
 
 
@@ -231,6 +232,7 @@ class RunPublisher:
                 prefect_task_run_id=record.prefect_task_run_id,
                 started_at=record.started_at,
                 finished_at=record.finished_at,
+                seq=record.seq,
             )
         )
 

@@ -31,6 +31,7 @@ class NodeRunRead(BaseModel):
     kind: str
     version: int
     label: str
+    seq: int
     status: str
     attempts: int
     input: Any

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict, defaultdict, deque
+import heapq
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from threading import Lock
 from typing import Any
@@ -67,11 +68,6 @@ class NodeSpec(BaseModel):
     position: Position = Field(default_factory=Position)
     settings: NodeSettings = Field(default_factory=NodeSettings)
 
-    @property
-    def display_name(self) -> str:
-        """The label, or the id when the node has none."""
-        return self.label or self.id
-
 
 class EdgeSpec(BaseModel):
     """A wire from an output port to an input port."""
@@ -112,6 +108,12 @@ class CompiledNode:
     inputs: dict[str, Port]
     outputs: dict[str, Port]
 
+    @property
+    def display_name(self) -> str:
+        """What the node is called everywhere (its task run, its node run, the builder): its
+        label, else its kind's title, else its id."""
+        return self.spec.label or self.cls.title or self.spec.id
+
 
 @dataclass(frozen=True)
 class CompiledGraph:
@@ -120,6 +122,7 @@ class CompiledGraph:
     spec: GraphSpec
     nodes: dict[str, CompiledNode]
     incoming: dict[str, list[EdgeSpec]]
+    #: graph order: topological, ties by position on the canvas (left to right, top to bottom)
     order: list[str]
 
     @property
@@ -370,15 +373,19 @@ class _Checker:
             ):
                 successors[edge.source].add(edge.target)
                 indegree[edge.target] += 1
+        # graph order: upstream before downstream; among nodes that are ready together, the
+        # one further left on the canvas first, then the higher one, then the one drawn first
+        place = {n.id: (n.position.x, n.position.y, i) for i, n in enumerate(self.spec.nodes)}
         order: list[str] = []
-        queue = deque(sorted(n for n, d in indegree.items() if d == 0))
-        while queue:
-            node_id = queue.popleft()
+        ready = [(place[n], n) for n, d in indegree.items() if d == 0]
+        heapq.heapify(ready)
+        while ready:
+            _, node_id = heapq.heappop(ready)
             order.append(node_id)
-            for nxt in sorted(successors[node_id]):
+            for nxt in successors[node_id]:
                 indegree[nxt] -= 1
                 if indegree[nxt] == 0:
-                    queue.append(nxt)
+                    heapq.heappush(ready, (place[nxt], nxt))
         cyclic = sorted(n for n, d in indegree.items() if d > 0)
         for node_id in cyclic:
             self.add(

@@ -109,7 +109,8 @@ class FlowExecution(Base):
         back_populates="execution",
         cascade="all, delete-orphan",
         passive_deletes=True,
-        order_by="NodeRun.started_at",
+        # graph order; rows written before it was recorded (all 0) in the order they started
+        order_by="(NodeRun.seq, NodeRun.started_at)",
     )
 
 
@@ -127,6 +128,8 @@ class NodeRun(Base):
     kind: Mapped[str] = mapped_column(String(200))
     version: Mapped[int]
     label: Mapped[str] = mapped_column(String(100))
+    # the node's place in graph order (topological, ties by position on the canvas)
+    seq: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(default=0)
     input: Mapped[Any | None] = mapped_column(JSONType, default=None)

@@ -151,6 +151,8 @@ class NodeRunRecord:
     version: int
     label: str
     status: str
+    #: place in graph order (``CompiledGraph.order``): how run details list the nodes
+    seq: int = 0
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     attempts: int = 0
     input: Any = None

@@ -124,7 +124,7 @@ def _skip_task_for(name: str) -> Task[..., Any]:
 
 
 def _task_name(node: CompiledNode) -> str:
-    return f"{node.spec.display_name} [{node.spec.kind}]"
+    return f"{node.display_name} [{node.spec.kind}]"
 
 
 class GraphRun:
@@ -151,12 +151,13 @@ class GraphRun:
         self.records = {
             node_id: NodeRunRecord(
                 node_id=node_id,
-                kind=node.spec.kind,
-                version=node.spec.version,
-                label=node.spec.display_name,
+                kind=graph.nodes[node_id].spec.kind,
+                version=graph.nodes[node_id].spec.version,
+                label=graph.nodes[node_id].display_name,
                 status=NodeRunStatus.PENDING,
+                seq=seq,
             )
-            for node_id, node in graph.nodes.items()
+            for seq, node_id in enumerate(graph.order)
         }
         self._jobs: dict[str, asyncio.Task[None]] = {}
         # nodes see their own workspace's credentials only, decrypted on request
@@ -278,7 +279,7 @@ class GraphRun:
                 self._failed(node, record, exc)
                 raise
             error = NodeTimeoutError(
-                f"node {node.spec.display_name!r} ({node_id}, {node.spec.kind}) timed out "
+                f"node {node.display_name!r} ({node_id}, {node.spec.kind}) timed out "
                 f"after {timeout:g} s"
             )
             self._failed(node, record, error)
@@ -331,7 +332,7 @@ class GraphRun:
             execution_id=self.meta.execution_id,
             node_id=node.spec.id,
             node_kind=node.spec.kind,
-            label=node.spec.display_name,
+            label=node.display_name,
             trigger=self.trigger,
             outputs=self.outputs,
             settings=self.runtime.settings,

@@ -226,6 +226,30 @@ async def test_detail_has_every_node_run_and_the_prefect_link(
     assert b["duration_ms"] == 1000
 
 
+async def test_detail_lists_node_runs_in_graph_order_not_start_order(
+    client: httpx.AsyncClient, team: Team, db: Any
+) -> None:
+    began = utcnow() - timedelta(minutes=5)
+    execution_id = await add_execution(
+        db,
+        team.workspace_id,
+        created_at=began,
+        nodes=[
+            # the run recorded each node's place in graph order; the lower branch started first
+            {"node_id": "upper", "seq": 1, "started_at": began + timedelta(seconds=2)},
+            {"node_id": "trigger", "seq": 0, "started_at": began},
+            {"node_id": "lower", "seq": 2, "started_at": began + timedelta(seconds=1)},
+            {"node_id": "never", "seq": 3, "status": "skipped"},
+        ],
+    )
+    answer = await client.get(
+        executions_url(team.workspace_id, f"/{execution_id}"), headers=team.viewer.headers
+    )
+    assert answer.status_code == 200, answer.text
+    listed = [(n["node_id"], n["seq"]) for n in answer.json()["node_runs"]]
+    assert listed == [("trigger", 0), ("upper", 1), ("lower", 2), ("never", 3)]
+
+
 async def test_detail_of_a_real_run(
     client: httpx.AsyncClient, team: Team, runtime: EngineRuntime
 ) -> None:

@@ -207,3 +207,25 @@ async def test_of_two_runs_racing_for_a_queued_send_one_takes_it(
     assert sorted(takes) == [False, True]
     (after,) = await ledger(runtime, account_id=account.id)
     assert (after.status, after.attempts) == ("sending", 1)
+
+
+async def test_ledger_entries_say_whether_a_test_run_wrote_them(
+    runtime: EngineRuntime,
+    graph_emulator: GraphEmulator,  # noqa: F811
+) -> None:
+    use_emulator(runtime, graph_emulator)
+    spec = action_graph("instagram.reply_comment", {"message": "Thanks!"})
+    for mode in ("live", "sandbox"):
+        account = await connect_account(runtime, mode=mode)
+        for test_run in (False, True):
+            event = comment_event(graph_emulator)
+            execution = await run_action(runtime, account, spec, event, sandbox=test_run)
+            assert execution.status == "completed", node_run(execution).error
+            assert execution.sandbox is test_run
+            rows = await ledger(runtime, execution_id=execution.id)
+            assert len(rows) == 1
+            # the execution's flag and its ledger entries agree
+            assert [r.test_run for r in rows] == [execution.sandbox], (mode, test_run)
+            # not sent: in a test run, and in every run of a sandboxed account
+            assert rows[0].sandbox is (test_run or mode == "sandbox")
+            assert rows[0].status == ("sandboxed" if rows[0].sandbox else "sent")

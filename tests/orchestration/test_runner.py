@@ -362,3 +362,68 @@ def _workspace_row(workspace_id: uuid.UUID) -> Any:
     from socialflow.api.workspaces.models import Workspace
 
     return Workspace(id=workspace_id, name="w")
+
+
+async def test_unlabelled_nodes_are_named_by_their_kind_and_listed_in_graph_order(
+    runtime: EngineRuntime,
+) -> None:
+    # two branches side by side on the canvas: the upper one is slow, so the lower one's
+    # second node starts before the upper one's; the run detail lists the canvas' order
+    spec = graph(
+        [
+            {"id": "t", "kind": "trigger.manual", "position": {"x": 0, "y": 100}},
+            {"id": "lower2", "kind": "test.sleep", "position": {"x": 600, "y": 200}},
+            {"id": "lower1", "kind": "test.sleep", "position": {"x": 300, "y": 200}},
+            {
+                "id": "upper2",
+                "kind": "test.sleep",
+                "label": "Upper end",
+                "position": {"x": 600, "y": 0},
+            },
+            {
+                "id": "upper1",
+                "kind": "test.sleep",
+                "config": {"seconds": 0.6},
+                "position": {"x": 300, "y": 0},
+            },
+        ],
+        [
+            {"source": "t", "source_port": "event", "target": "upper1"},
+            {"source": "t", "source_port": "event", "target": "lower1"},
+            {"source": "upper1", "target": "upper2"},
+            {"source": "lower1", "target": "lower2"},
+        ],
+    )
+    execution = await run(runtime, spec)
+    assert execution.status == "completed", execution.error
+    started = sorted(execution.node_runs, key=lambda n: n.started_at or n.finished_at)
+    assert [n.node_id for n in started].index("lower2") < [n.node_id for n in started].index(
+        "upper2"
+    )
+    assert [n.node_id for n in execution.node_runs] == [
+        "t",
+        "upper1",
+        "lower1",
+        "upper2",
+        "lower2",
+    ]
+    labels = {n.node_id: n.label for n in execution.node_runs}
+    # a node without a label is called by its kind's title, as the builder shows it
+    assert labels == {
+        "t": "Manual trigger",
+        "upper1": "Sleep",
+        "lower1": "Sleep",
+        "upper2": "Upper end",
+        "lower2": "Sleep",
+    }
+    flow_run = await read_flow_run(execution.prefect_flow_run_id)
+    task_runs = await task_runs_of(flow_run.id, expected=5)
+    by_id = {t.id: t.name for t in task_runs}
+    names = {n.node_id: by_id[n.prefect_task_run_id] for n in execution.node_runs}
+    assert names == {
+        "t": "Manual trigger [trigger.manual]",
+        "upper1": "Sleep [test.sleep]",
+        "lower1": "Sleep [test.sleep]",
+        "upper2": "Upper end [test.sleep]",
+        "lower2": "Sleep [test.sleep]",
+    }

@@ -85,7 +85,10 @@ class NodeRunRead(BaseModel):
     node_id: str
     kind: str
     version: int
-    label: str
+    label: str = Field(description="The node's label, else its kind's title.")
+    seq: int = Field(
+        description="Place in graph order (topological, ties by position on the canvas)."
+    )
     status: str = Field(
         description="pending, running, retrying, completed, failed, skipped or cancelled."
     )
@@ -183,7 +186,7 @@ class ExecutionSummaryRead(BaseModel):
 
 
 class ExecutionRead(ExecutionSummaryRead):
-    """One run of a flow with every node run, in the order they started."""
+    """One run of a flow with every node run, in graph order."""
 
     trigger_payload: Any = Field(
         default=None,

@@ -214,7 +214,7 @@ def _overlay(
     nodes = {n.node_id: n for n in read.node_runs}
     for node in live.nodes:
         nodes[node.node_id] = _node_overlay(nodes.get(node.node_id), node)
-    read.node_runs = sorted(nodes.values(), key=_started_order)
+    read.node_runs = sorted(nodes.values(), key=_graph_order)
     return _with_link(read, prefect_ui)
 
 
@@ -247,6 +247,7 @@ def _node_overlay(read: NodeRunRead | None, event: NodeEvent) -> NodeRunRead:
             kind=event.kind,
             version=event.version,
             label=event.label,
+            seq=event.seq,
             status=event.status,
             attempts=event.attempts,
             input=None,
@@ -274,5 +275,5 @@ def _node_overlay(read: NodeRunRead | None, event: NodeEvent) -> NodeRunRead:
     )
 
 
-def _started_order(node: NodeRunRead) -> datetime:
-    return node.started_at or _NOT_STARTED
+def _graph_order(node: NodeRunRead) -> tuple[int, datetime]:
+    return node.seq, node.started_at or _NOT_STARTED

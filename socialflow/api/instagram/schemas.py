@@ -81,7 +81,12 @@ class OutboxRead(BaseModel):
     target: str
     payload: dict[str, Any]
     status: str
-    sandbox: bool
+    sandbox: bool = Field(
+        description="Recorded, not sent: a test run, or an account in sandbox mode."
+    )
+    test_run: bool = Field(
+        description="Written by a test run (the editor's); its execution is marked sandbox."
+    )
     policy_verdict: str
     policy_reason: str | None
     scheduled_for: datetime | None
