@@ -1,7 +1,7 @@
 """why an event ran nothing: event_outcome; deleted flows told apart from paused ones; replays
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07 20:00:00
 
 The dispatcher records, per event and per flow it offered the event to and did not run, the
@@ -23,8 +23,8 @@ from sqlalchemy.dialects import postgresql
 
 import socialflow.core.db
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
