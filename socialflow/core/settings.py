@@ -532,7 +532,7 @@ class KnowledgeSettings(BaseModel):
         ),
     )
     hybrid_dense_weight: float = Field(
-        default=0.5,
+        default=0.4,
         ge=0,
         le=1,
         description=(

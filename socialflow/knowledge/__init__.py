@@ -3,6 +3,8 @@
 from socialflow.knowledge._embedded_store import EmbeddedStore
 from socialflow.knowledge._embeddings import NamedEmbeddings, get_embeddings
 from socialflow.knowledge._hybrid import (
+    DEFAULT_DENSE_WEIGHT,
+    HybridFusion,
     Normalisation,
     convex_fusion,
     fuse_ranks,
@@ -42,6 +44,7 @@ from socialflow.knowledge._store import (
 )
 
 __all__ = [
+    "DEFAULT_DENSE_WEIGHT",
     "ChatModel",
     "Chunk",
     "CredentialChatModels",
@@ -49,6 +52,7 @@ __all__ = [
     "DocumentStatus",
     "EmbeddedStore",
     "EmbedderMismatchError",
+    "HybridFusion",
     "IngestContext",
     "IngestWorker",
     "KnowledgeBase",
