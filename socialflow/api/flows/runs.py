@@ -11,8 +11,8 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from socialflow.api.deps import EditorMember, SessionDep
-from socialflow.api.flows.dependencies import EditedFlow, RegistryDep
+from socialflow.api.deps import EditorMember, RegistryDep, SessionDep
+from socialflow.api.flows.dependencies import EditedFlow
 from socialflow.api.flows.models import Flow, FlowVersion
 from socialflow.core.errors import ConflictError, NotFoundError
 from socialflow.orchestration import FlowExecution, GraphSpec, compile_graph, enqueue_run
