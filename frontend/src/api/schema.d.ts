@@ -387,6 +387,10 @@ export interface paths {
         /**
          * Create Credential
          * @description Store a new credential, encrypted (admin). The answer shows a masked hint only.
+         *
+         *     A URL field (``base_url``, ``endpoint_url``) naming a private, loopback, link-local or other
+         *     special-purpose address, or a host resolving to one, is refused (422) unless the host is
+         *     in ``SOCIALFLOW_HTTP_ALLOWED_HOSTS``.
          */
         post: operations["create_credential"];
         delete?: never;
@@ -418,7 +422,8 @@ export interface paths {
         head?: never;
         /**
          * Update Credential
-         * @description Rename a credential and/or replace all its secret fields (admin).
+         * @description Rename a credential and/or replace all its secret fields (admin); URL fields are
+         *     checked as when creating.
          */
         patch: operations["update_credential"];
         trace?: never;
@@ -796,6 +801,27 @@ export interface paths {
         get: operations["get_flow_webhook"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/flows/{flow_id}/webhook/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate Flow Webhook Secret
+         * @description Give the webhook a new secret (editor). The old one is refused by every API process
+         *     within 2 seconds (``TRIGGER_TTL_SECONDS``), usually at once.
+         */
+        post: operations["rotate_flow_webhook_secret"];
         delete?: never;
         options?: never;
         head?: never;
@@ -6422,6 +6448,76 @@ export interface operations {
         };
     };
     get_flow_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flow's id. */
+                flow_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookInfo"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rotate_flow_webhook_secret: {
         parameters: {
             query?: never;
             header?: never;
