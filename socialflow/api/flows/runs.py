@@ -15,6 +15,7 @@ from socialflow.api.deps import EditorMember, RegistryDep, SessionDep
 from socialflow.api.flows.dependencies import EditedFlow
 from socialflow.api.flows.models import Flow, FlowVersion
 from socialflow.core.errors import ConflictError, NotFoundError
+from socialflow.nodes import NodeRegistry
 from socialflow.orchestration import FlowExecution, GraphSpec, compile_graph, enqueue_run
 
 __all__ = ["router"]
@@ -58,7 +59,7 @@ async def _active_version(flow: Flow, session: SessionDep) -> FlowVersion:
     return version
 
 
-def _trigger_kind(graph: dict[str, Any], registry: RegistryDep) -> str:
+def _trigger_kind(graph: dict[str, Any], registry: NodeRegistry) -> str:
     return compile_graph(GraphSpec.model_validate(graph), registry).trigger.spec.kind
 
 
