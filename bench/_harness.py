@@ -625,7 +625,7 @@ def emulator_process(home: Path, port: int) -> ManagedProcess:
     """The Graph API emulator as its own process; healthy once its control API answers."""
     return ManagedProcess(
         name="graph api emulator",
-        argv=[sys.executable, "-m", "socialflow.instagram.emulator", "--port", str(port)],
+        argv=[sys.executable, "-m", "socialflow.testing.graph_api_emulator", "--port", str(port)],
         log_path=home / "logs" / "emulator.log",
         health_url=f"http://127.0.0.1:{port}/_emulator/calls",
     )

@@ -3,9 +3,9 @@ for the flow "comment (keyword filter) -> logic.condition -> instagram.reply_com
 event at a time, against the same graph run in-process as a baseline.
 
 Starts, on 127.0.0.1: a Prefect server on a fresh PostgreSQL database, the Graph API emulator
-(python -m socialflow.instagram.emulator), the API (uvicorn, as `socialflow up` runs it) and one
-`socialflow worker`, both pointed at the emulator, on a fresh PostgreSQL app database with one
-live Instagram account; publishes the flow; then, interleaved, ``--events`` times:
+(python -m socialflow.testing.graph_api_emulator), the API (uvicorn, as `socialflow up` runs it)
+and one `socialflow worker`, both pointed at the emulator, on a fresh PostgreSQL app database
+with one live Instagram account; publishes the flow; then, interleaved, ``--events`` times:
 
   socialflow: seed a fresh comment in the emulator, POST its signed ``comments`` webhook
               (socialflow.instagram._simulate) to /webhooks/instagram, then poll the

@@ -51,6 +51,12 @@ VIOLATIONS: dict[str, tuple[str, str, str]] = {
         "The product imports neither its tests nor its benchmarks",
         "socialflow.orchestration.probe_tests -> tests.fixtures.ports",
     ),
+    # the product reaching for a testing stand-in
+    "socialflow/instagram/probe_testing.py": (
+        "from socialflow.testing.graph_api_emulator import GraphEmulator\n",
+        "The product never imports its testing stand-ins (socialflow.testing)",
+        "socialflow.instagram.probe_testing -> socialflow.testing.graph_api_emulator",
+    ),
     "socialflow/nodes/probe_prefect.py": (
         "from prefect import flow\n",
         "Nodes know neither Prefect, FastAPI nor the database",

@@ -1,4 +1,5 @@
-"""Dependencies every domain router uses: the session, the current user, workspace roles."""
+"""Dependencies every domain router uses: what the app holds (session, settings, registry, the
+webhook inbox and trigger cache: ``app_state.py``), the current user, workspace roles."""
 
 from __future__ import annotations
 
@@ -8,24 +9,39 @@ from typing import Annotated
 
 from fastapi import Depends, Path
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from socialflow.api.app_state import (
+    DatabaseDep,
+    EmailDep,
+    InboxDep,
+    LoginLimiterDep,
+    RegistryDep,
+    SessionDep,
+    SettingsDep,
+    TriggersDep,
+)
 from socialflow.api.auth.models import User
-from socialflow.api.auth.users import current_active_user, get_session
+from socialflow.api.auth.users import current_active_user
 from socialflow.api.workspaces.models import Membership, Role
 from socialflow.core.errors import ForbiddenError, NotFoundError
 
 __all__ = [
     "AdminMember",
     "CurrentUser",
+    "DatabaseDep",
     "EditorMember",
+    "EmailDep",
+    "InboxDep",
+    "LoginLimiterDep",
     "Member",
+    "RegistryDep",
     "SessionDep",
+    "SettingsDep",
+    "TriggersDep",
     "ViewerMember",
     "require_role",
 ]
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 CurrentUser = Annotated[User, Depends(current_active_user)]
 
 

@@ -1,8 +1,17 @@
-"""One error body for the whole API: ``{"code", "message", "details"}``, mapped in one place."""
+"""One error body for the whole API: ``{"code", "message", "details"}``, mapped in one place,
+and the errors only the HTTP edge raises (each names its status).
+
+    core.errors.UserError
+    ├── UnauthorizedError         401: a webhook's secret or signature is missing or wrong
+    ├── MethodNotAllowedError     405: a method the route's configuration does not accept
+    ├── PayloadTooLargeError      413: a body over its limit (``socialflow.api.body``)
+    └── UnsupportedMediaTypeError 415: a content type the route cannot read
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,11 +27,20 @@ from socialflow.core.errors import (
     NotFoundError,
     RateLimitedError,
     TransientError,
+    UserError,
     ValidationError,
 )
 from socialflow.core.logging import get_logger
 
-__all__ = ["ErrorBody", "install_error_handlers"]
+__all__ = [
+    "ErrorBody",
+    "MethodNotAllowedError",
+    "PayloadTooLargeError",
+    "UnauthorizedError",
+    "UnsupportedMediaTypeError",
+    "error_json",
+    "install_error_handlers",
+]
 
 _log = get_logger(__name__)
 
@@ -33,6 +51,39 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     details: dict[str, Any] = {}
+
+
+class UnauthorizedError(UserError):
+    """The caller did not prove itself (a webhook's secret or signature); the code says how."""
+
+    code = "unauthorized"
+    http_status: ClassVar[int] = 401
+
+
+class MethodNotAllowedError(UserError):
+    """A method the route's configuration does not accept."""
+
+    code = "method_not_allowed"
+    http_status: ClassVar[int] = 405
+
+
+class PayloadTooLargeError(UserError):
+    """A request body over its limit; the message names the limit and the setting or field."""
+
+    code = "payload_too_large"
+    http_status: ClassVar[int] = 413
+
+
+class UnsupportedMediaTypeError(UserError):
+    """A content type the route cannot read; the message names the ones it accepts."""
+
+    code = "unsupported_media_type"
+    http_status: ClassVar[int] = 415
+
+
+def error_json(code: str, message: str, details: dict[str, Any] | None = None) -> bytes:
+    """The error body as bytes, for ASGI middleware that answers before any route runs."""
+    return json.dumps(_body(code, message, details)).encode()
 
 
 def _status_of(exc: AppError) -> int:

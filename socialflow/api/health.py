@@ -6,9 +6,11 @@ import os
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+
+from socialflow.api.deps import DatabaseDep, SettingsDep
 
 __all__ = ["router"]
 
@@ -22,16 +24,16 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", name="readyz", responses={503: {"description": "A dependency is down."}})
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(database: DatabaseDep, settings: SettingsDep) -> JSONResponse:
     """The database and Prefect's API answer."""
     checks: dict[str, Any] = {}
     try:
-        async with request.app.state.db.sessionmaker() as session:
+        async with database.sessionmaker() as session:
             await session.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}: {exc}"
-    api_url = request.app.state.settings.prefect.api_url or os.environ.get("PREFECT_API_URL")
+    api_url = settings.prefect.api_url or os.environ.get("PREFECT_API_URL")
     if not api_url:
         checks["prefect"] = "error: no Prefect API configured (PREFECT_API_URL)"
     else:

@@ -13,12 +13,12 @@ with the same ``safejson.loads`` after checking the caller.
 from __future__ import annotations
 
 import email.message
-import json
 from collections.abc import Iterable
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from socialflow.api.errors import error_json
 from socialflow.core.safejson import MAX_DEPTH, JSONInputError, JSONSyntaxError, loads
 
 __all__ = ["JSONGuardMiddleware", "is_json_content_type"]
@@ -121,7 +121,7 @@ def _replay(bodies: list[bytes], pending: Message | None, receive: Receive) -> R
 async def _answer(
     send: Send, status: int, code: str, message: str, details: dict[str, object] | None = None
 ) -> None:
-    body = json.dumps({"code": code, "message": message, "details": details or {}}).encode()
+    body = error_json(code, message, details)
     await send(
         {
             "type": "http.response.start",

@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socialflow.api.deps import DatabaseDep
 from socialflow.core.db import Database, utcnow
 from socialflow.core.metrics import REGISTRY
 from socialflow.instagram import OutboxMessage, OutboxStatus
@@ -117,7 +118,7 @@ async def render_metrics(db: Database) -> bytes:
 
 
 @router.get("/metrics", name="metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
+async def metrics(database: DatabaseDep) -> Response:
     """Prometheus metrics (internal network only; see the module docstring)."""
-    body = await render_metrics(request.app.state.db)
+    body = await render_metrics(database)
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)

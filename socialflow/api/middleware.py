@@ -12,6 +12,8 @@ import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from socialflow.api.errors import error_json
+
 __all__ = [
     "CONTENT_SECURITY_POLICY",
     "CSRF_COOKIE",
@@ -28,12 +30,6 @@ CONTENT_SECURITY_POLICY = (
     "img-src 'self' data: https:; connect-src 'self' ws: wss:; font-src 'self' data:; "
     "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
 )
-
-
-def _json(status: int, code: str, message: str) -> tuple[int, bytes]:
-    import json
-
-    return status, json.dumps({"code": code, "message": message, "details": {}}).encode()
 
 
 class SecurityMiddleware:
@@ -114,5 +110,6 @@ class SecurityMiddleware:
             and int(length) > limit
             and not path.startswith(self.size_exempt)
         ):
-            return _json(413, "payload_too_large", f"request body is larger than {limit} bytes")
+            message = f"request body is larger than {limit} bytes"
+            return 413, error_json("payload_too_large", message)
         return None

@@ -15,7 +15,7 @@ from socialflow.api.app import create_app
 from socialflow.api.auth.email import LogEmailSender
 from socialflow.core.credentials import Credential, key_wrapper, open_credential
 from socialflow.instagram import InstagramAccount, OutboxMessage
-from socialflow.instagram.emulator import GraphEmulator
+from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.api.conftest import Team, api_settings, make_team
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     ACCOUNT,

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 
 from socialflow.instagram import TokenInvalidError
 from socialflow.instagram.client import GraphClient
-from socialflow.instagram.emulator import GraphEmulator
 from socialflow.orchestration import EngineRuntime, FlowExecution, Worker, store_events
+from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.api.conftest import Team
 from tests.api.test_hooks import publish_hook
 from tests.fixtures.flows import publish

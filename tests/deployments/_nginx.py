@@ -47,7 +47,11 @@ class Seen:
 
 @dataclass
 class Upstream:
-    """A loopback HTTP server recording every request; echoes WebSocket bytes after a 101."""
+    """A loopback HTTP server recording every request; echoes WebSocket bytes after a 101.
+
+    Not an ASGI app served by ``tests.fixtures.asgi_server``: after the 101 it echoes the raw
+    bytes NGINX relays, unframed, which only a handler that owns the socket can do.
+    """
 
     name: str
     seen: list[Seen] = field(default_factory=list)

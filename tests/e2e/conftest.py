@@ -7,7 +7,6 @@ per test. Screenshots go to ``test-artifacts/e2e/<test name>/``.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
@@ -21,8 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from socialflow.stack import ManagedProcess, api_server, worker_process
+from tests.fixtures.asgi_server import serve_app
 from tests.fixtures.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,40 +216,27 @@ def context(browser: Any, stack: Stack) -> Iterator[Any]:
     assert not errors, f"uncaught errors in the page: {errors}"
 
 
+@dataclass
 class Sink:
     """A loopback HTTP server that records every request it gets (a webhook's far end)."""
 
-    def __init__(self) -> None:
-        received: list[dict[str, Any]] = []
-        self.received = received
+    url: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length)
-                received.append({"path": self.path, "body": body.decode(errors="replace")})
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"ok": true}')
+    def app(self) -> Starlette:
+        async def record(request: Request) -> Response:
+            query = request.scope["query_string"].decode()
+            path = request.scope["raw_path"].decode() + (f"?{query}" if query else "")
+            body = (await request.body()).decode(errors="replace")
+            self.received.append({"path": path, "body": body})
+            return Response(b'{"ok": true}', media_type="application/json")
 
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return Starlette(routes=[Route("/{path:path}", record, methods=["POST"])])
 
 
 @pytest.fixture
 def sink() -> Iterator[Sink]:
     made = Sink()
-    try:
+    with serve_app(made.app()) as running:
+        made.url = running.url
         yield made
-    finally:
-        made.close()

@@ -8,7 +8,6 @@ from typing import Any
 
 from socialflow.core.db import utcnow
 from socialflow.instagram import InstagramAccount
-from socialflow.instagram.emulator import GraphEmulator
 from socialflow.orchestration import (
     EngineRuntime,
     ExecutionRead,
@@ -17,6 +16,7 @@ from socialflow.orchestration import (
     get_execution,
     start_graph_run,
 )
+from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     ACCOUNT,
     connect_account,

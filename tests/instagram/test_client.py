@@ -10,7 +10,7 @@ import pytest
 from socialflow.core.errors import TransientError, UserError
 from socialflow.instagram._errors import GraphError, TokenInvalidError, backoff_seconds
 from socialflow.instagram.client import GraphClient
-from socialflow.instagram.emulator import GraphEmulator
+from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     ACCOUNT,
     TOKEN,

@@ -10,8 +10,8 @@ from typing import Any
 from socialflow.core.db import utcnow
 from socialflow.instagram import OutboxMessage
 from socialflow.instagram._gateway import SETTLE_MARGIN, ActionRequest, InstagramGateway
-from socialflow.instagram.emulator import GraphEmulator
 from socialflow.orchestration import EngineRuntime
+from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     ACCOUNT,
     connect_account,

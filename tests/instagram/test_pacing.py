@@ -11,8 +11,8 @@ import pytest
 from socialflow.core.db import Database
 from socialflow.core.errors import TransientError
 from socialflow.instagram import ActionRequest
-from socialflow.instagram.emulator import GraphEmulator
 from socialflow.orchestration import EngineRuntime
+from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     ACCOUNT,
     connect_account,

@@ -11,8 +11,8 @@ import pytest
 from socialflow.core.db import utcnow
 from socialflow.core.errors import UserError
 from socialflow.instagram import ActionRequest, InstagramGateway, check_action
-from socialflow.instagram.emulator import GraphEmulator
 from socialflow.orchestration import EngineRuntime
+from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     ACCOUNT,
     connect_account,

@@ -11,8 +11,8 @@ from socialflow.core.credentials import Credential, open_credential
 from socialflow.core.db import utcnow
 from socialflow.instagram import InstagramAccount
 from socialflow.instagram._refresh import refresh_tokens
-from socialflow.instagram.emulator import GraphEmulator
 from socialflow.orchestration import EngineRuntime
+from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     connect_account,
     graph_emulator,

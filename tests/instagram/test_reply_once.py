@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from socialflow.api.webhooks.service import store_webhook
 from socialflow.instagram import build_comment, encode_body
-from socialflow.instagram.emulator import GraphEmulator
 from socialflow.orchestration import Dispatcher, EngineRuntime, FlowExecution, InboxWriter, NodeRun
+from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.fixtures.flows import publish
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     ACCOUNT,

@@ -17,7 +17,6 @@ from socialflow.api.auth.email import LogEmailSender
 from socialflow.api.webhooks.service import store_webhook
 from socialflow.core.db import Database
 from socialflow.instagram import InstagramAccount, build_comment, build_dm, encode_body, sign_sha256
-from socialflow.instagram.emulator import GraphEmulator
 from socialflow.nodes import BaseNode, NodeConfig, NodeRegistry, Port
 from socialflow.nodes.builtins import BUILTIN_NODES
 from socialflow.orchestration import (
@@ -29,6 +28,7 @@ from socialflow.orchestration import (
     WebhookEvent,
     Worker,
 )
+from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.api.conftest import api_settings, make_team
 from tests.fixtures.flows import publish
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture

@@ -5,18 +5,21 @@ from __future__ import annotations
 import base64
 import json
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from tokenizers import Tokenizer
 
 from socialflow.core.errors import UserError
 from socialflow.core.settings import Settings
 from socialflow.knowledge import MiniLMEmbeddings, get_embeddings, model_dir
+from tests.fixtures.asgi_server import serve_app
 
 LONG = " ".join(
     f"Sentence {i} describes how mitochondria produce ATP through oxidative phosphorylation."
@@ -126,17 +129,12 @@ def test_factory_refuses_unknown_providers_and_models(tmp_path) -> None:
         get_embeddings(settings, model="bge-small")
 
 
-class _OpenAICompatible(BaseHTTPRequestHandler):
+def _openai_compatible(seen: list[tuple[str, str | None, Any]]) -> Starlette:
     """POST /v1/embeddings as OpenAI serves it (float lists or base64 float32)."""
 
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        self.server.seen.append((self.path, self.headers.get("authorization"), body))  # type: ignore[attr-defined]
+    async def embeddings(request: Request) -> Response:
+        body = json.loads(await request.body())
+        seen.append((request.url.path, request.headers.get("authorization"), body))
         data = []
         for i, text in enumerate(body["input"]):
             vector = np.zeros(8, dtype=np.float32)
@@ -153,33 +151,26 @@ class _OpenAICompatible(BaseHTTPRequestHandler):
                 "usage": {"prompt_tokens": 1, "total_tokens": 1},
             }
         ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        return Response(payload, media_type="application/json")
+
+    return Starlette(routes=[Route("/{path:path}", embeddings, methods=["POST"])])
 
 
 def test_openai_compatible_provider(tmp_path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _OpenAICompatible)
-    server.seen = []  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
+    seen: list[tuple[str, str | None, Any]] = []
+    with serve_app(_openai_compatible(seen)) as server:
         embedder = get_embeddings(
             # the local server's host allowed, as an operator does for one on their network
             Settings(data_dir=tmp_path, http={"allowed_hosts": ["127.0.0.1"]}),
             provider="openai",
             model="local-embedder",
-            base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+            base_url=f"{server.url}/v1",
             api_key="sk-test",
         )
         assert embedder.model_name == "local-embedder"
         assert embedder.dimension == 8  # unknown model: measured with one call
         vectors = embedder.embed_documents(["abc", "abcd"])
         assert [v.index(1.0) for v in vectors] == [3, 4]
-        path, auth, body = server.seen[-1]  # type: ignore[attr-defined]
+        path, auth, body = seen[-1]
         assert path == "/v1/embeddings" and auth == "Bearer sk-test"
         assert body["model"] == "local-embedder" and body["input"] == ["abc", "abcd"]
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from socialflow.core.credentials import Credential, key_wrapper, parse_secret, seal_credential
-from socialflow.instagram.emulator import GraphEmulator
 from socialflow.knowledge import KnowledgeBase, MiniLMEmbeddings, open_store
 from socialflow.orchestration import (
     EngineRuntime,
@@ -20,6 +19,7 @@ from socialflow.orchestration import (
     get_execution,
     start_graph_run,
 )
+from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     ACCOUNT,
     connect_account,

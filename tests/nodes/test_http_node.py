@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -14,17 +13,17 @@ from socialflow.core.netguard import AddressPolicy, is_public_address
 from socialflow.core.settings import Settings
 from socialflow.nodes.builtins import HttpRequestNode
 from tests.fixtures.context import make_context
-from tests.fixtures.http_server import serve
+from tests.fixtures.http_server import EchoServer, serve
 
 
 @pytest.fixture
-def server() -> Iterator[ThreadingHTTPServer]:
+def server() -> Iterator[EchoServer]:
     with serve() as running:
         yield running
 
 
-def _port(server: ThreadingHTTPServer) -> int:
-    return int(server.server_address[1])
+def _port(server: EchoServer) -> int:
+    return server.port
 
 
 async def _run(
@@ -37,7 +36,7 @@ async def _run(
         return await node.run(ctx)
 
 
-async def test_allowed_loopback_host_is_reached_with_templates(server: ThreadingHTTPServer) -> None:
+async def test_allowed_loopback_host_is_reached_with_templates(server: EchoServer) -> None:
     port = _port(server)
     result = await _run(
         {
@@ -77,13 +76,13 @@ async def test_allowed_loopback_host_is_reached_with_templates(server: Threading
     ],
 )
 async def test_private_addresses_are_refused_before_connecting(
-    server: ThreadingHTTPServer, url: str
+    server: EchoServer, url: str
 ) -> None:
     with pytest.raises(UserError) as info:
         await _run({"url": url.format(port=_port(server))}, allowed=[])
     assert info.value.code == "address_forbidden"
     assert "SOCIALFLOW_HTTP_ALLOWED_HOSTS" in info.value.message
-    assert server.hits == []  # type: ignore[attr-defined]
+    assert server.hits == []
 
 
 @pytest.mark.parametrize(
@@ -98,7 +97,7 @@ async def test_private_addresses_are_refused_before_connecting(
 )
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
 async def test_redirect_to_a_private_address_is_refused(
-    server: ThreadingHTTPServer, target: str, status: int
+    server: EchoServer, target: str, status: int
 ) -> None:
     # the entry server sits on 127.0.0.2, which the admin allowed; every target is elsewhere
     with serve("127.0.0.2") as entry_server:
@@ -109,14 +108,14 @@ async def test_redirect_to_a_private_address_is_refused(
                 {"url": entry, "query": {"to": location, "status": str(status)}},
                 allowed=["127.0.0.2"],
             )
-        hits = entry_server.hits  # type: ignore[attr-defined]
+        hits = entry_server.hits
     assert info.value.code == "address_forbidden"
-    assert server.hits == []  # type: ignore[attr-defined]
+    assert server.hits == []
     assert len(hits) == 1, "only the redirecting hop may be requested"
     assert hits[0].startswith("/redirect?")
 
 
-async def test_redirect_within_allowed_hosts_is_followed(server: ThreadingHTTPServer) -> None:
+async def test_redirect_within_allowed_hosts_is_followed(server: EchoServer) -> None:
     port = _port(server)
     result = await _run(
         {
@@ -133,15 +132,15 @@ async def test_redirect_within_allowed_hosts_is_followed(server: ThreadingHTTPSe
     assert body["method"] == "GET"  # 303 turns the follow-up into a GET without a body
 
 
-async def test_too_many_redirects(server: ThreadingHTTPServer) -> None:
+async def test_too_many_redirects(server: EchoServer) -> None:
     port = _port(server)
     with pytest.raises(UserError) as info:
         await _run({"url": f"http://127.0.0.1:{port}/loop"}, allowed=["127.0.0.1"])
     assert info.value.code == "too_many_redirects"
-    assert len(server.hits) == 6  # type: ignore[attr-defined]  # the first hop and 5 redirects
+    assert len(server.hits) == 6  # the first hop and 5 redirects
 
 
-async def test_status_errors_are_classified(server: ThreadingHTTPServer) -> None:
+async def test_status_errors_are_classified(server: EchoServer) -> None:
     port = _port(server)
     with pytest.raises(UserError) as client_error:
         await _run({"url": f"http://127.0.0.1:{port}/x?status=404"}, allowed=["127.0.0.1"])
@@ -188,7 +187,7 @@ def test_public_address_classification() -> None:
 
 
 async def test_a_sandboxed_run_describes_the_request_and_sends_nothing(
-    server: ThreadingHTTPServer,
+    server: EchoServer,
 ) -> None:
     import dataclasses
 
@@ -212,4 +211,4 @@ async def test_a_sandboxed_run_describes_the_request_and_sends_nothing(
     assert response["status"] is None
     assert response["request"]["method"] == "POST"
     assert response["request"]["json"] == {"sku": "mug"}
-    assert server.hits == []  # type: ignore[attr-defined]
+    assert server.hits == []

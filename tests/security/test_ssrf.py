@@ -12,16 +12,19 @@ appear in an error.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from socialflow.api.app import create_app
 from socialflow.api.auth.email import LogEmailSender
@@ -43,6 +46,7 @@ from socialflow.orchestration import (
     start_graph_run,
 )
 from tests.api.conftest import Team, api_settings, make_team
+from tests.fixtures.asgi_server import serve_app
 from tests.fixtures.llm_server import serve_llm
 
 SECRET = "iam-role-secret-7f3a9c"
@@ -170,62 +174,48 @@ async def test_an_allowed_host_may_be_saved(db: Any, test_registry: Any) -> None
 # --- connection time: the engine -------------------------------------------------------------
 
 
-class _Internal(BaseHTTPRequestHandler):
+@dataclass
+class _Internal:
     """Answers everything with the secret (as an error, which clients put in their messages),
-    or redirects every path to ``server.redirect_to``."""
+    or redirects every path to ``redirect_to``; ``hits`` lists the targets requested."""
 
-    protocol_version = "HTTP/1.1"
+    redirect_to: str | None = None
+    hits: list[str] = field(default_factory=list)
+    port: int = 0
 
-    def log_message(self, *args: object) -> None:
-        pass
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/{path:path}", self._answer, methods=["GET", "POST"])])
 
-    def _answer(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        if length:
-            self.rfile.read(length)
-        self.server.hits.append(self.path)  # type: ignore[attr-defined]
-        target = getattr(self.server, "redirect_to", None)
-        if target:
-            self.send_response(307)
-            self.send_header("Location", f"{target}{self.path}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
+    async def _answer(self, request: Request) -> Response:
+        await request.body()
+        query = request.scope["query_string"].decode()
+        target = request.scope["raw_path"].decode() + (f"?{query}" if query else "")
+        self.hits.append(target)
+        if self.redirect_to:
+            return Response(status_code=307, headers={"Location": f"{self.redirect_to}{target}"})
         body = json.dumps(
             {"error": {"message": SECRET, "type": "invalid_request_error"}, "secret": SECRET}
         ).encode()
-        self.send_response(400)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _answer
+        return Response(body, 400, media_type="application/json")
 
 
 @contextmanager
-def _serve(redirect_to: str | None = None) -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Internal)
-    server.hits = []  # type: ignore[attr-defined]
-    server.redirect_to = redirect_to  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+def _serve(redirect_to: str | None = None) -> Iterator[_Internal]:
+    server = _Internal(redirect_to=redirect_to)
+    with serve_app(server.app()) as running:
+        server.port = running.port
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
-def internal() -> Iterator[ThreadingHTTPServer]:
+def internal() -> Iterator[_Internal]:
     """A service only the server's own network should reach, holding a secret."""
     with _serve() as server:
         yield server
 
 
-def _port(server: ThreadingHTTPServer) -> int:
-    return int(server.server_address[1])
+def _port(server: _Internal) -> int:
+    return server.port
 
 
 def _root(provider: str, host: str, port: int) -> str:
@@ -287,7 +277,7 @@ def _allow(runtime: EngineRuntime, *hosts: str) -> None:
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_an_ai_node_cannot_reach_an_internal_address(
-    runtime: EngineRuntime, internal: ThreadingHTTPServer, provider: str, host: str
+    runtime: EngineRuntime, internal: _Internal, provider: str, host: str
 ) -> None:
     workspace = uuid.uuid4()
     url = _root(provider, host, _port(internal))
@@ -300,11 +290,11 @@ async def test_an_ai_node_cannot_reach_an_internal_address(
     assert "loopback" in ask.error and "SOCIALFLOW_HTTP_ALLOWED_HOSTS" in ask.error
     assert ask.attempts == 1, "a refusal is not retried"
     assert SECRET not in f"{ask.error} {execution.error}"
-    assert internal.hits == [], "nothing reached the internal service"  # type: ignore[attr-defined]
+    assert internal.hits == [], "nothing reached the internal service"
 
 
 async def test_a_redirect_to_an_internal_address_is_refused(
-    runtime: EngineRuntime, internal: ThreadingHTTPServer
+    runtime: EngineRuntime, internal: _Internal
 ) -> None:
     # the admin allowed one local model server by name; it redirects to another service
     _allow(runtime, "localhost")
@@ -313,12 +303,12 @@ async def test_a_redirect_to_an_internal_address_is_refused(
         url = _root("openai", "localhost", _port(front))
         await _credential(runtime.settings, runtime.db, workspace, "openai", url)
         execution = await _run(runtime, "openai", workspace)
-        assert front.hits, "the allowed server was asked"  # type: ignore[attr-defined]
+        assert front.hits, "the allowed server was asked"
     ask = execution.node("ask")
     assert ask.error_code == "address_forbidden", ask.error
     assert "refusing to connect to '127.0.0.1'" in ask.error
     assert SECRET not in f"{ask.error} {execution.error}"
-    assert internal.hits == []  # type: ignore[attr-defined]
+    assert internal.hits == []
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -356,7 +346,7 @@ async def knowledge_api(
 
 async def test_a_knowledge_base_cannot_embed_through_an_internal_address(
     knowledge_api: tuple[httpx.AsyncClient, Team, IngestContext],
-    internal: ThreadingHTTPServer,
+    internal: _Internal,
 ) -> None:
     client, team, context = knowledge_api
     workspace = uuid.UUID(team.workspace_id)
@@ -413,7 +403,7 @@ async def test_a_knowledge_base_cannot_embed_through_an_internal_address(
     assert document.json()["status"] == "failed", document.text
     assert "refusing to connect to 'localhost'" in document.json()["error"]
     assert SECRET not in document.text
-    assert internal.hits == []  # type: ignore[attr-defined]
+    assert internal.hits == []
 
 
 def test_every_url_field_of_every_credential_kind_is_checked_when_saved() -> None:

@@ -37,6 +37,7 @@ from socialflow.api.auth.users import (
     get_user_manager,
     token_strategy,
 )
+from socialflow.api.deps import SettingsDep
 from socialflow.api.middleware import CSRF_COOKIE, SESSION_COOKIE
 from socialflow.core.errors import NotFoundError, TransientError, UserError
 from socialflow.core.logging import get_logger
@@ -220,9 +221,8 @@ async def start_browser_session(
 
 
 @router.get("/providers", name="oauth_providers")
-async def providers(request: Request) -> list[OAuthProviderRead]:
+async def providers(settings: SettingsDep) -> list[OAuthProviderRead]:
     """The configured sign-in providers, for the sign-in page's buttons."""
-    settings: Settings = request.app.state.settings
     return [
         OAuthProviderRead(name=name, title=provider.title or name, kind=provider.kind)
         for name, provider in settings.auth.oauth_providers.items()
@@ -231,13 +231,12 @@ async def providers(request: Request) -> list[OAuthProviderRead]:
 
 @router.get("/{provider}/authorize", name="oauth_authorize")
 async def authorize(
-    request: Request, response: Response, provider: ProviderName
+    request: Request, response: Response, provider: ProviderName, settings: SettingsDep
 ) -> OAuthAuthorizeRead:
     """Start signing in at a provider: answers the URL to send the browser to.
 
     Sets the short-lived ``sf_oauth`` cookie that ``callback`` checks.
     """
-    settings: Settings = request.app.state.settings
     config = _provider(settings, provider)
     client = await _client(request, provider, config)
     # 64 random bytes give an 86-character verifier of unreserved characters (RFC 7636: 43-128)
@@ -335,6 +334,7 @@ async def callback(
     provider: ProviderName,
     manager: ManagerDep,
     strategy: StrategyDep,
+    settings: SettingsDep,
     code: Annotated[str | None, Query(max_length=2048)] = None,
     state: Annotated[str | None, Query(max_length=512)] = None,
     error: Annotated[str | None, Query(max_length=256)] = None,
@@ -343,7 +343,6 @@ async def callback(
 
     Sets the session and CSRF cookies as the password login does, then redirects to ``/``.
     """
-    settings: Settings = request.app.state.settings
     config = _provider(settings, provider)
     flow = _check_state(_read_flow(request, settings), provider, state)
     if error is not None or not code:

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.api.auth.models import User
 from socialflow.api.auth.oauth import router as oauth_router
@@ -27,10 +26,10 @@ from socialflow.api.auth.users import (
     UserManager,
     current_active_user_token,
     fastapi_users,
-    get_session,
     get_user_manager,
     token_strategy,
 )
+from socialflow.api.deps import LoginLimiterDep, SessionDep
 from socialflow.api.middleware import CSRF_COOKIE, SESSION_COOKIE
 from socialflow.core.errors import UserError
 
@@ -44,9 +43,8 @@ UserTokenDep = Annotated[tuple[User, str], Depends(current_active_user_token)]
 
 
 async def _authenticate(
-    request: Request, form: OAuth2PasswordRequestForm, manager: UserManager
+    request: Request, form: OAuth2PasswordRequestForm, manager: UserManager, limiter: LoginLimiter
 ) -> User:
-    limiter: LoginLimiter = request.app.state.login_limiter
     await limiter.check(client_address(request), form.username)
     user = await manager.authenticate(form)
     if user is None or not user.is_active:
@@ -63,9 +61,10 @@ async def login(
     form: FormDep,
     manager: ManagerDep,
     strategy: StrategyDep,
+    limiter: LoginLimiterDep,
 ) -> JSONResponse:
     """Sign in from the browser: sets the HttpOnly session cookie and the CSRF cookie."""
-    user = await _authenticate(request, form, manager)
+    user = await _authenticate(request, form, manager, limiter)
     cookies = Response()
     csrf = await start_browser_session(cookies, user, strategy)
     response = JSONResponse(
@@ -81,7 +80,11 @@ async def login(
 
 @router.post("/auth/token", response_model=TokenRead, name="auth_token")
 async def token(
-    request: Request, form: FormDep, manager: ManagerDep, strategy: StrategyDep
+    request: Request,
+    form: FormDep,
+    manager: ManagerDep,
+    strategy: StrategyDep,
+    limiter: LoginLimiterDep,
 ) -> TokenRead:
     """Sign in from a script: returns a bearer token for the Authorization header.
 
@@ -89,14 +92,12 @@ async def token(
     ``SOCIALFLOW_AUTH_TOKEN_LIFETIME_SECONDS`` and ends earlier with ``POST /api/auth/logout``
     or a password change.
     """
-    user = await _authenticate(request, form, manager)
+    user = await _authenticate(request, form, manager, limiter)
     return TokenRead(access_token=await strategy.write_token(user))
 
 
 @router.post("/auth/logout", status_code=204, name="auth_logout")
-async def logout(
-    request: Request, current: UserTokenDep, session: Annotated[AsyncSession, Depends(get_session)]
-) -> Response:
+async def logout(request: Request, current: UserTokenDep, session: SessionDep) -> Response:
     """Sign out: the session or bearer token this request was made with ends server-side, and
     so does the browser session of a cookie sent along; the cookies are cleared."""
     user, used = current

@@ -13,6 +13,12 @@ from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyAccessTokenDatabase
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socialflow.api.app_state import (
+    EmailDep,
+    SessionDep,
+    SettingsDep,
+    get_login_limiter,
+)
 from socialflow.api.auth.email import EmailMessage, EmailSender
 from socialflow.api.auth.models import AccessToken, OAuthAccount, User
 from socialflow.api.auth.passwords import check_password
@@ -30,18 +36,11 @@ __all__ = [
     "current_active_user",
     "current_active_user_token",
     "fastapi_users",
-    "get_session",
     "get_user_manager",
     "token_strategy",
 ]
 
 _log = get_logger(__name__)
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A database session for one request."""
-    async with request.app.state.db.sessionmaker() as session:
-        yield session
 
 
 class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
@@ -88,7 +87,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         self, user: User, password: str, purpose: str, request: Request | None
     ) -> None:
         # guesses of the current password (from a stolen session) count like failed logins
-        limiter: LoginLimiter | None = request.app.state.login_limiter if request else None
+        limiter: LoginLimiter | None = get_login_limiter(request) if request else None
         if limiter is not None and request is not None:
             await limiter.check(client_address(request), user.email)
         verified, _ = self.password_helper.verify_and_update(password, user.hashed_password)
@@ -162,21 +161,22 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
 
 
 async def _get_user_db(
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: SessionDep,
 ) -> AsyncIterator[SQLAlchemyUserDatabase[User, uuid.UUID]]:
     yield SQLAlchemyUserDatabase(session, User, OAuthAccount)
 
 
 async def get_user_manager(
-    request: Request,
     user_db: Annotated[SQLAlchemyUserDatabase[User, uuid.UUID], Depends(_get_user_db)],
+    settings: SettingsDep,
+    email: EmailDep,
 ) -> AsyncIterator[UserManager]:
     """The user manager for one request."""
-    yield UserManager(user_db, request.app.state.settings, request.app.state.email)
+    yield UserManager(user_db, settings, email)
 
 
 async def _get_token_db(
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: SessionDep,
 ) -> AsyncIterator[SQLAlchemyAccessTokenDatabase[AccessToken]]:
     yield SQLAlchemyAccessTokenDatabase(session, AccessToken)
 
@@ -184,15 +184,15 @@ async def _get_token_db(
 TokenDbDep = Annotated[SQLAlchemyAccessTokenDatabase[AccessToken], Depends(_get_token_db)]
 
 
-def token_strategy(request: Request, token_db: TokenDbDep) -> TokenStrategy:
+def token_strategy(token_db: TokenDbDep, settings: SettingsDep) -> TokenStrategy:
     """Issues, reads and ends sessions and bearer tokens (no CSRF check on reads)."""
-    settings: Settings = request.app.state.settings
     return TokenStrategy(token_db, lifetime_seconds=settings.auth.token_lifetime_seconds)
 
 
-def _cookie_strategy(request: Request, token_db: TokenDbDep) -> TokenStrategy:
+def _cookie_strategy(
+    request: Request, token_db: TokenDbDep, settings: SettingsDep
+) -> TokenStrategy:
     # the session cookie authenticates a write only together with the CSRF header
-    settings: Settings = request.app.state.settings
     return TokenStrategy(
         token_db, lifetime_seconds=settings.auth.token_lifetime_seconds, csrf_request=request
     )

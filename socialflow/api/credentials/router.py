@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from socialflow.api.credentials import service
 from socialflow.api.credentials.schemas import CredentialCreate, CredentialRead, CredentialUpdate
-from socialflow.api.deps import AdminMember, EditorMember, SessionDep
+from socialflow.api.deps import AdminMember, EditorMember, SessionDep, SettingsDep
 from socialflow.core.credentials import CredentialKind, key_wrapper
 from socialflow.core.crypto import KeyWrapper
 from socialflow.core.netguard import AddressPolicy
@@ -19,12 +19,12 @@ __all__ = ["router"]
 router = APIRouter(prefix="/workspaces/{workspace_id}/credentials", tags=["credentials"])
 
 
-def _key_wrapper(request: Request) -> KeyWrapper:
-    return key_wrapper(request.app.state.settings)
+def _key_wrapper(settings: SettingsDep) -> KeyWrapper:
+    return key_wrapper(settings)
 
 
-def _address_policy(request: Request) -> AddressPolicy:
-    return AddressPolicy.from_hosts(request.app.state.settings.http.allowed_hosts)
+def _address_policy(settings: SettingsDep) -> AddressPolicy:
+    return AddressPolicy.from_hosts(settings.http.allowed_hosts)
 
 
 WrapperDep = Annotated[KeyWrapper, Depends(_key_wrapper)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, WebSocket
+from fastapi import APIRouter, Depends, Query, WebSocket
 
-from socialflow.api.deps import EditorMember, SessionDep, ViewerMember
+from socialflow.api.deps import EditorMember, SessionDep, SettingsDep, ViewerMember
 from socialflow.api.executions import service, ws
 from socialflow.api.executions.schemas import ExecutionPage, ExecutionQuery, ExecutionRead
 from socialflow.orchestration import request_cancel
@@ -20,8 +20,8 @@ router = APIRouter(prefix="/workspaces/{workspace_id}/executions", tags=["execut
 ws_router = APIRouter(tags=["executions"])
 
 
-def _prefect_ui(request: Request) -> str | None:
-    return service.prefect_ui_url(request.app.state.settings)
+def _prefect_ui(settings: SettingsDep) -> str | None:
+    return service.prefect_ui_url(settings)
 
 
 PrefectUi = Annotated[str | None, Depends(_prefect_ui)]

@@ -34,6 +34,7 @@ from fastapi_users_db_sqlalchemy.access_token import SQLAlchemyAccessTokenDataba
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from socialflow.api.app_state import get_app_settings, get_database, get_email
 from socialflow.api.auth.models import AccessToken, OAuthAccount, User
 from socialflow.api.auth.sessions import TokenStrategy
 from socialflow.api.auth.users import UserManager
@@ -82,9 +83,9 @@ def events_hub(app: FastAPI) -> ExecutionEvents:
 async def _authenticate(connection: HTTPConnection, *, session: AsyncSession) -> User | None:
     """The active user behind a connection's bearer token or session cookie, if any; refuses a
     session cookie sent from a foreign origin."""
-    settings: Settings = connection.app.state.settings
+    settings = get_app_settings(connection)
     user_db = SQLAlchemyUserDatabase[User, uuid.UUID](session, User, OAuthAccount)
-    manager = UserManager(user_db, settings, connection.app.state.email)
+    manager = UserManager(user_db, settings, get_email(connection))
     # bearer tokens and browser sessions are both rows of access_token (stored as digests)
     tokens = TokenStrategy(
         SQLAlchemyAccessTokenDatabase(session, AccessToken),
@@ -116,9 +117,9 @@ async def stream(
         execution_id: Follow only this execution.
     """
     await websocket.accept()
-    prefect_ui = service.prefect_ui_url(websocket.app.state.settings)
+    prefect_ui = service.prefect_ui_url(get_app_settings(websocket))
     try:
-        async with websocket.app.state.db.sessionmaker() as session:
+        async with get_database(websocket).sessionmaker() as session:
             await _authorise(websocket, workspace_id, session=session)
             # subscribe before reading the database: nothing published after the read is lost
             subscription = events_hub(websocket.app).subscribe(

@@ -11,9 +11,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from socialflow.api.deps import EditorMember, SessionDep, ViewerMember
+from socialflow.api.deps import EditorMember, RegistryDep, SessionDep, SettingsDep, ViewerMember
 from socialflow.api.flows import service, versions
-from socialflow.api.flows.dependencies import EditedFlow, RegistryDep, SettingsDep, ViewedFlow
+from socialflow.api.flows.dependencies import EditedFlow, ViewedFlow
 from socialflow.api.flows.models import FlowStatus
 from socialflow.api.flows.schemas import (
     FlowCreate,

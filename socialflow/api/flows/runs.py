@@ -12,11 +12,12 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from socialflow.api.deps import EditorMember, SessionDep
-from socialflow.api.flows.dependencies import EditedFlow, RegistryDep, ViewedFlow
+from socialflow.api.deps import EditorMember, RegistryDep, SessionDep
+from socialflow.api.flows.dependencies import EditedFlow, ViewedFlow
 from socialflow.api.flows.models import Flow, FlowVersion
 from socialflow.api.flows.replay import ReplayRead, ReplayRequest, read_replay, start_replay
 from socialflow.core.errors import ConflictError, NotFoundError
+from socialflow.nodes import NodeRegistry
 from socialflow.orchestration import FlowExecution, GraphSpec, compile_graph, enqueue_run
 
 __all__ = ["router"]
@@ -72,7 +73,7 @@ async def _active_version(flow: Flow, session: SessionDep) -> FlowVersion:
     return version
 
 
-def _trigger_kind(graph: dict[str, Any], registry: RegistryDep) -> str:
+def _trigger_kind(graph: dict[str, Any], registry: NodeRegistry) -> str:
     return compile_graph(GraphSpec.model_validate(graph), registry).trigger.spec.kind
 
 

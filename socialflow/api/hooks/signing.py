@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Mapping
 
+from socialflow.api.errors import UnauthorizedError
 from socialflow.core.errors import UserError
 
 __all__ = [
@@ -48,16 +49,16 @@ _HOW = (
 )
 
 
-class HookSignatureError(UserError):
-    """A signed call that is refused; ``code`` and ``http_status`` say why."""
+class HookSignatureError(UnauthorizedError):
+    """A signed call that is refused (401); ``code`` says why."""
 
     code = "webhook_unauthorized"
-    http_status = 401
 
 
-class _InvalidKey(HookSignatureError):
+class _InvalidKey(UserError):
+    """An Idempotency-Key that cannot be signed (400)."""
+
     code = "invalid_idempotency_key"
-    http_status = 400
 
 
 def _digest(secret: str, timestamp: str, key: str, body: bytes) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from socialflow.api.deps import AdminMember, SessionDep, ViewerMember
+from socialflow.api.deps import AdminMember, SessionDep, SettingsDep, ViewerMember
 from socialflow.api.instagram import service
 from socialflow.api.instagram.schemas import (
     AccountRead,
@@ -20,7 +20,6 @@ from socialflow.api.instagram.schemas import (
 )
 from socialflow.core.credentials import key_wrapper
 from socialflow.core.crypto import KeyWrapper
-from socialflow.core.settings import Settings
 
 __all__ = ["callback_router", "router"]
 
@@ -31,16 +30,10 @@ callback_router = APIRouter(prefix="/instagram", tags=["instagram"])
 Status = Literal["queued", "sending", "sent", "sandboxed", "refused", "failed"]
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+def _keys(settings: SettingsDep) -> KeyWrapper:
+    return key_wrapper(settings)
 
 
-def _keys(request: Request) -> KeyWrapper:
-    return key_wrapper(request.app.state.settings)
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
 KeysDep = Annotated[KeyWrapper, Depends(_keys)]
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from socialflow.api.deps import EditorMember, SessionDep, ViewerMember
+from socialflow.api.deps import DatabaseDep, EditorMember, SessionDep, SettingsDep, ViewerMember
 from socialflow.api.knowledge import service
 from socialflow.knowledge import IngestContext, KnowledgeBase
 
@@ -21,14 +21,14 @@ __all__ = ["EditedBase", "KnowledgeDep", "ViewedBase", "get_knowledge"]
 KnowledgeBaseId = Annotated[uuid.UUID, Path(description="Knowledge base id.")]
 
 
-def get_knowledge(request: Request) -> IngestContext:
+def get_knowledge(request: Request, settings: SettingsDep, database: DatabaseDep) -> IngestContext:
     """The app's knowledge context (storage, embedders), built on first use.
 
     A caller may install its own as ``app.state.knowledge`` before the first request.
     """
     context: IngestContext | None = getattr(request.app.state, "knowledge", None)
     if context is None:
-        context = IngestContext(settings=request.app.state.settings, db=request.app.state.db)
+        context = IngestContext(settings=settings, db=database)
         request.app.state.knowledge = context
     return context
 

@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import unicodedata
 import uuid
-from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from pathlib import PurePosixPath
 from typing import IO
@@ -24,8 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from socialflow.api.body import BodyLimit, iter_body
+from socialflow.api.errors import PayloadTooLargeError
 from socialflow.api.knowledge.schemas import DocumentPage, DocumentRead
-from socialflow.core.errors import NotFoundError, UserError, ValidationError
+from socialflow.core.errors import NotFoundError, ValidationError
 from socialflow.knowledge import (
     Document,
     DocumentStatus,
@@ -38,7 +39,6 @@ from socialflow.knowledge import (
 
 __all__ = [
     "MULTIPART_ALLOWANCE",
-    "PayloadTooLargeError",
     "get_row",
     "list",
     "read",
@@ -52,16 +52,13 @@ FILENAME_MAX = 255
 MULTIPART_ALLOWANCE = 64_000
 
 
-class PayloadTooLargeError(UserError):
-    """An upload over the size limit."""
-
-    code = "payload_too_large"
-    http_status = 413
+def _upload_limit(limit: int) -> BodyLimit:
+    msg = f"file is larger than the {limit}-byte upload limit"
+    return BodyLimit(limit, msg, details={"field": "file", "max_bytes": limit})
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:
-    msg = f"file is larger than the {limit}-byte upload limit"
-    return PayloadTooLargeError(msg, details={"field": "file", "max_bytes": limit})
+    return _upload_limit(limit).error()
 
 
 def _no_file(message: str) -> ValidationError:
@@ -85,18 +82,11 @@ async def receive_file(request: Request, limit: int) -> UploadFile:
     if content_type != "multipart/form-data":
         msg = "send the document as multipart/form-data with a part named file"
         raise _no_file(msg)
-    cap = limit + MULTIPART_ALLOWANCE
-
-    async def capped() -> AsyncGenerator[bytes, None]:
-        received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > cap:
-                raise _too_large(limit)
-            yield chunk
-
+    # the body may pass the file's limit by the multipart framing, and is refused past that
+    refused = _upload_limit(limit)
+    cap = BodyLimit(limit + MULTIPART_ALLOWANCE, refused.message, refused.details)
     try:
-        async with aclosing(capped()) as body:
+        async with aclosing(iter_body(request, cap)) as body:
             form = await MultiPartParser(request.headers, body, max_files=1, max_fields=10).parse()
     except MultiPartException as exc:
         msg = f"the multipart body could not be read ({exc.message})"

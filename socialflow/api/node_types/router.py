@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Response
 from pydantic import TypeAdapter
 
-from socialflow.api.deps import CurrentUser
+from socialflow.api.deps import CurrentUser, RegistryDep
 from socialflow.nodes import BaseNode, NodeDescription, NodeRegistry
 
 __all__ = ["router"]
@@ -43,7 +43,7 @@ def _matches(if_none_match: str, etag: str) -> bool:
     responses={304: {"description": "Not modified: the ETag in If-None-Match is current."}},
 )
 async def list_node_types(
-    request: Request,
+    registry: RegistryDep,
     _user: CurrentUser,
     all_versions: Annotated[
         bool, Query(description="Every installed version of each kind, not only the newest.")
@@ -55,7 +55,6 @@ async def list_node_types(
     The answer carries a strong ``ETag``; send it back in ``If-None-Match`` to get 304 while
     the installed kinds are unchanged.
     """
-    registry: NodeRegistry = request.app.state.registry
     described = [node.describe() for node in _kinds(registry, all_versions=all_versions)]
     body = _descriptions.dump_json(described)
     etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'

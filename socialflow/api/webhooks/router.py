@@ -14,8 +14,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import PlainTextResponse
 
-from socialflow.api.webhooks.service import WebhookReceipt, store_webhook
-from socialflow.core.errors import ForbiddenError, NotFoundError, UserError
+from socialflow.api.body import BodyLimit, read_body
+from socialflow.api.deps import InboxDep, RegistryDep, SettingsDep, TriggersDep
+from socialflow.api.errors import UnauthorizedError
+from socialflow.api.webhooks.service import WebhookReceipt, instagram_flow_workspace, store_webhook
+from socialflow.core.errors import ForbiddenError, UserError
 from socialflow.core.logging import get_logger
 from socialflow.core.metrics import EVENTS_DEDUPLICATED, EVENTS_RECEIVED
 from socialflow.core.settings import Settings
@@ -25,8 +28,7 @@ from socialflow.instagram import (
     verify_signature,
     webhook_secrets,
 )
-from socialflow.nodes import NodeRegistry
-from socialflow.orchestration import TriggerCache
+from socialflow.orchestration import InboxWriter
 
 __all__ = ["router"]
 
@@ -35,18 +37,9 @@ FlowId = Annotated[uuid.UUID, Path(description="The flow this callback feeds.")]
 _log = get_logger(__name__)
 
 
-class _Unauthorized(UserError):
-    code = "webhook_signature_invalid"
-    http_status = 401
-
-
-class _TooLarge(UserError):
-    code = "payload_too_large"
-    http_status = 413
-
-
-def _handshake(request: Request, flow_id: uuid.UUID | None = None) -> PlainTextResponse:
-    settings: Settings = request.app.state.settings
+def _handshake(
+    request: Request, settings: Settings, flow_id: uuid.UUID | None = None
+) -> PlainTextResponse:
     token = settings.instagram.verify_token
     challenge, reason = check_challenge(
         request.query_params, token.get_secret_value() if token else None
@@ -94,9 +87,9 @@ _POST_RESPONSES: dict[int | str, dict[str, object]] = {
     responses=_HANDSHAKE_RESPONSES,
     openapi_extra=_HANDSHAKE_PARAMS,
 )
-async def verify_instagram_webhook(request: Request) -> PlainTextResponse:
+async def verify_instagram_webhook(request: Request, settings: SettingsDep) -> PlainTextResponse:
     """Meta's subscription handshake: echo ``hub.challenge`` when the verify token matches."""
-    return _handshake(request)
+    return _handshake(request, settings)
 
 
 @router.get(
@@ -106,21 +99,17 @@ async def verify_instagram_webhook(request: Request) -> PlainTextResponse:
     responses=_HANDSHAKE_RESPONSES,
     openapi_extra=_HANDSHAKE_PARAMS,
 )
-async def verify_instagram_flow_webhook(request: Request, flow_id: FlowId) -> PlainTextResponse:
+async def verify_instagram_flow_webhook(
+    request: Request, flow_id: FlowId, settings: SettingsDep
+) -> PlainTextResponse:
     """The handshake for a per-flow callback URL."""
-    return _handshake(request, flow_id)
+    return _handshake(request, settings, flow_id)
 
 
-async def _verified_body(request: Request) -> bytes:
-    settings: Settings = request.app.state.settings
+async def _verified_body(request: Request, settings: Settings) -> bytes:
     limit = settings.instagram.max_webhook_bytes
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            msg = f"webhook body is larger than {limit} bytes (instagram.max_webhook_bytes)"
-            raise _TooLarge(msg)
-    raw = bytes(body)
+    too_large = f"webhook body is larger than {limit} bytes (instagram.max_webhook_bytes)"
+    raw = await read_body(request, BodyLimit(limit, too_large))
     check = verify_signature(
         raw,
         request.headers,
@@ -129,12 +118,12 @@ async def _verified_body(request: Request) -> bytes:
     )
     if not check:
         _log.warning("instagram webhook refused", reason=check.reason, bytes=len(raw))
-        raise _Unauthorized(check.reason)
+        raise UnauthorizedError(check.reason, code="webhook_signature_invalid")
     return raw
 
 
 async def _store(
-    request: Request,
+    inbox: InboxWriter,
     body: bytes,
     *,
     flow_id: uuid.UUID | None = None,
@@ -142,9 +131,7 @@ async def _store(
 ) -> WebhookReceipt:
     started = time.perf_counter()
     try:
-        receipt = await store_webhook(
-            request.app.state.inbox, body, flow_id=flow_id, workspace_id=workspace_id
-        )
+        receipt = await store_webhook(inbox, body, flow_id=flow_id, workspace_id=workspace_id)
     except MalformedWebhookError as exc:
         raise UserError(str(exc), code=exc.code) from exc
     EVENTS_RECEIVED.labels(source="instagram").inc(receipt.received)
@@ -160,25 +147,24 @@ async def _store(
 
 
 @router.post("", name="receive_instagram_webhook", responses=_POST_RESPONSES)
-async def receive_instagram_webhook(request: Request) -> WebhookReceipt:
+async def receive_instagram_webhook(
+    request: Request, settings: SettingsDep, inbox: InboxDep
+) -> WebhookReceipt:
     """Store every event of a signed batch; owners are resolved when it is dispatched."""
-    body = await _verified_body(request)
-    return await _store(request, body)
+    body = await _verified_body(request, settings)
+    return await _store(inbox, body)
 
 
 @router.post("/{flow_id}", name="receive_instagram_flow_webhook", responses=_POST_RESPONSES)
-async def receive_instagram_flow_webhook(request: Request, flow_id: FlowId) -> WebhookReceipt:
+async def receive_instagram_flow_webhook(
+    request: Request,
+    flow_id: FlowId,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    triggers: TriggersDep,
+    inbox: InboxDep,
+) -> WebhookReceipt:
     """Store every event of a signed batch for one flow with an Instagram trigger."""
-    body = await _verified_body(request)
-    registry: NodeRegistry = request.app.state.registry
-    instagram_kinds = {
-        n.kind
-        for n in registry
-        if n.is_trigger() and any(k.startswith("instagram.") for k in n.event_kinds)
-    }
-    triggers: TriggerCache = request.app.state.triggers
-    trigger = await triggers.get(flow_id)
-    if trigger is None or trigger.trigger_kind not in instagram_kinds:
-        msg = f"flow {flow_id} has no published Instagram trigger"
-        raise NotFoundError(msg, code="webhook_not_found")
-    return await _store(request, body, flow_id=flow_id, workspace_id=trigger.workspace_id)
+    body = await _verified_body(request, settings)
+    workspace_id = await instagram_flow_workspace(triggers, registry, flow_id)
+    return await _store(inbox, body, flow_id=flow_id, workspace_id=workspace_id)

@@ -1,4 +1,5 @@
-"""Storing a verified Instagram webhook body in the inbox, one row per event."""
+"""Storing a verified Instagram webhook body in the inbox, one row per event; the flow a
+per-flow callback feeds."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import uuid
 from pydantic import BaseModel
 
 from socialflow.core.db import utcnow
+from socialflow.core.errors import NotFoundError
 from socialflow.instagram import parse_body
-from socialflow.orchestration import EventIn, EventStatus, InboxWriter
+from socialflow.nodes import NodeRegistry
+from socialflow.orchestration import EventIn, EventStatus, InboxWriter, TriggerCache
 
-__all__ = ["WebhookReceipt", "store_webhook"]
+__all__ = ["WebhookReceipt", "instagram_flow_workspace", "store_webhook"]
 
 
 class WebhookReceipt(BaseModel):
@@ -68,3 +71,23 @@ async def store_webhook(
     stored = await inbox.store(rows) if rows else []
     duplicates = sum(1 for s in stored if s.duplicate)
     return WebhookReceipt(received=len(rows), stored=len(rows) - duplicates, duplicates=duplicates)
+
+
+async def instagram_flow_workspace(
+    triggers: TriggerCache, registry: NodeRegistry, flow_id: uuid.UUID
+) -> uuid.UUID:
+    """The workspace of ``flow_id``, a published flow with an Instagram trigger.
+
+    Raises:
+        NotFoundError: The flow has no published Instagram trigger.
+    """
+    instagram_kinds = {
+        n.kind
+        for n in registry
+        if n.is_trigger() and any(k.startswith("instagram.") for k in n.event_kinds)
+    }
+    trigger = await triggers.get(flow_id)
+    if trigger is None or trigger.trigger_kind not in instagram_kinds:
+        msg = f"flow {flow_id} has no published Instagram trigger"
+        raise NotFoundError(msg, code="webhook_not_found")
+    return trigger.workspace_id

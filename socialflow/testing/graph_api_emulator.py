@@ -6,7 +6,7 @@ conversations, queues failures and lists recorded calls. It enforces one private
 comment, the 7-day private-reply and 24-hour messaging windows, an optional call limit
 (code 80002 with usage headers), and answers with Meta's error shape.
 
-Run it with ``python -m socialflow.instagram.emulator --port 8790``.
+Run it with ``python -m socialflow.testing.graph_api_emulator --port 8790``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
-from socialflow.instagram._emulator_state import EmulatorState, GraphFault, Reply, new_id
+from socialflow.testing._graph_api_state import EmulatorState, GraphFault, Reply, new_id
 
 __all__ = ["GraphEmulator", "main"]
 

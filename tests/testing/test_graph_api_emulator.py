@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from socialflow.instagram.emulator import GraphEmulator
+from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.fixtures.graph_emulator import ACCOUNT, TOKEN, graph_emulator  # noqa: F401
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -114,7 +114,7 @@ def test_runs_from_the_command_line() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "socialflow.instagram.emulator", "--port", str(port)],
+        [sys.executable, "-m", "socialflow.testing.graph_api_emulator", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
