@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from socialflow.instagram import build_comment, encode_body, sign_sha256
-from socialflow.testing.graph_api_emulator import GraphEmulator
 from socialflow.orchestration import EngineRuntime, FlowExecution, Worker
+from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.api.conftest import make_team
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     ACCOUNT,
