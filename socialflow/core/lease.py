@@ -202,25 +202,21 @@ class Leases:
         Returns:
             The leases taken, and the rows withdrawn or given up instead.
         """
-        t = self.table
         now = now or utcnow()
-        extra = list(columns)
-        if withdraw is not None:
-            extra.append(withdraw.label("_lease_withdrawn"))
         query = (
-            select(t.id, t.status, t.attempts, *extra)
+            select(self.table.id, self.table.status, self.table.attempts, *columns)
             .where(self.claimable(now), *where)
             .order_by(*order_by)
             .limit(limit)
         )
-        query = await lock_for_claim(session, query, t.model)
-        candidates = [
-            Candidate(row[0], row[1], row[2], row) for row in (await session.execute(query)).all()
-        ]
+        if withdraw is not None:
+            query = query.add_columns(withdraw.label("_lease_withdrawn"))
+        query = await lock_for_claim(session, query, self.table.model)
         result = ClaimResult()
         to_claim: list[Candidate] = []
-        for candidate in candidates:
-            if withdraw is not None and candidate.row._mapping["_lease_withdrawn"]:
+        for row in (await session.execute(query)).all():
+            candidate = Candidate(row[0], row[1], row[2], row)
+            if withdraw is not None and row[-1]:
                 result.withdrawn.append(candidate)
             elif candidate.attempts >= self.max_attempts:
                 result.exhausted.append(candidate)
@@ -228,15 +224,25 @@ class Leases:
                 to_claim.append(candidate)
         if result.withdrawn:
             await self._settle(session, result.withdrawn, dict(withdrawn_values or {}), now)
-        by_attempts = itertools.groupby(
-            sorted(result.exhausted, key=lambda c: c.attempts), key=lambda c: c.attempts
-        )
-        for attempts, group in by_attempts:
-            values = {**exhausted_values(attempts), t.status.key: t.exhausted}
-            await self._settle(session, list(group), values, now)
+        await self._give_up(session, result.exhausted, exhausted_values, now)
         if to_claim:
             result.claimed.extend(await self._take(session, to_claim, owner, now))
         return result
+
+    async def _give_up(
+        self,
+        session: AsyncSession,
+        rows: list[Candidate],
+        values: Callable[[int], Mapping[str, Any]],
+        now: datetime,
+    ) -> None:
+        """Settle rows past ``max_attempts`` in the terminal status, with ``values(attempts)``."""
+        status = {self.table.status.key: self.table.exhausted}
+        by_attempts = itertools.groupby(
+            sorted(rows, key=lambda c: c.attempts), key=lambda c: c.attempts
+        )
+        for attempts, group in by_attempts:
+            await self._settle(session, list(group), {**values(attempts), **status}, now)
 
     async def _settle(
         self,

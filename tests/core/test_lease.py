@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import String, delete, select, update
@@ -87,9 +88,18 @@ async def _lapse(db: Database, job_id: uuid.UUID) -> None:
         await session.commit()
 
 
+class _SlowLeases(Leases):
+    """Leases that pause between reading candidates and taking them, so concurrent claimants
+    overlap where a race would be."""
+
+    async def _take(self, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.05)
+        return await super()._take(*args, **kwargs)
+
+
 async def test_concurrent_claimants_take_each_row_once(database: Database) -> None:
     ids = await _add(database, 40)
-    leases = Leases(TABLE, duration=timedelta(minutes=1), max_attempts=3)
+    leases = _SlowLeases(TABLE, duration=timedelta(minutes=1), max_attempts=3)
     # claimants with engines of their own, as separate worker processes have
     claimants = [Database(database.url) for _ in range(4)]
 
