@@ -45,6 +45,9 @@ class InFlight:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def __contains__(self, execution_id: object) -> bool:
+        return execution_id in self._tasks
+
     def __iter__(self) -> Iterator[uuid.UUID]:
         return iter(list(self._tasks))
 
