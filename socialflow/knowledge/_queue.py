@@ -1,11 +1,11 @@
 """The ingestion queue: workers claim pending documents and run the ingestion flow in-process.
 
 An upload only writes a ``document`` row in status ``pending``; the row is the queue. A worker
-claims rows with a conditional update (and ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
-workers never wait on each other), stamps ``claimed_at`` and renews it while the flow runs. A
-worker that dies stops renewing; once the claim is older than the lease, another worker takes
-the document again, at most ``max_attempts`` times. Nothing is lost on restart: pending rows
-wait in the database.
+claims rows through ``socialflow.core.lease`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+workers never wait on each other; the write lock first on SQLite), stamps ``claimed_at`` and
+renews it while the flow runs. A worker that dies stops renewing; once the claim is older than
+the lease, another worker takes the document again, at most ``max_attempts`` times. Nothing is
+lost on restart: pending rows wait in the database.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
-
-from socialflow.core.db import rows_touched, utcnow
 from socialflow.core.errors import TransientError
+from socialflow.core.lease import Held, Leases, LeaseTable
 from socialflow.core.logging import get_logger
 from socialflow.knowledge._ingest import IngestContext, ingest_document, set_ingest_context
 from socialflow.knowledge._models import Document, DocumentStatus
@@ -25,6 +23,20 @@ from socialflow.knowledge._models import Document, DocumentStatus
 __all__ = ["IngestWorker"]
 
 _log = get_logger(__name__)
+
+#: where ``document`` keeps its claims: ``claimed_at`` is the last renewal (the ingestion
+#: flow stamps it too after each batch of chunks)
+DOCUMENT_LEASES = LeaseTable(
+    model=Document,
+    id=Document.id,
+    status=Document.status,
+    attempts=Document.attempts,
+    stamp=Document.claimed_at,
+    waiting=DocumentStatus.PENDING,
+    held=DocumentStatus.PROCESSING,
+    exhausted=DocumentStatus.FAILED,
+    stamp_is_expiry=False,
+)
 
 
 class IngestWorker:
@@ -54,8 +66,10 @@ class IngestWorker:
         self.lease = timedelta(seconds=lease_seconds)
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
+        self.leases = Leases(DOCUMENT_LEASES, duration=self.lease, max_attempts=max_attempts)
         self.ingested = 0
         self._inflight: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._held: dict[uuid.UUID, Held] = {}
         self._wake = asyncio.Event()
         set_ingest_context(context)
 
@@ -116,54 +130,20 @@ class IngestWorker:
         Returns:
             The ids claimed; each is now ``processing`` with a fresh ``claimed_at``.
         """
-        now = utcnow()
-        claimed: list[uuid.UUID] = []
         async with self.db.sessionmaker() as session:
-            query = (
-                select(Document.id, Document.status, Document.claimed_at, Document.attempts)
-                .where(
-                    or_(
-                        Document.status == DocumentStatus.PENDING,
-                        (Document.status == DocumentStatus.PROCESSING)
-                        & (Document.claimed_at < now - self.lease),
-                    )
-                )
-                .order_by(Document.created_at)
-                .limit(limit)
+            result = await self.leases.claim(
+                session,
+                limit=limit,
+                order_by=[Document.created_at],
+                exhausted_values=lambda attempts: {
+                    "error": f"gave up after {attempts} attempts: each worker stopped mid-way",
+                    "claimed_at": None,
+                },
             )
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = (await session.execute(query)).all()
-            for document_id, status, claimed_at, attempts in rows:
-                values: dict[str, object]
-                if attempts >= self.max_attempts:
-                    values = {
-                        "status": DocumentStatus.FAILED,
-                        "error": f"gave up after {attempts} attempts: each worker stopped mid-way",
-                        "claimed_at": None,
-                    }
-                else:
-                    values = {
-                        "status": DocumentStatus.PROCESSING,
-                        "claimed_at": now,
-                        "attempts": attempts + 1,
-                    }
-                # the guard on the observed state makes a second claimant's update a no-op
-                # (SQLite has no SKIP LOCKED)
-                guard = (
-                    Document.claimed_at.is_(None)
-                    if claimed_at is None
-                    else Document.claimed_at == claimed_at
-                )
-                result = await session.execute(
-                    update(Document)
-                    .where(Document.id == document_id, Document.status == status, guard)
-                    .values(**values)
-                )
-                if rows_touched(result) == 1 and values["status"] == DocumentStatus.PROCESSING:
-                    claimed.append(document_id)
             await session.commit()
-        return claimed
+        for held, _row in result.claimed:
+            self._held[held.id] = held
+        return [held.id for held, _row in result.claimed]
 
     async def _run_one(self, document_id: uuid.UUID) -> None:
         try:
@@ -184,14 +164,17 @@ class IngestWorker:
             )
         finally:
             self._inflight.pop(document_id, None)
+            self._held.pop(document_id, None)
             self._wake.set()
 
     async def _release(self, document_id: uuid.UUID, status: DocumentStatus, error: str) -> None:
+        """End this worker's claim with ``status``, unless another claim took it meanwhile."""
+        held = self._held.get(document_id)
+        if held is None:
+            return
         async with self.db.sessionmaker() as session:
-            await session.execute(
-                update(Document)
-                .where(Document.id == document_id, Document.status == DocumentStatus.PROCESSING)
-                .values(status=status, error=error, claimed_at=None)
+            await self.leases.end(
+                session, held, {"status": status, "error": error, "claimed_at": None}
             )
             await session.commit()
 
@@ -199,16 +182,12 @@ class IngestWorker:
         interval = self.lease.total_seconds() / 3
         while not stop.is_set():
             await asyncio.sleep(interval)
-            ids = list(self._inflight)
-            if not ids:
+            held = [self._held[i] for i in list(self._inflight) if i in self._held]
+            if not held:
                 continue
             try:
                 async with self.db.sessionmaker() as session:
-                    await session.execute(
-                        update(Document)
-                        .where(Document.id.in_(ids), Document.status == DocumentStatus.PROCESSING)
-                        .values(claimed_at=utcnow())
-                    )
+                    await self.leases.renew(session, held)
                     await session.commit()
             except Exception:
                 _log.exception("renewing document claims failed")

@@ -16,9 +16,8 @@ earlier one's has finished. Runs of one event (several flows) may run together.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import and_, exists, or_, tuple_
+from sqlalchemy import ColumnElement, and_, exists, or_, tuple_
 from sqlalchemy.orm import aliased
 
 from socialflow.orchestration._inbox_models import EventStatus, WebhookEvent
@@ -27,7 +26,7 @@ from socialflow.orchestration._models import ExecutionStatus, FlowExecution
 __all__ = ["conversation_turn"]
 
 
-def conversation_turn(now: datetime) -> Any:
+def conversation_turn(now: datetime) -> ColumnElement[bool]:
     """A condition on ``FlowExecution``: true when the row may start now as far as its
     conversation goes (always, for a row without a conversation).
 

@@ -1,13 +1,15 @@
 """The dispatcher: turns stored inbox events into queued executions, exactly once.
 
-It claims pending events (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several dispatchers
-share the work), offers each to the flows that could take it (the event's own flow, or the
-flows of the workspaces that connected its account whose trigger kind takes its kind, paused
-ones included), and inserts one execution per (event, version) that accepts it with ``ON
-CONFLICT DO NOTHING`` on that pair: a retry, a second dispatcher or a restart can never queue
-a second run. For every flow that does not take it, the reason the deciding code gave is
-written to ``event_outcome`` in the same transaction, so the event log shows why. An event
-whose dispatch fails stays pending and is retried with backoff; nothing accepted is dropped.
+It claims pending events for the length of its transaction (``socialflow.core.lease``'s
+``lock_for_claim``: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several dispatchers share the
+work; the database's write lock on SQLite, so they take turns), offers each to the flows that
+could take it (the event's own flow, or the flows of the workspaces that connected its account
+whose trigger kind takes its kind, paused ones included), and inserts one execution per (event,
+version) that accepts it with ``ON CONFLICT DO NOTHING`` on that pair: a retry, a second
+dispatcher or a restart can never queue a second run. For every flow that does not take it, the
+reason the deciding code gave is written to ``event_outcome`` in the same transaction, so the
+event log shows why. An event whose dispatch fails stays pending and is retried with backoff;
+nothing accepted is dropped.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -23,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.core.db import Database, utcnow
+from socialflow.core.lease import lock_for_claim
 from socialflow.core.logging import get_logger
 from socialflow.instagram import InstagramAccount, LoginKind, mentions_username
 from socialflow.nodes import BaseNode, NodeRegistry, Rejection
@@ -35,6 +37,7 @@ from socialflow.orchestration._inbox_models import (
     WebhookEvent,
 )
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution
+from socialflow.orchestration._wakeup import Wakeup
 
 __all__ = ["Dispatcher", "backoff_seconds", "explain", "instagram_owners", "verdict"]
 
@@ -85,8 +88,7 @@ class Dispatcher:
                 .order_by(WebhookEvent.received_at)
                 .limit(self.batch)
             )
-            if postgres:
-                query = query.with_for_update(skip_locked=True)
+            query = await lock_for_claim(session, query, WebhookEvent)
             events = list((await session.scalars(query)).all())
             if not events:
                 await session.rollback()
@@ -115,7 +117,7 @@ class Dispatcher:
             await session.commit()
             return len(events)
 
-    async def run(self, stop: asyncio.Event, wakeup: Any) -> None:
+    async def run(self, stop: asyncio.Event, wakeup: Wakeup) -> None:
         """Dispatch until ``stop`` is set, sleeping on ``wakeup`` when there is nothing to do."""
         while not stop.is_set():
             try:

@@ -20,9 +20,12 @@ import os
 import signal
 import sys
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from socialflow.core.logging import configure_logging, get_logger
+
+if TYPE_CHECKING:
+    from socialflow.orchestration._worker import Claim, Worker
 
 _log = get_logger(__name__)
 
@@ -50,14 +53,14 @@ async def run_isolated(execution_id: uuid.UUID, attempt: int, abandoned: uuid.UU
         await runtime.aclose()
 
 
-async def _run_claim(worker: Any, claim: Any) -> None:
+async def _run_claim(worker: Worker, claim: Claim) -> None:
     from prefect.context import AsyncClientContext
 
-    from socialflow.orchestration._worker import _uncancel
+    from socialflow.orchestration._worker import uncancel
 
     execution_id = claim.execution_id
     async with AsyncClientContext.get_or_create():
-        run = asyncio.create_task(worker._run(claim))
+        run = asyncio.create_task(worker.slots.run(claim))
 
         def cancel() -> None:
             worker.runtime.cancel_requested.add(execution_id)
@@ -69,8 +72,8 @@ async def _run_claim(worker: Any, claim: Any) -> None:
         except asyncio.CancelledError:
             if execution_id not in worker.runtime.cancel_requested:
                 raise
-            _uncancel()
-            await worker._after_cancel(execution_id)
+            uncancel()
+            await worker.slots.after_cancel(execution_id)
 
 
 def _die_with_parent() -> None:

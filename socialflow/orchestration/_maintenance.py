@@ -1,8 +1,8 @@
 """Maintenance flows: prune old history, and put stuck inbox events back in front of dispatchers.
 
 Both are deployments of prefect.yaml in the ``socialflow-maintenance`` pool, so every
-``socialflow worker`` runs their due runs in-process (see ``_worker.STATIC_POOLS``); they use
-this process's engine runtime (``get_runtime``) for settings and the database.
+``socialflow worker`` runs their due runs in-process (see ``_worker._static_runs.STATIC_POOLS``);
+they use this process's engine runtime (``get_runtime``) for settings and the database.
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from socialflow.core.db import Database, utcnow
 from socialflow.core.logging import get_logger
@@ -114,7 +114,9 @@ async def reconcile_flow_runs(
     return settled
 
 
-def _settled_state(row: Any, run: FlowRun, attempt: int, before: Any) -> State[Any] | None:
+def _settled_state(
+    row: Row[Any], run: FlowRun, attempt: int, before: datetime
+) -> State[Any] | None:
     """The state ``run`` should end in given its execution ``row``, or ``None`` to leave it."""
     from prefect.states import Cancelled, Completed, Crashed, Failed
 

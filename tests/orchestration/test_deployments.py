@@ -248,7 +248,7 @@ async def test_a_scheduled_run_left_by_a_stopped_worker_is_run_again_by_another(
 
     async def leased() -> bool:
         rows = await _executions(runtime, flow_id)
-        return flow_run.id in first._inflight and any(
+        return flow_run.id in first.inflight and any(
             r.claimed_by == first.name and r.lease_until is not None for r in rows
         )
 
@@ -257,10 +257,12 @@ async def test_a_scheduled_run_left_by_a_stopped_worker_is_run_again_by_another(
         [row] = await _executions(runtime, flow_id)
         assert row.id == flow_run.id and row.status == ExecutionStatus.RUNNING
         # the scheduled run counts toward the worker's concurrency: nothing else is claimed
-        assert list(first._inflight) == [flow_run.id]
+        assert list(first.inflight) == [flow_run.id]
         # the first worker "dies": its run stops where it is, writing nothing more ...
         runtime.lease_lost.add(flow_run.id)
-        first._inflight[flow_run.id].cancel()
+        running = first.inflight.task(flow_run.id)
+        assert running is not None
+        running.cancel()
         async with runtime.db.sessionmaker() as session:  # ... and its lease lapses
             await session.execute(
                 update(FlowExecution)

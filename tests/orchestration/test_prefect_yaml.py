@@ -23,8 +23,10 @@ from socialflow.core.db import Database
 from socialflow.core.settings import Settings, get_settings
 from socialflow.knowledge import DocumentStatus, IngestContext, chunk_prefix, set_ingest_context
 from socialflow.migrations import upgrade
-from socialflow.orchestration import EngineRuntime, _worker, set_runtime
-from socialflow.orchestration._worker import STATIC_POOLS, Worker, _load_entrypoint
+from socialflow.orchestration import EngineRuntime, Worker, set_runtime
+from socialflow.orchestration._worker import _static_runs
+from socialflow.orchestration._worker._static_runs import STATIC_POOLS
+from socialflow.orchestration._worker._static_runs import load_entrypoint as _load_entrypoint
 from tests.fixtures.documents import make_pdf
 from tests.knowledge._helpers import HashEmbeddings, add_document, fetch, make_base
 
@@ -97,7 +99,7 @@ async def own_pools(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[dict[str, 
     """
     suffix = uuid.uuid4().hex[:8]
     pools = {name: f"{name}-{suffix}" for name in STATIC_POOLS}
-    monkeypatch.setattr(_worker, "STATIC_POOLS", tuple(pools.values()))
+    monkeypatch.setattr(_static_runs, "STATIC_POOLS", tuple(pools.values()))
     yield pools
     async with get_client() as client:
         for pool in pools.values():

@@ -89,7 +89,7 @@ async def test_an_abandoned_run_is_claimed_again_and_completes_once(runtime: Eng
     # a first worker claims the execution, starts its Prefect flow run and "dies": the flow
     # run stays Running and the lease lapses with the run half done
     worker = Worker(runtime, concurrency=1, poll_interval=0.05, lease_seconds=60)
-    [claim] = await worker._claim(1)
+    [claim] = await worker.claims.claim(1)
     abandoned = await abandon(runtime, claim.execution_id, flow_id)
     # a second worker takes it over
     second = Worker(runtime, concurrency=2, poll_interval=0.05)
@@ -154,9 +154,9 @@ async def _given_up(runtime: EngineRuntime) -> tuple[uuid.UUID, uuid.UUID, Worke
     while await Dispatcher(runtime.db, runtime.registry).dispatch_once():
         pass
     dead = Worker(runtime, concurrency=1, poll_interval=0.05, lease_seconds=60, max_attempts=2)
-    [claim] = await dead._claim(1)
+    [claim] = await dead.claims.claim(1)
     first = await abandon(runtime, claim.execution_id, flow_id)
-    [again] = await dead._claim(1)
+    [again] = await dead.claims.claim(1)
     assert (again.execution_id, again.attempt, again.abandoned_flow_run_id) == (
         claim.execution_id,
         2,
@@ -306,4 +306,4 @@ async def test_a_worker_that_lost_its_lease_stops_and_writes_nothing(
 
 
 async def _idle(worker: Worker) -> bool:
-    return not worker._inflight
+    return not worker.inflight

@@ -308,7 +308,7 @@ async def test_messages_of_one_conversation_run_in_timestamp_order_never_overlap
 
     # with eight free slots, a claim takes the first message of each conversation, no more
     first = Worker(engine, concurrency=8, dispatch=False, lease_seconds=1)
-    claimed = {claim.execution_id for claim in await first._claim(8)}
+    claimed = {claim.execution_id for claim in await first.claims.claim(8)}
     runs = by_message(await runs_of(engine.db, flow_id))
     assert claimed == {runs[sent["ana"][0]].id, runs[sent["ben"][0]].id}
 
@@ -339,7 +339,8 @@ async def test_an_earlier_message_still_in_the_inbox_holds_the_later_ones(
     queued = by_message(await runs_of(engine.db, flow_id))
     assert set(queued) == set(mids[1:])
     claimer = Worker(engine, concurrency=8, dispatch=False)
-    assert await claimer._claim(8) == [], "a later message ran before an earlier one was queued"
+    claimed = await claimer.claims.claim(8)
+    assert claimed == [], "a later message ran before an earlier one was queued"
 
     await work_until(engine, [flow_id], 3, workers=2, slots=4)
     runs = by_message(await runs_of(engine.db, flow_id))
@@ -366,9 +367,9 @@ async def test_an_older_message_arriving_late_waits_for_the_run_in_progress(
         if mid == newer:
             # a worker starts the newer message's run (and, for this test, dies with it)
             first = Worker(engine, concurrency=8, dispatch=False, lease_seconds=2)
-            [claim] = await first._claim(8)
+            [claim] = await first.claims.claim(8)
     second = Worker(engine, concurrency=8, dispatch=False)
-    assert await second._claim(8) == [], "two runs of one conversation at once"
+    assert await second.claims.claim(8) == [], "two runs of one conversation at once"
 
     # the abandoned run's lease lapses: the older message goes first, then the newer one again
     await work_until(engine, [flow_id], 2, workers=1, slots=4)
