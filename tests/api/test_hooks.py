@@ -54,6 +54,7 @@ async def events_of(runtime: EngineRuntime, flow_id: str) -> int:
         )
 
 
+@pytest.mark.prefect
 async def test_webhook_info_is_for_editors_of_the_workspace(
     client: httpx.AsyncClient, team: Team
 ) -> None:
@@ -370,6 +371,7 @@ async def test_a_rerun_runs_the_same_or_the_active_version_with_the_original_pay
     assert len({original_id, *reruns.values()}) == 4
 
 
+@pytest.mark.prefect
 async def test_the_webhook_url_is_built_from_the_public_base_url(
     app: Any, client: httpx.AsyncClient, team: Team
 ) -> None:

@@ -231,6 +231,7 @@ async def publish_flow(client: httpx.AsyncClient, team: Team, graph: dict[str, A
     return flow_id
 
 
+@pytest.mark.prefect
 async def test_per_flow_endpoint_scopes_events_to_the_flow(
     ig_client: httpx.AsyncClient, db: Database
 ) -> None:
