@@ -36,9 +36,10 @@ test: install frontend
 	cd frontend && npx vitest run
 	$(RUN) pytest
 
-# the fast tier: no PostgreSQL, no Prefect server, no browser, nothing slow (tests/conftest.py)
+# the fast tier: no PostgreSQL, no Prefect server, no browser, nothing slow (tests/conftest.py);
+# on every core, a test file per process at a time (its module fixtures start once)
 test-fast: install
-	SOCIALFLOW_TEST_TIER=fast $(RUN) pytest -q
+	SOCIALFLOW_TEST_TIER=fast $(RUN) pytest -q -n auto --dist loadfile
 
 # ruff, mypy (strict on socialflow/) and the import contracts of pyproject.toml
 lint: install

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -35,9 +37,34 @@ _NEEDS = {
 _TIER_MARKERS = ("postgres", "prefect", "slow", "e2e")
 
 
-POSTGRES_URL = os.environ.get(
-    "SOCIALFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+class _Tripwire:
+    """A loopback port standing in for a server the fast tier does not start: it takes each
+    connection, counts it and hangs up, so the client fails at once and the harness can tell
+    which test reached for the server (``_fast_tier_reaches_no_server``)."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.hits = 0
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._socket.getsockname()[1])
+        threading.Thread(target=self._serve, name=f"tripwire {server}", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            connection, _ = self._socket.accept()
+            self.hits += 1
+            connection.close()
+
+
+#: the fast tier's stand-ins for Prefect's API and PostgreSQL; empty in the other tiers
+_TRIPWIRES: dict[str, _Tripwire] = {}
+if FAST:
+    _TRIPWIRES = {"prefect": _Tripwire("Prefect's API"), "postgres": _Tripwire("PostgreSQL")}
+    POSTGRES_URL = f"postgresql+psycopg://postgres@127.0.0.1:{_TRIPWIRES['postgres'].port}/postgres"
+else:
+    POSTGRES_URL = os.environ.get(
+        "SOCIALFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
 
 
 def _postgres_admin_dsn() -> str:
@@ -60,9 +87,10 @@ def _start_prefect() -> None:
     os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
     if FAST:
         # the fast tier starts no Prefect server: a test that reaches Prefect anyway fails
-        # at once (nothing listens on the discard port) and wants the ``prefect`` marker
-        os.environ["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
+        # at once (the tripwire hangs up) and is told that it wants the ``prefect`` marker
+        os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{_TRIPWIRES['prefect'].port}/api"
         os.environ["PREFECT_CLIENT_MAX_RETRIES"] = "0"
+        os.environ["SOCIALFLOW_TEST_POSTGRES_URL"] = POSTGRES_URL
         return
     external = os.environ.get("SOCIALFLOW_TEST_PREFECT_API_URL")
     if external:
@@ -111,6 +139,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_reaches_no_server() -> Iterator[None]:
+    """In the fast tier, a test that connected to Prefect's API or PostgreSQL (itself or through
+    a process it started) fails, naming the marker it lacks: without this, a test that only
+    logs or swallows the failed connection would pass while proving less than it says."""
+    before = {marker: wire.hits for marker, wire in _TRIPWIRES.items()}
+    yield
+    reached = [marker for marker, wire in _TRIPWIRES.items() if wire.hits > before[marker]]
+    if reached:
+        servers = " and ".join(_TRIPWIRES[marker].server for marker in reached)
+        markers = ", ".join(f"@pytest.mark.{marker}" for marker in reached)
+        pytest.fail(
+            f"this test reached {servers}, which the fast tier does not start: mark it "
+            f"{markers} (or use a fixture that implies it, see _NEEDS in tests/conftest.py)"
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -186,6 +231,22 @@ async def db(database_url: str) -> AsyncIterator[Any]:
     database = Database(database_url)
     yield database
     await database.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """Passwords hashed in-process use Argon2 at its smallest cost: the same hasher, encoding and
+    checks as in production, without 64 MiB and three passes (~0.5 s of CPU) per hash and per
+    login, which every signed-up test user costs. Processes the tests start hash at full cost."""
+    import functools
+
+    from fastapi_users import password
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    cheap = functools.partial(Argon2Hasher, time_cost=1, memory_cost=1024, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(password, "Argon2Hasher", cheap)
+        yield
 
 
 @pytest.fixture(scope="session")

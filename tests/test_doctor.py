@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from socialflow.cli import app
@@ -43,6 +44,7 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.prefect
 async def test_a_healthy_configuration_passes(db: Any, tmp_path: Path) -> None:
     checks = await diagnose(
         healthy(db.url, tmp_path), prefect_api_url=os.environ["PREFECT_API_URL"]
@@ -68,6 +70,7 @@ async def test_bad_database_and_prefect_urls_fail_with_the_fix(db: Any, tmp_path
     assert f"127.0.0.1:{port}" in checks["prefect"].line()
 
 
+@pytest.mark.prefect
 async def test_placeholders_and_missing_pieces_are_named(tmp_path: Path) -> None:
     settings = Settings(
         environment="test",

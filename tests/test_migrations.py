@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
@@ -33,6 +34,7 @@ async def test_upgrade_is_idempotent(database_url: str) -> None:
     await upgrade(database_url)
 
 
+@pytest.mark.postgres
 async def test_processes_starting_together_migrate_once_on_postgresql() -> None:
     """API replicas and workers all run the migrations at start: on a fresh database they must
     queue behind one another rather than deadlock or trip over each other's tables."""

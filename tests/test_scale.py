@@ -25,6 +25,9 @@ EVENTS = int(os.environ.get("SOCIALFLOW_TEST_SCALE_EVENTS", "300"))
 PREFECT_EVENTS = int(os.environ.get("SOCIALFLOW_TEST_SCALE_PREFECT_EVENTS", "60"))
 REDIS_URL = os.environ.get("SOCIALFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
+# whole stacks (PostgreSQL, Prefect, NGINX, several APIs and workers) for minutes
+pytestmark = [pytest.mark.postgres, pytest.mark.prefect, pytest.mark.slow]
+
 
 def _run_scale(tmp_path: Path, *args: str) -> tuple[dict[str, Any], Any]:
     if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):

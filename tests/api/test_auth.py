@@ -234,6 +234,7 @@ async def test_security_headers_on_every_response(client: httpx.AsyncClient, pat
     assert "max-age" in https.headers["strict-transport-security"]
 
 
+@pytest.mark.prefect
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")

@@ -128,10 +128,12 @@ async def test_create_get_update_delete(editor: Flows, team: Team) -> None:
     assert gone.json()["code"] == "flow_not_found"
 
 
+@pytest.mark.prefect
 async def test_list_search_filter_and_paginate(editor: Flows) -> None:
     names = ["Welcome DM", "Price question", "welcome back", "FAQ 100%_off"]
     created = [await editor.create(name, graph=valid_graph()) for name in names]
-    await editor.call("POST", f"/{created[1]['id']}/publish")
+    published = await editor.call("POST", f"/{created[1]['id']}/publish")
+    assert published.status_code == 201, published.text
 
     everything = (await editor.call("GET")).json()
     assert everything["total"] == 4
@@ -226,6 +228,7 @@ async def test_invalid_graph_lists_every_problem_and_can_be_saved_as_work_in_pro
     assert {"body.graph.nodes.0.id", "body.graph.extra"} <= fields
 
 
+@pytest.mark.prefect
 async def test_duplicate_and_export_import_round_trip(
     app: Any, client: httpx.AsyncClient, editor: Flows, team: Team
 ) -> None:
@@ -234,7 +237,8 @@ async def test_duplicate_and_export_import_round_trip(
         "Answer comments", description="FAQ bot", graph=credential_graph("main account")
     )
     assert flow["problems"] == []
-    await editor.call("POST", f"/{flow['id']}/publish")
+    published = await editor.call("POST", f"/{flow['id']}/publish")
+    assert published.status_code == 201, published.text
 
     copy = await editor.call("POST", f"/{flow['id']}/duplicate")
     assert copy.status_code == 201, copy.text
@@ -303,6 +307,7 @@ async def test_import_reports_every_missing_credential(
     assert (await other.call("GET")).json()["total"] == 0
 
 
+@pytest.mark.prefect
 async def test_publish_versions_and_rollback(editor: Flows) -> None:
     flow = await editor.create("Greeter", graph=valid_graph("v1"))
     first = await editor.call("POST", f"/{flow['id']}/publish", json={"note": "first"})
@@ -354,6 +359,7 @@ async def test_publish_versions_and_rollback(editor: Flows) -> None:
     assert (await editor.call("GET", f"/{flow['id']}/versions/9")).status_code == 404
 
 
+@pytest.mark.prefect
 async def test_publishing_an_invalid_draft_is_refused_and_creates_no_version(
     editor: Flows,
 ) -> None:
@@ -385,6 +391,7 @@ async def test_publishing_an_invalid_draft_is_refused_and_creates_no_version(
     assert [p["code"] for p in empty.json()["details"]["problems"]] == ["no_trigger"]
 
 
+@pytest.mark.prefect
 async def test_pause_and_resume(editor: Flows) -> None:
     flow = await editor.create("Greeter", graph=valid_graph())
     for action in ("pause", "resume"):
@@ -392,7 +399,8 @@ async def test_pause_and_resume(editor: Flows) -> None:
         assert never.status_code == 409, never.text
         assert never.json()["code"] == "flow_not_published"
 
-    await editor.call("POST", f"/{flow['id']}/publish")
+    published = await editor.call("POST", f"/{flow['id']}/publish")
+    assert published.status_code == 201, published.text
     paused = await editor.call("POST", f"/{flow['id']}/pause")
     assert paused.status_code == 200, paused.text
     assert paused.json()["status"] == "paused"
@@ -432,11 +440,13 @@ def flow_routes(flow_id: str) -> list[tuple[str, str, Any]]:
     ]
 
 
+@pytest.mark.prefect
 async def test_another_workspace_cannot_reach_a_flow(
     client: httpx.AsyncClient, editor: Flows, team: Team
 ) -> None:
     flow = await editor.create("Private", graph=valid_graph())
-    await editor.call("POST", f"/{flow['id']}/publish")
+    published = await editor.call("POST", f"/{flow['id']}/publish")
+    assert published.status_code == 201, published.text
     # through the outsider's own workspace, with the real flow id
     outsider = Flows(client, team.other_workspace_id, team.outsider.headers)
     # and straight at the flow's workspace, of which the outsider is no member
@@ -460,11 +470,13 @@ async def test_another_workspace_cannot_reach_a_flow(
     assert (await editor.call("GET", f"/{flow['id']}/versions")).json()["total"] == 1
 
 
+@pytest.mark.prefect
 async def test_viewer_reads_but_cannot_write(
     client: httpx.AsyncClient, editor: Flows, team: Team
 ) -> None:
     flow = await editor.create("Shared", graph=valid_graph())
-    await editor.call("POST", f"/{flow['id']}/publish")
+    published = await editor.call("POST", f"/{flow['id']}/publish")
+    assert published.status_code == 201, published.text
     viewer = Flows(client, team.workspace_id, team.viewer.headers)
     reads = {"GET"}
     for method, path, body in flow_routes(flow["id"]):

@@ -68,7 +68,8 @@ async def count(db: Database, *where: Any) -> int:
 # -- handshake -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [URL, f"{URL}/{uuid.uuid4()}"])
+# stable names: a random id would name the test differently in each process of a run
+@pytest.mark.parametrize("path", [URL, f"{URL}/{uuid.uuid4()}"], ids=["app", "flow"])
 async def test_handshake_echoes_the_challenge_as_text(
     ig_client: httpx.AsyncClient, path: str
 ) -> None:
@@ -231,6 +232,7 @@ async def publish_flow(client: httpx.AsyncClient, team: Team, graph: dict[str, A
     return flow_id
 
 
+@pytest.mark.prefect
 async def test_per_flow_endpoint_scopes_events_to_the_flow(
     ig_client: httpx.AsyncClient, db: Database
 ) -> None:

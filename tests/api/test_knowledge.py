@@ -118,6 +118,7 @@ async def drain(harness: Harness) -> int:
     return await IngestWorker(harness.context).drain()
 
 
+@pytest.mark.prefect
 async def test_four_formats_on_s3_become_searchable_and_delete_removes_everything(
     harness: Harness,
     s3: S3Server,  # noqa: F811
@@ -189,6 +190,7 @@ async def test_four_formats_on_s3_become_searchable_and_delete_removes_everythin
     assert store.count() == 0
 
 
+@pytest.mark.prefect
 async def test_size_and_type_limits(harness: Harness, s3: S3Server) -> None:  # noqa: F811
     base_id = await harness.create_base()
 
@@ -224,6 +226,7 @@ async def test_size_and_type_limits(harness: Harness, s3: S3Server) -> None:  # 
     assert hits[0]["section"] == "Returns"
 
 
+@pytest.mark.prefect
 async def test_reupload_unchanged_does_nothing_and_changed_replaces(
     harness: Harness,
     s3: S3Server,  # noqa: F811
@@ -258,6 +261,7 @@ async def test_reupload_unchanged_does_nothing_and_changed_replaces(
     assert len(s3.keys(f"uploads/{base_id.replace('-', '')}/")) == 1
 
 
+@pytest.mark.prefect
 async def test_viewers_list_and_search_but_cannot_change(harness: Harness) -> None:
     base_id = await harness.create_base()
     uploaded = await harness.upload(base_id, "a.txt", b"Members get free returns.")
@@ -284,6 +288,7 @@ async def test_viewers_list_and_search_but_cannot_change(harness: Harness) -> No
     ).status_code == 404
 
 
+@pytest.mark.prefect
 async def test_progress_is_visible_while_a_worker_ingests(harness: Harness) -> None:
     harness.context.settings.knowledge.embed_batch_size = 2
     harness.context.settings.knowledge.chunk_size = 100
@@ -333,6 +338,7 @@ async def test_progress_is_visible_while_a_worker_ingests(harness: Harness) -> N
         await asyncio.wait_for(running, 60)
 
 
+@pytest.mark.prefect
 async def test_a_base_embeds_with_an_ollama_credential(harness: Harness) -> None:
     from tests.fixtures.llm_server import embed, serve_llm
 

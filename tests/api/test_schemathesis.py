@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
@@ -35,6 +36,7 @@ def _migrate(url: str) -> None:
     worker.join()
 
 
+@pytest.mark.prefect
 def test_no_server_errors(database_url: str, test_registry: Any) -> None:
     _migrate(database_url)
     app = create_app(api_settings(database_url), registry=test_registry)

@@ -112,6 +112,8 @@ def test_rewrap_keeps_the_secret_and_changes_the_key_id() -> None:
         base64.b64encode(os.urandom(32)).decode(),  # no "id:" at all
         "a:",
     ],
+    # stable names: random keys would name the tests differently in each process of a run
+    ids=["not-base64", "128-bit", "264-bit", "no-id", "no-separator", "empty"],
 )
 def test_malformed_master_keys_are_refused(entry: str) -> None:
     with pytest.raises(ValueError, match="master key"):

@@ -28,6 +28,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     EmbeddedPostgres(pgdata).stop()
 
 
+@pytest.mark.postgres
 def test_starts_applies_settings_and_restarts_only_for_a_changed_postmaster_setting(
     cluster: Path,
 ) -> None:
@@ -72,6 +73,7 @@ def test_starts_applies_settings_and_restarts_only_for_a_changed_postmaster_sett
         changed.stop()
 
 
+@pytest.mark.postgres
 def test_a_second_server_on_the_same_cluster_or_socket_is_refused(cluster: Path) -> None:
     first = EmbeddedPostgres(cluster, server_settings={})
     first.start()
@@ -91,6 +93,7 @@ def test_a_second_server_on_the_same_cluster_or_socket_is_refused(cluster: Path)
         shutil.rmtree(cluster.parent / "other", ignore_errors=True)
 
 
+@pytest.mark.postgres
 def test_a_server_left_by_a_killed_process_is_replaced(cluster: Path) -> None:
     import subprocess
 

@@ -51,6 +51,7 @@ POLICY = [
 ]
 
 
+@pytest.mark.prefect
 async def test_a_pdf_on_s3_becomes_ready_with_its_chunks(
     context: IngestContext,
     s3: S3Server,  # noqa: F811
@@ -71,6 +72,7 @@ async def test_a_pdf_on_s3_becomes_ready_with_its_chunks(
     assert hits[0][0].metadata["filename"] == "policy.pdf"
 
 
+@pytest.mark.prefect
 async def test_the_flow_run_shows_in_prefect(context: IngestContext) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
@@ -88,6 +90,7 @@ async def test_the_flow_run_shows_in_prefect(context: IngestContext) -> None:
     assert runs[0].state is not None and runs[0].state.is_completed()
 
 
+@pytest.mark.prefect
 async def test_a_corrupt_pdf_fails_with_the_reason_and_the_base_stays_usable(
     context: IngestContext,
 ) -> None:
@@ -107,6 +110,7 @@ async def test_a_corrupt_pdf_fails_with_the_reason_and_the_base_stays_usable(
     assert store.count() == ready.chunks_total > 0
 
 
+@pytest.mark.prefect
 async def test_unchanged_content_is_not_embedded_again(context: IngestContext) -> None:
     counting: CountingEmbeddings = context.counting  # type: ignore[attr-defined]
     base = await make_base(context)
@@ -126,6 +130,7 @@ async def test_unchanged_content_is_not_embedded_again(context: IngestContext) -
     assert row.chunks_total == (await fetch(context, first)).chunks_total  # type: ignore[union-attr]
 
 
+@pytest.mark.prefect
 async def test_a_changed_file_replaces_the_old_one_once_ready(
     context: IngestContext,
     s3: S3Server,  # noqa: F811
@@ -189,6 +194,7 @@ async def test_a_lapsed_claim_is_taken_over_and_given_up_after_max_attempts(
     assert row.attempts == 2 and "gave up after 2 attempts" in (row.error or "")
 
 
+@pytest.mark.prefect
 async def test_the_worker_loop_ingests_what_is_queued(context: IngestContext) -> None:
     base = await make_base(context)
     worker = IngestWorker(context, poll_interval=0.05)

@@ -104,6 +104,7 @@ FILES = {
 }
 
 
+@pytest.mark.prefect
 async def test_ingestion_into_pinecone_batches_namespaces_search_and_delete(
     context: IngestContext, emulator: Any
 ) -> None:
@@ -169,6 +170,7 @@ async def test_ingestion_into_pinecone_batches_namespaces_search_and_delete(
     assert counting.documents == total
 
 
+@pytest.mark.prefect
 async def test_unchanged_content_and_deletes_do_not_wait_for_pinecone_listing(
     context: IngestContext, emulator: Any
 ) -> None:

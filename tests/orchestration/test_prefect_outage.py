@@ -157,6 +157,7 @@ async def test_worker_recovers_from_a_failing_prefect_api(
     assert "Prefect's API failed" in text, text[-3000:]
 
 
+@pytest.mark.prefect
 async def test_the_workers_shared_prefect_clients_wait_no_longer_than_the_engine_allows() -> None:
     """The worker shares one client of each kind among its runs; a client reads its request
     timeout when it is built, so they must be built under the engine's bound (Prefect's own

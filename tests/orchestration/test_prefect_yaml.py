@@ -142,6 +142,7 @@ async def _run_worker(runtime: EngineRuntime, run_ids: dict[str, uuid.UUID]) -> 
         await task
 
 
+@pytest.mark.prefect
 async def test_each_deployment_registers_and_its_run_completes(
     sqlite_runtime: EngineRuntime, app_settings: Any, own_pools: dict[str, str]
 ) -> None:
@@ -164,6 +165,7 @@ async def test_each_deployment_registers_and_its_run_completes(
     assert states == dict.fromkeys(run_ids, "COMPLETED"), states
 
 
+@pytest.mark.prefect
 async def test_the_knowledge_ingest_deployment_ingests_a_pending_document(
     sqlite_runtime: EngineRuntime, own_pools: dict[str, str], tmp_path: Path
 ) -> None:

@@ -32,7 +32,13 @@ from tests.orchestration.test_worker_crash import start_worker
 EVENTS = 240
 SENDERS = 12
 
-pytestmark = pytest.mark.skipif(find_pg_bin() is None, reason="needs PostgreSQL's server binaries")
+pytestmark = [
+    pytest.mark.skipif(find_pg_bin() is None, reason="needs PostgreSQL's server binaries"),
+    # a PostgreSQL cluster of its own, Prefect's server for the runs, minutes of load
+    pytest.mark.postgres,
+    pytest.mark.prefect,
+    pytest.mark.slow,
+]
 
 
 class Load:

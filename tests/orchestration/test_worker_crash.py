@@ -1,4 +1,4 @@
-"""A worker process killed with SIGKILL mid-way through 200 queued runs: a new worker finishes
+"""A worker process killed with SIGKILL mid-way through 120 queued runs: a new worker finishes
 them, and every event ends with exactly one completed run, in our rows and in Prefect."""
 
 from __future__ import annotations
@@ -15,11 +15,19 @@ import pytest
 from sqlalchemy import func, select
 
 from socialflow.orchestration import Dispatcher, EngineRuntime, FlowExecution, store_events
-from tests.fixtures.flows import publish
+from tests.fixtures.flows import FOUR_NODES, publish
 from tests.orchestration.test_dispatch import hook_event
 from tests.orchestration.test_worker import prefect_runs_of, state_of
 
 ROOT = Path(__file__).resolve().parents[2]
+#: enough that the kill lands after 30 completed runs with 8 in flight and many still queued
+EVENTS = 120
+#: the webhook trigger and one node: what is counted is runs, so each run costs Prefect two
+#: task runs rather than four
+TWO_NODES: dict[str, Any] = {
+    "nodes": FOUR_NODES["nodes"][:2],
+    "edges": FOUR_NODES["edges"][:1],
+}
 
 
 def start_worker(database_url: str, log: Path) -> subprocess.Popen[bytes]:
@@ -64,9 +72,9 @@ async def test_killed_worker_loses_and_repeats_nothing(
     pg_runtime: EngineRuntime, tmp_path: Path
 ) -> None:
     runtime = pg_runtime
-    flow_id, version_id = await publish(runtime.db, runtime.registry, runtime.settings)
+    flow_id, version_id = await publish(runtime.db, runtime.registry, runtime.settings, TWO_NODES)
     async with runtime.db.sessionmaker() as session:
-        await store_events(session, [hook_event(flow_id, n) for n in range(200)])
+        await store_events(session, [hook_event(flow_id, n) for n in range(EVENTS)])
     while await Dispatcher(runtime.db, runtime.registry).dispatch_once():
         pass
     log = tmp_path / "workers.log"
@@ -82,14 +90,14 @@ async def test_killed_worker_loses_and_repeats_nothing(
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
     at_kill = await completed(runtime, version_id)
-    assert at_kill < 200, "the worker must die mid-way for this test to mean anything"
+    assert at_kill < EVENTS, "the worker must die mid-way for this test to mean anything"
     second = start_worker(runtime.db.url, log)
     try:
         deadline = asyncio.get_running_loop().time() + 600
-        while await completed(runtime, version_id) < 200:
+        while await completed(runtime, version_id) < EVENTS:
             assert second.poll() is None, log.read_text()[-3000:]
             assert asyncio.get_running_loop().time() < deadline, (
-                f"{await completed(runtime, version_id)} of 200"
+                f"{await completed(runtime, version_id)} of {EVENTS}"
             )
             await asyncio.sleep(0.5)
         # a run the killed worker had finished in our rows but not yet in Prefect is settled
@@ -117,8 +125,8 @@ async def test_killed_worker_loses_and_repeats_nothing(
                 ).where(FlowExecution.flow_version_id == version_id)
             )
         ).all()
-    assert len(rows) == 200
-    assert len({row.trigger_event_id for row in rows}) == 200
+    assert len(rows) == EVENTS
+    assert len({row.trigger_event_id for row in rows}) == EVENTS
     assert {row.status for row in rows} == {"completed"}
     assert any(row.attempt == 2 for row in rows), "runs in flight at the kill were taken over"
 

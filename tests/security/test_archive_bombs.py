@@ -73,6 +73,7 @@ def lying_about(data: bytes, name: str, declared: int) -> bytes:
     raise AssertionError(f"{name} not found")
 
 
+@pytest.mark.prefect
 @pytest.mark.timeout(600)
 async def test_docx_bombs_fail_ingestion_with_a_clear_reason_in_bounded_memory(
     harness: Harness,  # noqa: F811

@@ -25,6 +25,7 @@ async def post(client: httpx.AsyncClient, flow_id: str, secret: str) -> int:
     return (await client.post(f"/hooks/{flow_id}", content=body, headers=headers)).status_code
 
 
+@pytest.mark.prefect
 async def test_a_rotated_secret_is_refused_at_once_and_the_new_one_accepted(
     client: httpx.AsyncClient, team: Team
 ) -> None:

@@ -221,6 +221,7 @@ def dm_for_both(accounts: tuple[str, str]) -> dict[str, Any]:
     [("instagram.comment", comment_for_both), ("instagram.dm", dm_for_both)],
     ids=["comment", "dm"],
 )
+@pytest.mark.prefect
 async def test_one_event_for_two_connected_accounts_runs_each_accounts_flow_once(
     meta: httpx.AsyncClient, engine: EngineRuntime, trigger: str, build: Any
 ) -> None:
@@ -284,6 +285,7 @@ def assert_one_after_another(runs: list[FlowExecution]) -> None:
         assert after.started_at >= before.finished_at, "a later message's run overlapped"
 
 
+@pytest.mark.prefect
 @pytest.mark.timeout(360)
 async def test_messages_of_one_conversation_run_in_timestamp_order_never_overlapping(
     meta: httpx.AsyncClient, engine: EngineRuntime
@@ -319,6 +321,7 @@ async def test_messages_of_one_conversation_run_in_timestamp_order_never_overlap
     assert_one_after_another([runs[mid] for mid in sent["ben"]])
 
 
+@pytest.mark.prefect
 @pytest.mark.timeout(360)
 async def test_an_earlier_message_still_in_the_inbox_holds_the_later_ones(
     meta: httpx.AsyncClient, engine: EngineRuntime
@@ -347,6 +350,7 @@ async def test_an_earlier_message_still_in_the_inbox_holds_the_later_ones(
     assert_one_after_another([runs[mid] for mid in mids])
 
 
+@pytest.mark.prefect
 @pytest.mark.timeout(360)
 async def test_an_older_message_arriving_late_waits_for_the_run_in_progress(
     meta: httpx.AsyncClient, engine: EngineRuntime

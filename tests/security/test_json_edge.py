@@ -94,6 +94,7 @@ def _assert_refused(answer: httpx.Response, code: str, label: str) -> None:
     assert body["message"], label
 
 
+@pytest.mark.prefect
 async def test_instagram_routes_refuse_hostile_json_with_a_valid_signature(
     edge: tuple[httpx.AsyncClient, Team], db: Database
 ) -> None:
@@ -124,6 +125,7 @@ async def test_instagram_routes_refuse_hostile_json_with_a_valid_signature(
     assert await _count(db, WebhookEvent) == before + 1
 
 
+@pytest.mark.prefect
 @pytest.mark.parametrize("auth", ["header", "hmac_sha256"])
 async def test_the_generic_webhook_refuses_hostile_json(
     edge: tuple[httpx.AsyncClient, Team], db: Database, auth: str
@@ -178,6 +180,7 @@ def _graph_with(config_value: Any) -> dict[str, Any]:
     return graph
 
 
+@pytest.mark.prefect
 async def test_api_routes_refuse_hostile_json(
     edge: tuple[httpx.AsyncClient, Team], db: Database
 ) -> None:

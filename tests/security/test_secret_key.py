@@ -168,6 +168,7 @@ def test_development_generates_one_private_key_every_process_shares(
         key_wrapper(_published_settings()).unwrap(*sealed)
 
 
+@pytest.mark.prefect
 async def test_a_demo_user_with_the_published_password_gets_a_new_one(
     tmp_path: Path, test_registry: Any
 ) -> None:
@@ -202,6 +203,8 @@ async def test_a_demo_user_with_the_published_password_gets_a_new_one(
         await db.dispose()
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 @pytest.mark.timeout(600)  # starts the whole embedded stack (Prefect server, API, worker)
 def test_up_runs_on_a_generated_key_and_prints_a_generated_demo_password(tmp_path: Path) -> None:
     port, api_port = free_port(), free_port()

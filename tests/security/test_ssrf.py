@@ -344,6 +344,7 @@ async def knowledge_api(
     set_ingest_context(None)
 
 
+@pytest.mark.prefect
 async def test_a_knowledge_base_cannot_embed_through_an_internal_address(
     knowledge_api: tuple[httpx.AsyncClient, Team, IngestContext],
     internal: _Internal,
