@@ -16,13 +16,18 @@ from socialflow.orchestration import EngineRuntime, FlowExecution, Worker
 from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.api.conftest import make_team
 from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
-    ACCOUNT,
+    TOKEN,
     connect_account,
     graph_emulator,
     ledger,
     use_emulator,
 )
-from tests.instagram.test_webhook_dispatch import SECRET, executions, ig_client  # noqa: F401
+from tests.instagram.test_webhook_dispatch import (  # noqa: F401 - fixture
+    SECRET,
+    executions,
+    ig_client,
+    new_account_id,
+)
 
 PUBLISHED: dict[str, Any] = {
     "nodes": [
@@ -75,14 +80,20 @@ async def test_a_draft_replayed_on_real_events_shows_what_it_would_send_and_send
     flow_id = created.json()["id"]
     assert (await client.post(f"{base}/{flow_id}/publish", headers=editor)).status_code == 201
     use_emulator(runtime, graph_emulator)
-    await connect_account(runtime, mode="live", workspace_id=uuid.UUID(team.workspace_id))
+    # an account of this test's own: the flow stays published, and the suite's shared runtime
+    # must not answer other tests' comments to the emulator's default account with it
+    account = new_account_id()
+    graph_emulator.state.add_account(account, "replay_shop", TOKEN)
+    await connect_account(
+        runtime, mode="live", ig_user_id=account, workspace_id=uuid.UUID(team.workspace_id)
+    )
 
     event_ids: dict[str, str] = {}
     for text in ("What's the PRICE?", "hello"):
         comment = graph_emulator.state.add_comment(
-            {"id": f"179{uuid.uuid4().int % 10**14:014d}", "account": ACCOUNT}
+            {"id": f"179{uuid.uuid4().int % 10**14:014d}", "account": account}
         )
-        body = encode_body(build_comment(text, account_id=ACCOUNT, comment_id=comment["id"]))
+        body = encode_body(build_comment(text, account_id=account, comment_id=comment["id"]))
         sent = await client.post(
             "/webhooks/instagram",
             content=body,

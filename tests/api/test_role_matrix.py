@@ -48,6 +48,11 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", f"{FLOWS}/{{flow_id}}/test"): "editor",
     ("POST", "/api/workspaces/{workspace_id}/executions/{execution_id}/rerun"): "editor",
     ("POST", "/api/workspaces/{workspace_id}/executions/{execution_id}/cancel"): "editor",
+    ("POST", f"{FLOWS}/{{flow_id}}/replays"): "editor",
+    ("GET", f"{FLOWS}/{{flow_id}}/replays/{{replay_id}}"): "viewer",
+    # the event log
+    ("GET", "/api/workspaces/{workspace_id}/events"): "viewer",
+    ("GET", "/api/workspaces/{workspace_id}/events/{event_id}"): "viewer",
     # run history
     ("GET", "/api/workspaces/{workspace_id}/executions"): "viewer",
     ("GET", "/api/workspaces/{workspace_id}/executions/{execution_id}"): "viewer",

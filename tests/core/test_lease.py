@@ -55,6 +55,9 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         await session.execute(delete(Job))
         await session.commit()
     yield db
+    # the table is this test's own: leave the shared database with the models' tables only
+    async with db.engine.begin() as connection:
+        await connection.run_sync(_Base.metadata.drop_all)
     await db.dispose()
 
 

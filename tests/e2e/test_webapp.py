@@ -34,7 +34,7 @@ def build(dist: Path) -> None:
     (dist / "assets").mkdir(parents=True)
     (dist / "index.html").write_text(INDEX)
     (dist / "assets" / "app.js").write_text("console.log('app')")
-    (dist / "favicon.svg").write_text("<svg/>")
+    (dist / "robots.txt").write_text("User-agent: *")
 
 
 def test_without_a_build_the_root_says_how_to_make_one(
@@ -61,7 +61,7 @@ def test_files_and_client_routes_are_served(client: tuple[TestClient, Path]) -> 
     assert script.status_code == 200
     assert script.text == "console.log('app')"
     assert "immutable" in script.headers["cache-control"]
-    assert (http.get("/favicon.svg")).text == "<svg/>"
+    assert (http.get("/robots.txt")).text == "User-agent: *"
     assert (http.head("/w/abc/flows")).status_code == 200
 
 
