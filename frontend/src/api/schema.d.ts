@@ -1917,7 +1917,7 @@ export interface components {
         };
         /**
          * ExecutionRead
-         * @description One run of a flow with every node run, in the order they started.
+         * @description One run of a flow with every node run, in graph order.
          */
         ExecutionRead: {
             /**
@@ -2428,6 +2428,11 @@ export interface components {
              */
             embedder_provider?: ("minilm" | "openai" | "ollama") | null;
             /**
+             * Hybrid Dense Weight
+             * @description Hybrid search's weight of meaning (dense search) against words (BM25), 0 to 1; empty: the server's default (knowledge.hybrid_dense_weight).
+             */
+            hybrid_dense_weight?: number | null;
+            /**
              * Name
              * @description Knowledge base name.
              */
@@ -2478,6 +2483,11 @@ export interface components {
             /** Embedder Provider */
             embedder_provider: string;
             /**
+             * Hybrid Dense Weight
+             * @description Its own weight of dense search in hybrid search; null: the default.
+             */
+            hybrid_dense_weight: number | null;
+            /**
              * Id
              * Format: uuid
              */
@@ -2507,6 +2517,11 @@ export interface components {
         KnowledgeBaseUpdate: {
             /** Description */
             description?: string | null;
+            /**
+             * Hybrid Dense Weight
+             * @description Hybrid search's weight of meaning (dense search) against words (BM25), 0 to 1; empty: the server's default (knowledge.hybrid_dense_weight).
+             */
+            hybrid_dense_weight?: number | null;
             /** Name */
             name?: string | null;
         };
@@ -2660,7 +2675,10 @@ export interface components {
             input_truncated: boolean;
             /** Kind */
             kind: string;
-            /** Label */
+            /**
+             * Label
+             * @description The node's label, else its kind's title.
+             */
             label: string;
             /** Node Id */
             node_id: string;
@@ -2673,6 +2691,11 @@ export interface components {
             output_truncated: boolean;
             /** Prefect Task Run Id */
             prefect_task_run_id: string | null;
+            /**
+             * Seq
+             * @description Place in graph order (topological, ties by position on the canvas).
+             */
+            seq: number;
             /** Started At */
             started_at: string | null;
             /**
@@ -2854,7 +2877,10 @@ export interface components {
             response: {
                 [key: string]: unknown;
             } | null;
-            /** Sandbox */
+            /**
+             * Sandbox
+             * @description Recorded, not sent: a test run, or an account in sandbox mode.
+             */
             sandbox: boolean;
             /** Scheduled For */
             scheduled_for: string | null;
@@ -2864,6 +2890,11 @@ export interface components {
             status: string;
             /** Target */
             target: string;
+            /**
+             * Test Run
+             * @description Written by a test run (the editor's); its execution is marked sandbox.
+             */
+            test_run: boolean;
         };
         /**
          * PasswordChange
@@ -5515,7 +5546,7 @@ export interface operations {
     list_events: {
         parameters: {
             query?: {
-                /** @description Events from any of these sources: instagram, webhook (repeat the parameter). */
+                /** @description Events from any of these sources: instagram, webhook, manual (run now and re-runs) (repeat the parameter). */
                 source?: string[] | null;
                 /** @description Events of this kind, e.g. instagram.comment. */
                 kind?: string | null;
