@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from socialflow.core.db import Database
+from socialflow.core.safejson import MAX_DEPTH
 from socialflow.instagram import build_comment, build_dm
 from socialflow.nodes import NodeRegistry
 from socialflow.orchestration import FlowExecution, deactivate_flow
@@ -255,3 +256,46 @@ async def test_a_test_run_applies_the_trigger_filters_unless_told_to_ignore_them
     )
     assert own.status_code == 409
     assert own.json()["details"]["reason"] == "the account's own comment"
+
+
+async def test_a_deep_or_odd_body_never_leaks_a_secret_or_breaks_the_log(
+    client: httpx.AsyncClient, team: Team, db: Database, test_registry: NodeRegistry
+) -> None:
+    """A sender controls the body: nesting it as deep as the route accepts, hiding a token at
+    the bottom, or sending bytes that are not JSON must leave the log readable and redacted."""
+    workspace = uuid.UUID(team.workspace_id)
+    flow_id, _ = await publish(
+        db, test_registry, api_settings(db.url), HOOK_FLOW, name="Deep", workspace_id=workspace
+    )
+    info = await client.get(
+        f"/api/workspaces/{team.workspace_id}/flows/{flow_id}/webhook", headers=team.editor.headers
+    )
+    secret = info.json()["secret"]
+    deep: dict[str, Any] = {"access_token": "EAAB-DEEP-SECRET", "text": "bottom"}
+    for _ in range(MAX_DEPTH - 2):  # as deep as the route accepts
+        deep = {"next": deep}
+    sent = await client.post(
+        f"/hooks/{flow_id}", json=deep, headers={"X-Socialflow-Secret": secret}
+    )
+    assert sent.status_code == 202, sent.text
+    form = await client.post(
+        f"/hooks/{flow_id}",
+        content=b"api_key=sk-FORM-SECRET&text=%FF%FE",
+        headers={
+            "X-Socialflow-Secret": secret,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert form.status_code == 202, form.text
+    await drain(db, test_registry)
+
+    page = await events(client, team, flow_id=str(flow_id))
+    assert page["total"] == 2
+    for item in page["items"]:
+        detail = await client.get(
+            f"/api/workspaces/{team.workspace_id}/events/{item['id']}",
+            headers=team.viewer.headers,
+        )
+        assert detail.status_code == 200, detail.text
+        assert "EAAB-DEEP-SECRET" not in detail.text
+        assert "sk-FORM-SECRET" not in detail.text

@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -285,4 +286,13 @@ def _raw_body(raw: bytes | None) -> Any:
         return readable_json(redact(json.loads(raw)))
     except (ValueError, RecursionError):
         text = raw.decode("utf-8", errors="replace")
-        return text if len(text) <= _RAW_TEXT_LIMIT else text[:_RAW_TEXT_LIMIT] + "…"
+    # a form body (``a=1&token=…``) is redacted field by field, as JSON is by key
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        pairs = []
+    if pairs:
+        text = urlencode(
+            [(key, REDACTED if _SECRET_KEY.search(key) else value) for key, value in pairs]
+        )
+    return text if len(text) <= _RAW_TEXT_LIMIT else text[:_RAW_TEXT_LIMIT] + "…"
