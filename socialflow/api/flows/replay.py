@@ -337,7 +337,7 @@ async def read_replay(flow: Flow, replay_id: uuid.UUID, *, session: AsyncSession
     runs = await _runs(flow.workspace_id, [*draft_ids, *source_ids], session=session)
     published = await _published_runs(flow, event_ids, session=session)
     refusals = await _published_refusals(flow, event_ids, session=session)
-    items = []
+    pairs = []
     for raw in replay.items:
         event = events.get(uuid.UUID(raw["event_id"])) if raw["event_id"] else None
         source = (
@@ -347,16 +347,20 @@ async def read_replay(flow: Flow, replay_id: uuid.UUID, *, session: AsyncSession
         draft_run = (
             runs.get(uuid.UUID(raw["draft_execution_id"])) if raw["draft_execution_id"] else None
         )
-        items.append(
-            await _compare(
-                event,
-                raw,
-                published_run,
-                draft_run,
-                refusals.get(event.id) if event is not None else None,
-                session=session,
-            )
+        pairs.append((raw, event, published_run, draft_run))
+    compared = [r.id for _, _, *both in pairs for r in both if r is not None]
+    records = await _Records.read(compared, session=session)
+    items = [
+        _compare(
+            event,
+            raw,
+            published_run,
+            draft_run,
+            refusals.get(event.id) if event is not None else None,
+            records,
         )
+        for raw, event, published_run, draft_run in pairs
+    ]
     summary = _summarise(items)
     return ReplayRead(
         id=replay.id,
@@ -412,34 +416,47 @@ async def _published_refusals(
     return dict(rows.tuples().all())
 
 
-async def _node_runs(execution: FlowExecution | None, *, session: AsyncSession) -> list[NodeRun]:
-    if execution is None:
-        return []
-    rows = await session.scalars(
-        select(NodeRun).where(NodeRun.execution_id == execution.id).order_by(NodeRun.started_at)
-    )
-    return list(rows)
+class _Records:
+    """The node runs and ledger entries of a replay's runs, read in one query each."""
 
+    def __init__(
+        self, nodes: dict[uuid.UUID, list[NodeRun]], sends: dict[uuid.UUID, list[SendRead]]
+    ):
+        self._nodes, self._sends = nodes, sends
 
-async def _sends(execution: FlowExecution | None, *, session: AsyncSession) -> list[SendRead]:
-    if execution is None:
-        return []
-    rows = await session.scalars(
-        select(OutboxMessage)
-        .where(OutboxMessage.execution_id == execution.id)
-        .order_by(OutboxMessage.created_at)
-    )
-    return [
-        SendRead(
-            node_id=row.node_id,
-            action=row.action,
-            target=row.target,
-            text=(row.payload or {}).get("text"),
-            status=row.status,
-            policy_reason=row.policy_reason,
-        )
-        for row in rows
-    ]
+    @classmethod
+    async def read(cls, ids: Sequence[uuid.UUID], *, session: AsyncSession) -> _Records:
+        nodes: dict[uuid.UUID, list[NodeRun]] = {}
+        sends: dict[uuid.UUID, list[SendRead]] = {}
+        if ids:
+            for run in await session.scalars(
+                select(NodeRun).where(NodeRun.execution_id.in_(ids)).order_by(NodeRun.started_at)
+            ):
+                nodes.setdefault(run.execution_id, []).append(run)
+            for row in await session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.execution_id.in_(ids))
+                .order_by(OutboxMessage.created_at)
+            ):
+                if row.execution_id is None:
+                    continue
+                sends.setdefault(row.execution_id, []).append(
+                    SendRead(
+                        node_id=row.node_id,
+                        action=row.action,
+                        target=row.target,
+                        text=(row.payload or {}).get("text"),
+                        status=row.status,
+                        policy_reason=row.policy_reason,
+                    )
+                )
+        return cls(nodes, sends)
+
+    def nodes(self, run: FlowExecution | None) -> list[NodeRun]:
+        return self._nodes.get(run.id, []) if run is not None else []
+
+    def sends(self, run: FlowExecution | None) -> list[SendRead]:
+        return self._sends.get(run.id, []) if run is not None else []
 
 
 def _ref(run: FlowExecution | None) -> RunRef | None:
@@ -545,21 +562,18 @@ def _words(
     return changed, words
 
 
-async def _compare(
+def _compare(
     event: WebhookEvent | None,
     raw: dict[str, Any],
     published: FlowExecution | None,
     draft: FlowExecution | None,
     published_refusal: str | None,
-    *,
-    session: AsyncSession,
+    records: _Records,
 ) -> ReplayItemRead:
     finished = all(run.status in _FINAL for run in (published, draft) if run is not None)
-    published_sends = await _sends(published, session=session)
-    draft_sends = await _sends(draft, session=session)
-    nodes = _node_diffs(
-        await _node_runs(published, session=session), await _node_runs(draft, session=session)
-    )
+    published_sends = records.sends(published)
+    draft_sends = records.sends(draft)
+    nodes = _node_diffs(records.nodes(published), records.nodes(draft))
     difference: list[str] = []
     if draft is None:
         difference.append(f"the draft would not run: {raw['draft_reason']}")
