@@ -1,7 +1,8 @@
 """The local endpoint ``bench/burst.py``'s flow POSTs its replies to (run by it, not a bench).
 
-``POST /reply`` records the JSON body's ``n``; ``GET /stats`` answers how many replies came,
-how many distinct ``n``, the duplicates, and the monotonic times of the first and last reply.
+``POST /reply`` records the JSON body's ``n``; ``GET /seen`` lists the ``n`` replied to;
+``GET /stats`` answers how many replies came, how many distinct ``n``, the duplicates, and the
+times of the first and last reply.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         times.setdefault("first", now)
         times["last"] = now
         await _answer(send, 200, {"ok": True})
+        return
+    if scope["path"] == "/seen":
+        await _answer(send, 200, sorted(seen))
         return
     if scope["path"] == "/stats":
         await _answer(

@@ -108,6 +108,8 @@ class Result:
     prefect_503: int
     prefect_5xx: int
     load: str
+    unreplied: list[str]
+    storage: dict[str, float]
 
     @property
     def accepted_per_s(self) -> float:
@@ -160,6 +162,118 @@ def prefect_errors(*logs: Path) -> tuple[int, int]:
     return retried, failed
 
 
+def _sync_url(url: str) -> str:
+    """A SQLAlchemy URL for the psycopg driver (the bench reads the databases synchronously)."""
+    return re.sub(r"^postgresql\+\w+://", "postgresql+psycopg://", url)
+
+
+def explain_unreplied(app_url: str, missing: list[int]) -> list[str]:
+    """Where the events without a reply stand: the webhook event's status and its run's."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(_sync_url(app_url))
+    lines = []
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT (e.payload -> 'body' ->> 'n')::int AS n, e.status, e.attempts, "
+                    "x.status AS run, x.attempt, x.error, x.error_node_id, x.claimed_by "
+                    "FROM webhook_event e LEFT JOIN flow_execution x "
+                    "ON x.trigger_event_id = e.id "
+                    "WHERE (e.payload -> 'body' ->> 'n')::int = ANY(:missing) ORDER BY n"
+                ),
+                {"missing": missing or [-1]},
+            ).all()
+            totals = connection.execute(
+                text("SELECT status, count(*) FROM flow_execution GROUP BY status")
+            ).all()
+    finally:
+        engine.dispose()
+    lines.append("runs by status: " + ", ".join(f"{s}={c}" for s, c in totals))
+    found = {row.n for row in rows}
+    for row in rows:
+        lines.append(
+            f"n={row.n}: event {row.status} (attempts {row.attempts}), run {row.run} "
+            f"(attempt {row.attempt}, claimed by {row.claimed_by}) "
+            f"{row.error_node_id or ''} {(row.error or '')[:200]}"
+        )
+    lines.extend(f"n={n}: no webhook event stored" for n in missing if n not in found)
+    return lines
+
+
+def prefect_storage(prefect_url: str, prefect_api: str, before: int) -> dict[str, float]:
+    """Bytes Prefect's database grew by per flow run, then what is left after pruning the
+    finished Socialflow runs (``prune_prefect_runs``, as the retention does) and VACUUM FULL."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.client.orchestration import PrefectClient
+    from sqlalchemy import create_engine, text
+
+    from socialflow.orchestration._prefect_prune import prune_prefect_runs
+
+    engine = create_engine(_sync_url(prefect_url), isolation_level="AUTOCOMMIT")
+
+    def size() -> tuple[int, int, int]:
+        with engine.connect() as connection:
+            return (
+                connection.execute(
+                    text("SELECT pg_database_size(current_database())")
+                ).scalar_one(),
+                connection.execute(text("SELECT count(*) FROM flow_run")).scalar_one(),
+                connection.execute(text("SELECT count(*) FROM events")).scalar_one(),
+            )
+
+    async def prune() -> int:
+        async with PrefectClient(prefect_api) as client:
+            return await prune_prefect_runs(
+                client, ended_before=datetime.now(UTC) + timedelta(minutes=1)
+            )
+
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("VACUUM FULL"))
+        grown, runs, events = size()
+        pruned = asyncio.run(prune())
+        with engine.connect() as connection:
+            connection.execute(text("VACUUM FULL"))
+        after, runs_after, events_after = size()
+        with engine.connect() as connection:
+            events_bytes = connection.execute(
+                text(
+                    "SELECT pg_total_relation_size('events') "
+                    "+ pg_total_relation_size('event_resources')"
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    per_run = (grown - before) / runs if runs else 0.0
+    return {
+        "runs": runs,
+        "bytes_per_run": per_run,
+        "events": events,
+        "pruned": pruned,
+        "runs_after": runs_after,
+        "events_after": events_after,
+        "bytes_left_per_pruned_run": (after - before) / pruned if pruned else 0.0,
+        "event_bytes_per_run": events_bytes / pruned if pruned else 0.0,
+    }
+
+
+def database_size(url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(_sync_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("VACUUM FULL"))
+            return int(
+                connection.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
 def run_stack(name: str, args: argparse.Namespace) -> Result:
     with Stack(f"burst-{name}") as stack:
         sink_port = free_port()
@@ -203,6 +317,7 @@ def run_stack(name: str, args: argparse.Namespace) -> Result:
         os.environ.update(env)
         graph = burst_graph(f"http://127.0.0.1:{sink_port}/reply")
         flow_id, secret = asyncio.run(prepare_app_db(app_url, graph))
+        prefect_before = database_size(prefect_url)
         api_port = free_port()
         api = stack.start(api_server(stack.home / "logs", port=api_port, env=env))
         worker = stack.start_worker(env, args=["--concurrency", str(args.worker_concurrency)])
@@ -227,6 +342,32 @@ def run_stack(name: str, args: argparse.Namespace) -> Result:
         stats = httpx.get(f"http://127.0.0.1:{sink_port}/stats", timeout=10).json()
         reply_seconds = (stats.get("last", first_post) - first_post) if stats["distinct"] else 0
         retried, failed = prefect_errors(worker.log_path, api.log_path)
+        replied = set(httpx.get(f"http://127.0.0.1:{sink_port}/seen", timeout=10).json())
+        missing = sorted(set(range(args.events)) - replied)
+        try:
+            unreplied = explain_unreplied(app_url, missing)
+        except Exception as exc:  # a diagnostic: never lose the figures to it
+            unreplied = [f"could not read the runs: {exc!r}"]
+        for line in unreplied:
+            log(f"{name}: unreplied {line}")
+        try:
+            storage = prefect_storage(prefect_url, prefect_api, prefect_before)
+        except Exception as exc:
+            log(f"{name}: could not measure Prefect's storage: {exc!r}")
+            storage = dict.fromkeys(
+                (
+                    "runs",
+                    "bytes_per_run",
+                    "events",
+                    "pruned",
+                    "runs_after",
+                    "events_after",
+                    "bytes_left_per_pruned_run",
+                    "event_bytes_per_run",
+                ),
+                0.0,
+            )
+        log(f"{name}: Prefect storage {storage}")
         return Result(
             name=name,
             accepted=status.get("202", 0),
@@ -239,6 +380,8 @@ def run_stack(name: str, args: argparse.Namespace) -> Result:
             prefect_503=retried,
             prefect_5xx=failed,
             load=load_average(),
+            unreplied=unreplied,
+            storage=storage,
         )
 
 
@@ -292,8 +435,39 @@ def main() -> None:
         ],
         rows,
     )
+    print_table(
+        "Prefect's database per flow run: grown during the burst, left after pruning the "
+        "finished runs (VACUUM FULL before each size)",
+        [
+            "stack",
+            "flow runs",
+            "bytes/run",
+            "events",
+            "pruned",
+            "runs left",
+            "events left",
+            "bytes left/pruned run",
+            "of which events",
+        ],
+        [
+            [
+                r.name,
+                int(r.storage["runs"]),
+                f"{r.storage['bytes_per_run']:.0f}",
+                int(r.storage["events"]),
+                int(r.storage["pruned"]),
+                int(r.storage["runs_after"]),
+                int(r.storage["events_after"]),
+                f"{r.storage['bytes_left_per_pruned_run']:.0f}",
+                f"{r.storage['event_bytes_per_run']:.0f}",
+            ]
+            for r in results
+        ],
+    )
     for r in results:
         print(f"{r.name}: statuses {r.status}")
+        for line in r.unreplied:
+            print(f"{r.name}: {line}")
 
 
 if __name__ == "__main__":
