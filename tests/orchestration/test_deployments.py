@@ -263,6 +263,10 @@ async def test_a_scheduled_run_left_by_a_stopped_worker_is_run_again_by_another(
         running = first.inflight.task(flow_run.id)
         assert running is not None
         running.cancel()
+        # ... and is gone: stopped before its lease lapses, so that it cannot claim the run
+        # again itself (the handover below is to the second worker, deterministically)
+        stop_first.set()
+        await first_task
         async with runtime.db.sessionmaker() as session:  # ... and its lease lapses
             await session.execute(
                 update(FlowExecution)
