@@ -162,8 +162,8 @@ def _run_phase(
             str(BENCH / "_load.py"),
             "--urls",
             ",".join(urls),
-            "--secret",
-            secret,
+            # one argument: a secret may start with "-", which argparse reads as an option
+            f"--secret={secret}",
             "--auth",
             auth,
             "--tag",

@@ -615,7 +615,7 @@ def run_socialflow(args: argparse.Namespace, sink: ReplySink) -> Outcome:
         )
         mine = ["prefect server", "worker(s)", "API", "postgres: prefect db", "postgres: app db"]
         before = asyncio.run(socialflow_census(app.dsn, prefect_db.dsn))
-        split = drive(args, stack, sink, outcome, hook, ["--secret", secret], groups)
+        split = drive(args, stack, sink, outcome, hook, [f"--secret={secret}"], groups)
         account(outcome, {n: split.seconds.get(n, 0.0) for n in mine}, split.wall)
         after = asyncio.run(socialflow_census(app.dsn, prefect_db.dsn))
         outcome.records = records(before, after, "flow_execution")
