@@ -21,6 +21,8 @@ export function ContactProfile() {
   const contact = useQuery({
     queryKey: ["contact", ws, contactId],
     queryFn: async () => ok(await api.GET("/api/workspaces/{workspace_id}/contacts/{contact_id}", { params: { path } })),
+    // runs and messages join the timeline as they happen
+    refetchInterval: 3000,
   });
   const fields = useQuery({
     queryKey: ["contact-fields", ws],

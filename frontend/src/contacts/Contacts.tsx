@@ -20,6 +20,8 @@ import {
 } from "./contacts";
 
 const PAGE = 50;
+/** How often the list is refetched while the page is visible. */
+export const CONTACTS_POLL_MS = 3000;
 
 /** The people the workspace's Instagram accounts met: search, filters, bulk tags, export. */
 export function Contacts() {
@@ -38,6 +40,8 @@ export function Contacts() {
     queryKey: ["contacts", ws, filters, offset],
     queryFn: async () =>
       ok(await api.GET("/api/workspaces/{workspace_id}/contacts", { params: { path, query: contactsQuery(filters, Date.now(), PAGE, offset) } })),
+    // new people arrive with events: the list keeps up while it is visible
+    refetchInterval: CONTACTS_POLL_MS,
     placeholderData: (previous) => previous,
   });
   const tags = useQuery({
