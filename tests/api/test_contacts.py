@@ -263,11 +263,13 @@ async def test_csv_export_streams_every_contact_and_defuses_formulas(
 ) -> None:
     people = await meet_people(app, client, test_registry)
     await define(client, people, key="note", label="Note", type="text")
-    await client.patch(
+    await define(client, people, key="memo", label="Memo", type="text")
+    tagged = await client.patch(
         people.url(f"/{people.ids['bob']}"),
-        json={"fields": {"note": "+1 call me"}, "add_tags": ["@home"]},
+        json={"fields": {"note": "+1 call me", "memo": "@SUM(1+1)"}, "add_tags": ["home"]},
         headers=people.team.editor.headers,
     )
+    assert tagged.status_code == 200, tagged.text
     answer = await client.get(people.url("/export"), headers=people.team.admin.headers)
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"].startswith("text/csv")
@@ -276,7 +278,8 @@ async def test_csv_export_streams_every_contact_and_defuses_formulas(
     by_id = {row["id"]: row for row in table}
     assert by_id[people.ids["eve"]]["username"] == "'=HYPERLINK(1)"
     assert by_id[people.ids["bob"]]["field:note"] == "'+1 call me"
-    assert by_id[people.ids["bob"]]["tags"] == "'@home"
+    assert by_id[people.ids["bob"]]["field:memo"] == "'@SUM(1+1)"
+    assert by_id[people.ids["bob"]]["tags"] == "home"
     assert by_id[people.ids["ann"]]["username"] == "ann.smith"
     filtered = await client.get(
         people.url("/export"), params={"source": "dm"}, headers=people.team.admin.headers
