@@ -9,7 +9,10 @@ version) that accepts it with ``ON CONFLICT DO NOTHING`` on that pair: a retry, 
 dispatcher or a restart can never queue a second run. For every flow that does not take it, the
 reason the deciding code gave is written to ``event_outcome`` in the same transaction, so the
 event log shows why. An event whose dispatch fails stays pending and is retried with backoff;
-nothing accepted is dropped.
+nothing accepted is dropped. In the same transaction the batch's Instagram events create or
+update the contacts they name (``socialflow.contacts.record_sightings``: one upsert per batch,
+whose failure is logged and never holds an event back); the profiles of people who messaged are
+read after the commit, outside the claim.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ class Dispatcher:
         self.registry = registry
         self.batch = batch
         self.profiles = profiles
-        self._background: set[asyncio.Task[object]] = set()
+        self._background: set[asyncio.Future[object]] = set()
 
     async def dispatch_once(self) -> int:
         """Dispatch one batch of due events.
