@@ -419,3 +419,22 @@ async def test_another_workspaces_contact_answers_404(
         assert answer.json()["code"] == "contact_not_found"
     still = await client.get(other.url(f"/{theirs}"), headers=other.team.admin.headers)
     assert still.status_code == 200 and still.json()["tags"] == []
+
+
+async def test_deleting_the_workspace_deletes_its_contacts(
+    app: Any, client: httpx.AsyncClient, test_registry: Any
+) -> None:
+    people = await meet_people(app, client, test_registry)
+    await define(client, people, key="email", label="Email", type="email")
+    await client.patch(
+        people.url(f"/{people.ids['ann']}"),
+        json={"add_tags": ["lead"], "fields": {"email": "ann@example.com"}},
+        headers=people.team.editor.headers,
+    )
+    gone = await client.delete(
+        f"/api/workspaces/{people.team.workspace_id}", headers=people.team.admin.headers
+    )
+    assert gone.status_code == 204, gone.text
+    workspace = uuid.UUID(people.team.workspace_id)
+    assert await rows(app.state.db, Contact, Contact.workspace_id == workspace) == []
+    assert await rows(app.state.db, Contact, Contact.account_id == people.account) == []
