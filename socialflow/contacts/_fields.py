@@ -70,7 +70,7 @@ def _number(value: Any) -> int | float:
     if isinstance(number, float) and not math.isfinite(number):
         msg = "expected a finite number"
         raise FieldValueError(msg)
-    if isinstance(number, int) and abs(number) > 10**18:
+    if abs(number) > 10**18:
         msg = "the number is out of range (at most 18 digits)"
         raise FieldValueError(msg)
     return number
