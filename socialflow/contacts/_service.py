@@ -69,13 +69,13 @@ async def _tag_ids(
     if create and names:
         insert = _insert(session)
         now = utcnow()
-        rows = [
+        new = [
             {"id": uuid.uuid4(), "workspace_id": workspace_id, "name": n, "created_at": now}
             for n in names
         ]
         await session.execute(
             insert(ContactTag)
-            .values(rows)
+            .values(new)
             .on_conflict_do_nothing(index_elements=["workspace_id", "name"])
         )
     rows = await session.execute(
