@@ -85,7 +85,7 @@ def test_a_person_who_wrote_appears_is_tagged_and_has_a_timeline(
 
     # a person tags them from the list
     row.get_by_role("checkbox").check()
-    page.get_by_label("Bulk tags").fill("vip, e2e")
+    page.get_by_role("textbox", name="Tags to add or remove").fill("vip, e2e")
     page.get_by_role("button", name="Add tags").click()
     expect(page.get_by_text("1 contacts changed")).to_be_visible()
     expect(row).to_contain_text("vip")

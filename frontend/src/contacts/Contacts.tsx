@@ -123,10 +123,10 @@ export function Contacts() {
         </label>
       </div>
       {canEdit && (
-        <div className="filters" role="group" aria-label="Bulk tags">
+        <div className="filters" role="group" aria-label="Tag selected contacts">
           <label>
             Tags for {selected.size} selected
-            <input value={bulkTags} onChange={(e) => setBulkTags(e.target.value)} placeholder="lead, vip" aria-label="Bulk tags" />
+            <input value={bulkTags} onChange={(e) => setBulkTags(e.target.value)} placeholder="lead, vip" aria-label="Tags to add or remove" />
           </label>
           <button type="button" disabled={!selected.size || !parseTags(bulkTags).length || bulk.isPending} onClick={() => bulk.mutate("add")}>
             Add tags
