@@ -18,6 +18,8 @@ const KnowledgeBasePage = lazy(() => import("./pages/Knowledge").then((m) => ({ 
 const Events = lazy(() => import("./pages/Events").then((m) => ({ default: m.Events })));
 const EventDetail = lazy(() => import("./pages/EventDetail").then((m) => ({ default: m.EventDetail })));
 const Replay = lazy(() => import("./pages/Replay").then((m) => ({ default: m.Replay })));
+const Contacts = lazy(() => import("./contacts/Contacts").then((m) => ({ default: m.Contacts })));
+const ContactProfile = lazy(() => import("./contacts/ContactProfile").then((m) => ({ default: m.ContactProfile })));
 const Instagram = lazy(() => import("./pages/Instagram").then((m) => ({ default: m.Instagram })));
 
 const LOADING = <p className="center muted">Loading…</p>;
@@ -55,6 +57,8 @@ export function App() {
           <Route path="knowledge" element={<KnowledgeBases />} />
           <Route path="knowledge/:kbId" element={<KnowledgeBasePage />} />
           <Route path="instagram" element={<Instagram />} />
+          <Route path="contacts" element={<Contacts />} />
+          <Route path="contacts/:contactId" element={<ContactProfile />} />
         </Route>
         <Route path="*" element={<p className="center">Page not found. <a href="/">Home</a></p>} />
       </Routes>

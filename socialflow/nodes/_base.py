@@ -23,6 +23,7 @@ __all__ = [
     "BaseNode",
     "Category",
     "ChatModelProvider",
+    "ContactService",
     "CredentialResolver",
     "InstagramService",
     "KnowledgeRetriever",
@@ -114,6 +115,16 @@ class InstagramService(Protocol):
     async def perform(self, request: ActionRequest) -> ActionResult: ...
 
 
+class ContactService(Protocol):
+    """The run's contact, for contact nodes: the person whose event started the run."""
+
+    async def add_tags(self, names: list[str]) -> list[str]: ...
+
+    async def remove_tags(self, names: list[str]) -> list[str]: ...
+
+    async def set_field(self, key: str, value: Any) -> Any: ...
+
+
 class ChatModelProvider(Protocol):
     """Builds chat models from the run's workspace credentials, for AI nodes."""
 
@@ -172,6 +183,10 @@ class NodeContext:
         retriever: The workspace's knowledge bases; None outside a workspace run.
         trigger_fields: The fields the run's trigger declares for its payload
             (``BaseNode.trigger_fields``); templates read those the payload lacks as None.
+        contact: The person whose Instagram event started the run, as templates see it
+            (``contact.tags``, ``contact.fields.email``, ``contact.window.open``); None when
+            the run's trigger names nobody.
+        contacts: Changes the run's contact (tags, fields); None when there is none.
     """
 
     execution_id: uuid.UUID
@@ -193,16 +208,24 @@ class NodeContext:
     llm: ChatModelProvider | None = None
     retriever: KnowledgeRetriever | None = None
     trigger_fields: frozenset[str] = frozenset()
+    contact: Mapping[str, Any] | None = None
+    contacts: ContactService | None = None
 
     def template_scope(self) -> dict[str, Any]:
-        """The names templates and expressions may use: ``trigger``, ``nodes``, ``input``.
+        """The names templates and expressions may use: ``trigger``, ``nodes``, ``input`` and
+        ``contact`` (None when the run's trigger names nobody).
 
         A field of ``trigger_fields`` the trigger payload lacks reads as ``None``.
         """
         trigger: Mapping[str, Any] = self.trigger
         if self.trigger_fields:
             trigger = _template.OptionalFields(trigger, self.trigger_fields, "trigger")
-        return {"trigger": trigger, "nodes": self.outputs, "input": self.inputs}
+        return {
+            "trigger": trigger,
+            "nodes": self.outputs,
+            "input": self.inputs,
+            "contact": self.contact,
+        }
 
     def render(self, template: str, *, field_name: str = "template") -> Any:
         """Render a ``{{ ... }}`` template; a lone expression keeps its type (number, dict…)."""

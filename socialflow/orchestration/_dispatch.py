@@ -9,13 +9,17 @@ version) that accepts it with ``ON CONFLICT DO NOTHING`` on that pair: a retry, 
 dispatcher or a restart can never queue a second run. For every flow that does not take it, the
 reason the deciding code gave is written to ``event_outcome`` in the same transaction, so the
 event log shows why. An event whose dispatch fails stays pending and is retried with backoff;
-nothing accepted is dropped.
+nothing accepted is dropped. In the same transaction the batch's Instagram events create or
+update the contacts they name (``socialflow.contacts.record_sightings``: one upsert per batch,
+whose failure is logged and never holds an event back); the profiles of people who messaged are
+read after the commit, outside the claim.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlalchemy import or_, select
@@ -23,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socialflow.contacts import EventRef, record_sightings
 from socialflow.core.db import Database, utcnow
 from socialflow.core.lease import lock_for_claim
 from socialflow.core.logging import get_logger
@@ -47,6 +52,9 @@ _MAX_BACKOFF = 600.0
 _MENTION_CARRIERS = ("instagram.comment",)
 _BASE_ACCEPTS = BaseNode.accepts.__func__  # type: ignore[attr-defined]
 
+#: reads the profiles of contacts that just messaged an account (``ProfileReader.refresh``)
+ProfileRefresh = Callable[[list[uuid.UUID]], Awaitable[object]]
+
 #: per Instagram account: the workspaces that connected it, each with the handle whose
 #: @mentions in comments count as mentions (Instagram Login accounts only), or None
 Owners = dict[str, dict[uuid.UUID, str | None]]
@@ -64,12 +72,23 @@ class Dispatcher:
         db: The application database.
         registry: Node kinds, to ask each trigger whether it accepts an event.
         batch: Events claimed per round.
+        profiles: Called after each round with the contacts that messaged an account in it,
+            to read their profiles from Meta outside the round's transaction; None reads none.
     """
 
-    def __init__(self, db: Database, registry: NodeRegistry, *, batch: int = 200) -> None:
+    def __init__(
+        self,
+        db: Database,
+        registry: NodeRegistry,
+        *,
+        batch: int = 200,
+        profiles: ProfileRefresh | None = None,
+    ) -> None:
         self.db = db
         self.registry = registry
         self.batch = batch
+        self.profiles = profiles
+        self._background: set[asyncio.Future[object]] = set()
 
     async def dispatch_once(self) -> int:
         """Dispatch one batch of due events.
@@ -95,6 +114,7 @@ class Dispatcher:
                 return 0
             triggers = await self._triggers(session, events)
             owners = await self._instagram_owners(session, events)
+            consented = await self._contacts(session, events, owners)
             queued = 0
             for event in events:
                 try:
@@ -115,7 +135,11 @@ class Dispatcher:
             if queued or any(e.conversation_key for e in events):
                 await notify(session, QUEUE_CHANNEL)
             await session.commit()
-            return len(events)
+        if consented and self.profiles is not None:
+            task = asyncio.ensure_future(self.profiles(consented))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return len(events)
 
     async def run(self, stop: asyncio.Event, wakeup: Wakeup) -> None:
         """Dispatch until ``stop`` is set, sleeping on ``wakeup`` when there is nothing to do."""
@@ -147,6 +171,25 @@ class Dispatcher:
 
     async def _instagram_owners(self, session: AsyncSession, events: list[WebhookEvent]) -> Owners:
         return await instagram_owners(session, events)
+
+    async def _contacts(
+        self, session: AsyncSession, events: list[WebhookEvent], owners: Owners
+    ) -> list[uuid.UUID]:
+        """Create or update the contacts the batch's Instagram events name, in one statement;
+        a failure here is logged and never keeps an event from being dispatched."""
+        refs = [
+            EventRef(e.id, e.account_id, e.payload)
+            for e in events
+            if e.source == "instagram" and e.account_id and e.account_id in owners
+        ]
+        if not refs:
+            return []
+        try:
+            async with session.begin_nested():
+                return await record_sightings(session, refs, owners)
+        except Exception:
+            _log.exception("contacts not recorded for a batch of events", events=len(refs))
+            return []
 
     async def _dispatch(
         self,

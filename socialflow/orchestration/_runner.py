@@ -25,6 +25,7 @@ from prefect.flow_engine import run_flow_async
 from prefect.states import Completed, Failed, Pending
 from pydantic import BaseModel, Field
 
+from socialflow.contacts import RunContact
 from socialflow.core.credentials import DatabaseCredentialResolver
 from socialflow.core.db import utcnow
 from socialflow.core.errors import AppError, NodeTimeoutError, TransientError, UserError
@@ -168,6 +169,8 @@ class GraphRun:
         )
         self.llm: ChatModelProvider | None = None
         self.retriever: KnowledgeRetriever | None = None
+        #: the person whose Instagram event started the run (``load_contact``)
+        self.contact: RunContact | None = None
         if self.credentials is not None:
             # imported here: processes that never run an AI node skip LangChain's import
             from socialflow.knowledge import CredentialChatModels, WorkspaceRetriever
@@ -176,6 +179,19 @@ class GraphRun:
             self.retriever = WorkspaceRetriever(
                 runtime.db, runtime.settings, meta.workspace_id, stores=runtime.knowledge_stores()
             )
+
+    async def load_contact(self) -> None:
+        """Find the run's contact when an Instagram event of a person started it; a failure
+        to read it leaves the run without one, never fails it."""
+        kinds = self.graph.trigger.cls.event_kinds
+        if self.meta.workspace_id is None or not any(k.startswith("instagram.") for k in kinds):
+            return
+        try:
+            self.contact = await RunContact.load(
+                self.runtime.db, self.meta.workspace_id, self.trigger, sandbox=self.meta.sandbox
+            )
+        except Exception:
+            _log.exception("the run's contact could not be read", run=str(self.meta.execution_id))
 
     async def execute(self) -> None:
         """Run every node, each as soon as its upstream nodes are done."""
@@ -347,6 +363,8 @@ class GraphRun:
             llm=self.llm,
             retriever=self.retriever,
             trigger_fields=self.trigger_fields,
+            contact=self.contact.view if self.contact is not None else None,
+            contacts=self.contact,
             **({"credentials": self.credentials} if self.credentials is not None else {}),
         )
 
@@ -426,6 +444,7 @@ async def execute_graph(graph: str, trigger: dict[str, Any], meta: RunMeta | dic
         compiled = compile_graph_json(graph, runtime.registry)
         recorder.update_execution(trigger_kind=compiled.trigger.spec.kind)
         run = GraphRun(runtime, compiled, trigger, meta, recorder, flow_run_id)
+        await run.load_contact()
         with TagsContext(current_tags=set()):  # tag the flow run only, never its task runs
             await run.execute()
     except asyncio.CancelledError:

@@ -198,6 +198,23 @@ class EmulatorState:
                 raise GraphFault(100, "The comment is invalid for a private reply", subcode=2534025)
             self.private_replied.add(comment_id)
 
+    def profile(self, account: _Account, igsid: str) -> dict[str, Any]:
+        """The user profile API (SPEC 5.6): answered only for a person who messaged the
+        account; anyone else is refused as Meta refuses them."""
+        with self.lock:
+            if (account.ig_user_id, igsid) not in self.conversations:
+                raise GraphFault(100, "User consent is required to access user profile.")
+            user = self.users.get(igsid, {})
+            return {
+                "id": igsid,
+                "name": user.get("name", "Test User"),
+                "username": user.get("username", f"user{igsid}"),
+                "profile_pic": f"https://scontent.example/v/{igsid}.jpg",
+                "follower_count": 12,
+                "is_user_follow_business": False,
+                "is_business_follow_user": False,
+            }
+
     def check_window(self, account: _Account, recipient: str, tag: str | None) -> None:
         with self.lock:
             last = self.conversations.get((account.ig_user_id, recipient))

@@ -281,6 +281,8 @@ def _node(
             comment["hidden"] = params["hide"] == "true"
             return {"success": True}
         return {k: v for k, v in comment.items() if k not in ("created", "account")}
+    if method == "GET" and "profile_pic" in params.get("fields", ""):
+        return state.profile(account, target)
     if target in state.users and method == "GET":
         return dict(state.users[target])
     if method == "GET":

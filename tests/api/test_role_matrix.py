@@ -18,6 +18,9 @@ ROLES = {"viewer": 0, "editor": 1, "admin": 2}
 FLOWS = "/api/workspaces/{workspace_id}/flows"
 CREDENTIALS = "/api/workspaces/{workspace_id}/credentials"
 KNOWLEDGE = "/api/workspaces/{workspace_id}/knowledge-bases"
+CONTACTS = "/api/workspaces/{workspace_id}/contacts"
+CONTACT_TAGS = "/api/workspaces/{workspace_id}/contact-tags"
+CONTACT_FIELDS = "/api/workspaces/{workspace_id}/contact-fields"
 
 MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/workspaces/{workspace_id}"): "viewer",
@@ -80,6 +83,21 @@ MATRIX: dict[tuple[str, str], str] = {
     ("DELETE", f"{KNOWLEDGE}/{{knowledge_base_id}}"): "editor",
     ("POST", f"{KNOWLEDGE}/{{knowledge_base_id}}/documents"): "editor",
     ("DELETE", f"{KNOWLEDGE}/{{knowledge_base_id}}/documents/{{document_id}}"): "editor",
+    # contacts: viewers read, editors tag and set fields, admins export and erase
+    ("GET", f"{CONTACTS}"): "viewer",
+    ("GET", f"{CONTACTS}/{{contact_id}}"): "viewer",
+    ("PATCH", f"{CONTACTS}/{{contact_id}}"): "editor",
+    ("POST", f"{CONTACTS}/bulk-tags"): "editor",
+    ("GET", f"{CONTACTS}/export"): "admin",
+    ("DELETE", f"{CONTACTS}/{{contact_id}}"): "admin",
+    ("GET", f"{CONTACT_TAGS}"): "viewer",
+    ("POST", f"{CONTACT_TAGS}"): "editor",
+    ("PATCH", f"{CONTACT_TAGS}/{{tag_id}}"): "editor",
+    ("DELETE", f"{CONTACT_TAGS}/{{tag_id}}"): "admin",
+    ("GET", f"{CONTACT_FIELDS}"): "viewer",
+    ("POST", f"{CONTACT_FIELDS}"): "editor",
+    ("PATCH", f"{CONTACT_FIELDS}/{{field_id}}"): "editor",
+    ("DELETE", f"{CONTACT_FIELDS}/{{field_id}}"): "admin",
 }
 
 

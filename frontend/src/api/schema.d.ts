@@ -371,6 +371,196 @@ export interface paths {
         patch: operations["rename_workspace"];
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/contact-fields": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Contact Fields
+         * @description The workspace's custom fields (viewer).
+         */
+        get: operations["list_contact_fields"];
+        put?: never;
+        /**
+         * Create Contact Field
+         * @description Define a typed custom field: text, number, date, boolean, email, phone, URL or choice
+         *     (editor).
+         */
+        post: operations["create_contact_field"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/contact-fields/{field_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Contact Field
+         * @description Delete a field and every contact's value of it (admin).
+         */
+        delete: operations["delete_contact_field"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Contact Field
+         * @description Change a field's label or choices (editor).
+         */
+        patch: operations["update_contact_field"];
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/contact-tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Contact Tags
+         * @description The workspace's tags, each with how many contacts have it (viewer).
+         */
+        get: operations["list_contact_tags"];
+        put?: never;
+        /**
+         * Create Contact Tag
+         * @description Define a tag (editor).
+         */
+        post: operations["create_contact_tag"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/contact-tags/{tag_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Contact Tag
+         * @description Delete a tag and take it off every contact (admin).
+         */
+        delete: operations["delete_contact_tag"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Contact Tag
+         * @description Rename a tag (editor).
+         */
+        patch: operations["update_contact_tag"];
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/contacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Contacts
+         * @description The workspace's contacts, most recently seen first, filtered by text, tags, field
+         *     values, source, account, last seen, window and opt-out (viewer).
+         */
+        get: operations["list_contacts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/contacts/bulk-tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Bulk Tag Contacts
+         * @description Add or remove tags on contacts given by ids or by a filter (editor).
+         */
+        post: operations["bulk_tag_contacts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/contacts/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Contacts
+         * @description The contacts the filter matches as CSV, streamed; cells that a spreadsheet would run as
+         *     a formula are prefixed with ' (admin).
+         */
+        get: operations["export_contacts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/contacts/{contact_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Contact
+         * @description One contact with tags, fields, window and timeline: their events, the runs those
+         *     started and the messages sent to them (viewer).
+         */
+        get: operations["get_contact"];
+        put?: never;
+        post?: never;
+        /**
+         * Erase Contact
+         * @description Erase a contact: the contact, its tags and field values are deleted, and its personal
+         *     data in stored events, runs and ledger texts replaced by [erased]; the answer says what
+         *     was kept (admin).
+         */
+        delete: operations["erase_contact"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Contact
+         * @description Add or remove tags, set or clear fields (checked by type), set the opt-out (editor).
+         */
+        patch: operations["update_contact"];
+        trace?: never;
+    };
     "/api/workspaces/{workspace_id}/credentials": {
         parameters: {
             query?: never;
@@ -1471,6 +1661,42 @@ export interface components {
             token: string;
         };
         /**
+         * BulkTagRequest
+         * @description Tag or untag many contacts: by ids, or every contact a filter matches.
+         */
+        BulkTagRequest: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "add" | "remove";
+            /** @description Every contact matching this filter. */
+            filter?: components["schemas"]["ContactFilter"] | null;
+            /**
+             * Ids
+             * @description These contacts (of this workspace).
+             */
+            ids?: string[] | null;
+            /**
+             * Tags
+             * @description Tag names.
+             */
+            tags: string[];
+        };
+        /**
+         * BulkTagResult
+         * @description What a bulk tag change touched.
+         */
+        BulkTagResult: {
+            /**
+             * Matched
+             * @description Contacts the ids or filter matched in this workspace.
+             */
+            matched: number;
+            /** Tags */
+            tags: string[];
+        };
+        /**
          * ConnectStart
          * @description Start Instagram Login for this workspace.
          */
@@ -1492,6 +1718,322 @@ export interface components {
             redirect_uri: string;
             /** State */
             state: string;
+        };
+        /**
+         * ContactDetail
+         * @description One contact with its profile state and timeline, newest first.
+         */
+        ContactDetail: {
+            /**
+             * Account Id
+             * @description The connected account (ig_user_id) that met them.
+             */
+            account_id: string;
+            /**
+             * Fields
+             * @description Custom field values by key (set ones only).
+             */
+            fields: {
+                [key: string]: unknown;
+            };
+            /**
+             * First Seen At
+             * Format: date-time
+             */
+            first_seen_at: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Igsid
+             * @description The person's Instagram-scoped id for that account.
+             */
+            igsid: string;
+            /**
+             * Last Inbound At
+             * @description Their last message, tap or referral.
+             */
+            last_inbound_at: string | null;
+            /**
+             * Last Seen At
+             * Format: date-time
+             */
+            last_seen_at: string;
+            /** Name */
+            name: string | null;
+            /** Opted Out */
+            opted_out: boolean;
+            /** Profile Error */
+            profile_error: string | null;
+            /** Profile Fetched At */
+            profile_fetched_at: string | null;
+            /** Profile Pic */
+            profile_pic: string | null;
+            /**
+             * Source
+             * @description How they first came: comment, dm, story_reply, ad, ...
+             */
+            source: string;
+            /** Tags */
+            tags: string[];
+            /** Timeline */
+            timeline: components["schemas"]["TimelineItem"][];
+            /** Username */
+            username: string | null;
+            window: components["schemas"]["WindowRead"];
+        };
+        /**
+         * ContactFieldCreate
+         * @description A new custom field.
+         */
+        ContactFieldCreate: {
+            /**
+             * Choices
+             * @description For a choice field: the options.
+             */
+            choices?: string[];
+            /**
+             * Key
+             * @description How templates name it: contact.fields.<key>.
+             */
+            key: string;
+            /**
+             * Label
+             * @description What people see.
+             */
+            label: string;
+            /** @description The values it takes. */
+            type: components["schemas"]["FieldType"];
+        };
+        /**
+         * ContactFieldRead
+         * @description A custom field of the workspace.
+         */
+        ContactFieldRead: {
+            /** Choices */
+            choices: string[];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Key */
+            key: string;
+            /** Label */
+            label: string;
+            /** Type */
+            type: string;
+        };
+        /**
+         * ContactFieldUpdate
+         * @description A field's new label or choices (its key and type never change).
+         */
+        ContactFieldUpdate: {
+            /** Choices */
+            choices?: string[] | null;
+            /** Label */
+            label?: string | null;
+        };
+        /**
+         * ContactFilter
+         * @description Which contacts (every given filter must match).
+         */
+        ContactFilter: {
+            /**
+             * Account
+             * @description Contacts of this account (ig_user_id).
+             */
+            account?: string | null;
+            /**
+             * Field
+             * @description key=value: contacts whose custom field key has exactly that value.
+             */
+            field?: string[] | null;
+            /**
+             * Opted Out
+             * @description Opted out or not.
+             */
+            opted_out?: boolean | null;
+            /**
+             * Q
+             * @description Part of the username or name (any case).
+             */
+            q?: string | null;
+            /**
+             * Seen After
+             * @description Last seen at or after this.
+             */
+            seen_after?: string | null;
+            /**
+             * Seen Before
+             * @description Last seen before this.
+             */
+            seen_before?: string | null;
+            /**
+             * Source
+             * @description Contacts who first came this way (repeat the parameter).
+             */
+            source?: ("comment" | "live_comment" | "dm" | "story_reply" | "story_mention" | "postback" | "referral" | "ad")[] | null;
+            /**
+             * Tag
+             * @description Contacts with every one of these tags.
+             */
+            tag?: string[] | null;
+            /**
+             * Window
+             * @description Whether Meta's 24-hour messaging window is open now.
+             */
+            window?: ("open" | "closed") | null;
+        };
+        /**
+         * ContactPage
+         * @description A page of contacts.
+         */
+        ContactPage: {
+            /** Items */
+            items: components["schemas"]["ContactRead"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /**
+         * ContactRead
+         * @description One contact in the list.
+         */
+        ContactRead: {
+            /**
+             * Account Id
+             * @description The connected account (ig_user_id) that met them.
+             */
+            account_id: string;
+            /**
+             * Fields
+             * @description Custom field values by key (set ones only).
+             */
+            fields: {
+                [key: string]: unknown;
+            };
+            /**
+             * First Seen At
+             * Format: date-time
+             */
+            first_seen_at: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Igsid
+             * @description The person's Instagram-scoped id for that account.
+             */
+            igsid: string;
+            /**
+             * Last Inbound At
+             * @description Their last message, tap or referral.
+             */
+            last_inbound_at: string | null;
+            /**
+             * Last Seen At
+             * Format: date-time
+             */
+            last_seen_at: string;
+            /** Name */
+            name: string | null;
+            /** Opted Out */
+            opted_out: boolean;
+            /** Profile Pic */
+            profile_pic: string | null;
+            /**
+             * Source
+             * @description How they first came: comment, dm, story_reply, ad, ...
+             */
+            source: string;
+            /** Tags */
+            tags: string[];
+            /** Username */
+            username: string | null;
+            window: components["schemas"]["WindowRead"];
+        };
+        /**
+         * ContactTagCreate
+         * @description A new tag.
+         */
+        ContactTagCreate: {
+            /**
+             * Name
+             * @description A tag name.
+             */
+            name: string;
+        };
+        /**
+         * ContactTagRead
+         * @description A tag of the workspace and how many contacts have it.
+         */
+        ContactTagRead: {
+            /** Contacts */
+            contacts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+        };
+        /**
+         * ContactTagUpdate
+         * @description A tag's new name.
+         */
+        ContactTagUpdate: {
+            /**
+             * Name
+             * @description A tag name.
+             */
+            name: string;
+        };
+        /**
+         * ContactUpdate
+         * @description Changes to one contact's tags, fields and opt-out.
+         */
+        ContactUpdate: {
+            /**
+             * Add Tags
+             * @description Tags to add.
+             */
+            add_tags?: string[];
+            /**
+             * Fields
+             * @description Field key → value (checked against the field's type); null clears it.
+             */
+            fields?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Opted Out
+             * @description Set or clear the opt-out.
+             */
+            opted_out?: boolean | null;
+            /**
+             * Remove Tags
+             * @description Tags to remove.
+             */
+            remove_tags?: string[];
         };
         /**
          * CredentialCreate
@@ -1669,6 +2211,45 @@ export interface components {
              * @default in
              */
             target_port?: string;
+        };
+        /**
+         * EraseReport
+         * @description What erasing a contact removed, and what was kept without personal data.
+         */
+        EraseReport: {
+            /**
+             * Contact Id
+             * Format: uuid
+             */
+            contact_id: string;
+            /** Erased */
+            erased: boolean;
+            /**
+             * Events Scrubbed
+             * @description Stored events whose personal data was replaced.
+             */
+            events_scrubbed: number;
+            /** Field Values Deleted */
+            field_values_deleted: number;
+            /**
+             * Kept
+             * @description What is kept, as counts: the event, run and ledger rows, without their personal data (so usage and limits stay right).
+             */
+            kept: {
+                [key: string]: number;
+            };
+            /**
+             * Messages Scrubbed
+             * @description Ledger entries whose texts were replaced.
+             */
+            messages_scrubbed: number;
+            /**
+             * Runs Scrubbed
+             * @description Runs whose trigger and node data were replaced.
+             */
+            runs_scrubbed: number;
+            /** Tags Removed */
+            tags_removed: number;
         };
         /**
          * ErrorBody
@@ -2058,6 +2639,12 @@ export interface components {
             /** Workspace Id */
             workspace_id: string | null;
         };
+        /**
+         * FieldType
+         * @description The types a custom field can have; each value is checked against its field's type.
+         * @enum {string}
+         */
+        FieldType: "text" | "number" | "date" | "boolean" | "email" | "phone" | "url" | "choice";
         /**
          * FlowCreate
          * @description A new flow. Without a graph it starts as a blank canvas.
@@ -3344,6 +3931,44 @@ export interface components {
             };
         };
         /**
+         * TimelineItem
+         * @description Something that happened with the contact: an event of theirs, a run it started, or a
+         *     message sent to them (the send ledger).
+         */
+        TimelineItem: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Direction */
+            direction?: ("in" | "out") | null;
+            /** Execution Id */
+            execution_id?: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Kind
+             * @description Event kind, the run's flow, or the ledger action.
+             */
+            kind: string;
+            /** Status */
+            status?: string | null;
+            /**
+             * Text
+             * @description The message or comment text, if any.
+             */
+            text?: string | null;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "event" | "run" | "message";
+        };
+        /**
          * TokenRead
          * @description Answer to an API-client login.
          */
@@ -3522,6 +4147,16 @@ export interface components {
             received: number;
             /** Stored */
             stored: number;
+        };
+        /**
+         * WindowRead
+         * @description Meta's standard messaging window: open for 24 hours after the person's last message.
+         */
+        WindowRead: {
+            /** Expires At */
+            expires_at: string | null;
+            /** Open */
+            open: boolean;
         };
         /**
          * WorkspaceCreate
@@ -5142,6 +5777,1034 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WorkspaceRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_contact_fields: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactFieldRead"][];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_contact_field: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ContactFieldCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactFieldRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_contact_field: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Field id. */
+                field_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_contact_field: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Field id. */
+                field_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ContactFieldUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactFieldRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_contact_tags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactTagRead"][];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_contact_tag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ContactTagCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactTagRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_contact_tag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tag id. */
+                tag_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_contact_tag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tag id. */
+                tag_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ContactTagUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactTagRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_contacts: {
+        parameters: {
+            query?: {
+                /** @description Part of the username or name (any case). */
+                q?: string | null;
+                /** @description Contacts with every one of these tags. */
+                tag?: string[] | null;
+                /** @description key=value: contacts whose custom field key has exactly that value. */
+                field?: string[] | null;
+                /** @description Contacts who first came this way (repeat the parameter). */
+                source?: ("comment" | "live_comment" | "dm" | "story_reply" | "story_mention" | "postback" | "referral" | "ad")[] | null;
+                /** @description Contacts of this account (ig_user_id). */
+                account?: string | null;
+                /** @description Last seen at or after this. */
+                seen_after?: string | null;
+                /** @description Last seen before this. */
+                seen_before?: string | null;
+                /** @description Whether Meta's 24-hour messaging window is open now. */
+                window?: ("open" | "closed") | null;
+                /** @description Opted out or not. */
+                opted_out?: boolean | null;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Contacts to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactPage"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    bulk_tag_contacts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkTagRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkTagResult"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_contacts: {
+        parameters: {
+            query?: {
+                /** @description Part of the username or name (any case). */
+                q?: string | null;
+                /** @description Contacts with every one of these tags. */
+                tag?: string[] | null;
+                /** @description key=value: contacts whose custom field key has exactly that value. */
+                field?: string[] | null;
+                /** @description Contacts who first came this way (repeat the parameter). */
+                source?: ("comment" | "live_comment" | "dm" | "story_reply" | "story_mention" | "postback" | "referral" | "ad")[] | null;
+                /** @description Contacts of this account (ig_user_id). */
+                account?: string | null;
+                /** @description Last seen at or after this. */
+                seen_after?: string | null;
+                /** @description Last seen before this. */
+                seen_before?: string | null;
+                /** @description Whether Meta's 24-hour messaging window is open now. */
+                window?: ("open" | "closed") | null;
+                /** @description Opted out or not. */
+                opted_out?: boolean | null;
+            };
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_contact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Contact id. */
+                contact_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactDetail"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    erase_contact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Contact id. */
+                contact_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EraseReport"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_contact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Contact id. */
+                contact_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ContactUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactDetail"];
                 };
             };
             /** @description Bad input. */

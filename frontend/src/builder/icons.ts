@@ -15,6 +15,7 @@ const ICONS: Record<string, string> = {
   brain: "✱",
   book: "▤",
   message: "✉",
+  user: "☺",
 };
 
 export function iconFor(name: string): string {

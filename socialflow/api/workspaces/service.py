@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.api.auth.models import User
 from socialflow.api.workspaces.models import Membership, Role, Workspace
 from socialflow.api.workspaces.schemas import MemberRead, WorkspaceRead
+from socialflow.contacts import Contact, ContactField, ContactTag
 from socialflow.core.errors import ConflictError, NotFoundError
 
 __all__ = [
@@ -81,6 +83,10 @@ async def delete(workspace_id: uuid.UUID, *, session: AsyncSession) -> None:
     """Delete a workspace and everything in it."""
     workspace = await session.get(Workspace, workspace_id)
     if workspace is not None:
+        # contacts live below the API and know no workspace table: the people go with it
+        # (their tags, values and event links by cascade)
+        for model in (Contact, ContactTag, ContactField):
+            await session.execute(sql_delete(model).where(model.workspace_id == workspace_id))
         await session.delete(workspace)
         await session.commit()
 

@@ -9,6 +9,11 @@ from socialflow.nodes.builtins.ai import (
     KnowledgeRetrieveNode,
     LLMPromptNode,
 )
+from socialflow.nodes.builtins.contacts import (
+    ContactAddTagNode,
+    ContactRemoveTagNode,
+    ContactSetFieldNode,
+)
 from socialflow.nodes.builtins.data import SetNode
 from socialflow.nodes.builtins.http import HttpRequestNode
 from socialflow.nodes.builtins.instagram_actions import (
@@ -32,6 +37,9 @@ from socialflow.nodes.builtins.triggers import (
 __all__ = [
     "BUILTIN_NODES",
     "ConditionNode",
+    "ContactAddTagNode",
+    "ContactRemoveTagNode",
+    "ContactSetFieldNode",
     "DelayNode",
     "HttpRequestNode",
     "InstagramCommentTriggerNode",
@@ -70,6 +78,9 @@ BUILTIN_NODES: tuple[type[BaseNode], ...] = (
     InstagramPrivateReplyNode,
     InstagramSendDMNode,
     InstagramHideCommentNode,
+    ContactAddTagNode,
+    ContactRemoveTagNode,
+    ContactSetFieldNode,
     LLMPromptNode,
     IntentClassifierNode,
     KnowledgeRetrieveNode,

@@ -14,6 +14,7 @@ import socket
 import uuid
 from datetime import timedelta
 
+from socialflow.contacts import ProfileReader
 from socialflow.core.logging import get_logger
 from socialflow.orchestration._dispatch import Dispatcher
 from socialflow.orchestration._inbox import INBOX_CHANNEL, QUEUE_CHANNEL
@@ -161,7 +162,11 @@ class Worker:
             asyncio.create_task(reconcile, name="reconcile-flow-runs"),
         ]
         if self.dispatch:
-            dispatcher = Dispatcher(self.db, self.runtime.registry)
+            runtime = self.runtime
+            profiles = ProfileReader(
+                self.db, runtime.key_wrapper(), runtime.settings.instagram, runtime.http_client()
+            )
+            dispatcher = Dispatcher(self.db, runtime.registry, profiles=profiles.refresh)
             helpers.append(
                 asyncio.create_task(dispatcher.run(stop, inbox_wakeup), name="dispatcher")
             )
