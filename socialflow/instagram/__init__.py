@@ -78,6 +78,7 @@ if TYPE_CHECKING:
         post_signed_sync,
         signed_headers,
     )
+    from socialflow.instagram._templates import Button, Card, check_buttons, check_cards
     from socialflow.instagram.client import GraphClient
 
 #: the private module (of this package) that defines each public name
@@ -146,6 +147,10 @@ _MODULES: dict[str, str] = {
     "post_signed_sync": "_simulate",
     "Delivery": "_simulate",
     "signed_headers": "_simulate",
+    "Button": "_templates",
+    "Card": "_templates",
+    "check_buttons": "_templates",
+    "check_cards": "_templates",
     "GraphClient": "client",
 }
 
@@ -159,6 +164,8 @@ __all__ = [
     "ActionResult",
     "AnyInstagramEvent",
     "Attachment",
+    "Button",
+    "Card",
     "CommentEvent",
     "DMEvent",
     "Delivery",
@@ -198,6 +205,8 @@ __all__ = [
     "build_mention",
     "build_payload",
     "check_action",
+    "check_buttons",
+    "check_cards",
     "check_challenge",
     "connect_account",
     "conversation_key",

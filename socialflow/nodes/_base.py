@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from socialflow.nodes import _template
+from socialflow.nodes._wait import Reply
 
 if TYPE_CHECKING:
     import httpx
@@ -172,6 +173,8 @@ class NodeContext:
         retriever: The workspace's knowledge bases; None outside a workspace run.
         trigger_fields: The fields the run's trigger declares for its payload
             (``BaseNode.trigger_fields``); templates read those the payload lacks as None.
+        reply: Set when a node that raised ``AwaitReply`` is resumed: the contact's answer
+            or the timeout.
     """
 
     execution_id: uuid.UUID
@@ -193,6 +196,7 @@ class NodeContext:
     llm: ChatModelProvider | None = None
     retriever: KnowledgeRetriever | None = None
     trigger_fields: frozenset[str] = frozenset()
+    reply: Reply | None = None
 
     def template_scope(self) -> dict[str, Any]:
         """The names templates and expressions may use: ``trigger``, ``nodes``, ``input``.

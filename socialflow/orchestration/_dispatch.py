@@ -29,6 +29,7 @@ from socialflow.core.logging import get_logger
 from socialflow.instagram import InstagramAccount, LoginKind, mentions_username
 from socialflow.nodes import BaseNode, NodeRegistry, Rejection
 from socialflow.nodes.builtins.instagram_triggers import own_event_rejection
+from socialflow.orchestration._cancel import mark_prefect_cancelled
 from socialflow.orchestration._inbox import QUEUE_CHANNEL, notify
 from socialflow.orchestration._inbox_models import (
     EventOutcome,
@@ -37,6 +38,8 @@ from socialflow.orchestration._inbox_models import (
     WebhookEvent,
 )
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution
+from socialflow.orchestration._wait_models import WaitStatus
+from socialflow.orchestration._waits import WaitResolution, resume_for_event
 from socialflow.orchestration._wakeup import Wakeup
 
 __all__ = ["Dispatcher", "backoff_seconds", "explain", "instagram_owners", "verdict"]
@@ -96,10 +99,20 @@ class Dispatcher:
             triggers = await self._triggers(session, events)
             owners = await self._instagram_owners(session, events)
             queued = 0
+            cancelled: list[uuid.UUID] = []
             for event in events:
                 try:
                     async with session.begin_nested():
-                        queued += await self._dispatch(session, event, triggers, postgres, owners)
+                        # a run waiting for this sender's answer takes it before any trigger
+                        resolved = await resume_for_event(
+                            session, event, set(owners.get(event.account_id or "", {}))
+                        )
+                        queued += await self._dispatch(
+                            session, event, triggers, postgres, owners, resolved
+                        )
+                        cancelled += [
+                            r.prefect_flow_run_id for r in resolved if r.prefect_flow_run_id
+                        ]
                 except Exception as exc:
                     event.attempts += 1
                     event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -115,7 +128,9 @@ class Dispatcher:
             if queued or any(e.conversation_key for e in events):
                 await notify(session, QUEUE_CHANNEL)
             await session.commit()
-            return len(events)
+        for flow_run_id in cancelled:  # runs a global keyword ended while they waited
+            await mark_prefect_cancelled(flow_run_id)
+        return len(events)
 
     async def run(self, stop: asyncio.Event, wakeup: Wakeup) -> None:
         """Dispatch until ``stop`` is set, sleeping on ``wakeup`` when there is nothing to do."""
@@ -155,10 +170,15 @@ class Dispatcher:
         triggers: list[FlowTrigger],
         postgres: bool,
         owners: Owners | None = None,
+        resolved: list[WaitResolution] | None = None,
     ) -> int:
         matches: list[FlowTrigger] = []
         refused: list[tuple[FlowTrigger, Rejection]] = []
+        # a workspace whose waiting run this event answered starts no new run with it
+        answered = {r.workspace_id for r in resolved or () if r.status == WaitStatus.ANSWERED}
         for trigger in triggers:
+            if trigger.workspace_id in answered:
+                continue
             verdict = self.verdict(event, trigger, owners or {})
             if verdict is True:
                 matches.append(trigger)
@@ -207,10 +227,10 @@ class Dispatcher:
                 )
                 .on_conflict_do_nothing(index_elements=["event_id", "flow_id"])
             )
-        event.status = EventStatus.DISPATCHED if matches else EventStatus.IGNORED
+        event.status = EventStatus.DISPATCHED if matches or answered else EventStatus.IGNORED
         event.dispatched_at = utcnow()
         event.attempts += 1
-        return len(matches)
+        return len(matches) + len(answered)
 
     def verdict(
         self, event: WebhookEvent, trigger: FlowTrigger, owners: Owners

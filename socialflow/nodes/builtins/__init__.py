@@ -9,6 +9,7 @@ from socialflow.nodes.builtins.ai import (
     KnowledgeRetrieveNode,
     LLMPromptNode,
 )
+from socialflow.nodes.builtins.conversation import InstagramAskNode
 from socialflow.nodes.builtins.data import SetNode
 from socialflow.nodes.builtins.http import HttpRequestNode
 from socialflow.nodes.builtins.instagram_actions import (
@@ -34,6 +35,7 @@ __all__ = [
     "ConditionNode",
     "DelayNode",
     "HttpRequestNode",
+    "InstagramAskNode",
     "InstagramCommentTriggerNode",
     "InstagramDMTriggerNode",
     "InstagramHideCommentNode",
@@ -70,6 +72,7 @@ BUILTIN_NODES: tuple[type[BaseNode], ...] = (
     InstagramPrivateReplyNode,
     InstagramSendDMNode,
     InstagramHideCommentNode,
+    InstagramAskNode,
     LLMPromptNode,
     IntentClassifierNode,
     KnowledgeRetrieveNode,
