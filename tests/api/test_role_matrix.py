@@ -53,6 +53,10 @@ MATRIX: dict[tuple[str, str], str] = {
     # the event log
     ("GET", "/api/workspaces/{workspace_id}/events"): "viewer",
     ("GET", "/api/workspaces/{workspace_id}/events/{event_id}"): "viewer",
+    # conversations: waits and global keywords
+    ("GET", "/api/workspaces/{workspace_id}/conversations/waits"): "viewer",
+    ("GET", "/api/workspaces/{workspace_id}/conversations/keywords"): "viewer",
+    ("PUT", "/api/workspaces/{workspace_id}/conversations/keywords"): "editor",
     # run history
     ("GET", "/api/workspaces/{workspace_id}/executions"): "viewer",
     ("GET", "/api/workspaces/{workspace_id}/executions/{execution_id}"): "viewer",
