@@ -271,7 +271,8 @@ class ExecutionRecorder:
             **_usage_columns(list(self._usage.values())),
         }
         if parking:
-            final |= {"lease_until": None, "claimed_by": None}
+            # no lease: nothing runs it; the worker that parked it stays its last holder
+            final["lease_until"] = None
         try:
             if self._writer is not None:
                 await self._writer

@@ -86,9 +86,10 @@ class WaitResolution(BaseModel):
 
 
 def keyword_of(text: str | None) -> str | None:
-    """A message as a global keyword would be stored (trimmed, case-folded), or None when
-    it cannot be one (empty, or longer than any keyword)."""
-    cleaned = (text or "").strip().casefold()
+    """A message as a global keyword is stored (case-folded, runs of spaces made one, as
+    the triggers' keyword filters compare), or None when it cannot be one (empty, or longer
+    than any keyword)."""
+    cleaned = " ".join((text or "").casefold().split())
     return cleaned if 0 < len(cleaned) <= 100 else None
 
 

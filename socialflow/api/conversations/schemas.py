@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from socialflow.orchestration import MAX_KEYWORDS
+from socialflow.orchestration import MAX_KEYWORDS, keyword_of
 
 __all__ = ["KeywordsRead", "KeywordsUpdate", "WaitPage", "WaitQuery", "WaitRead"]
 
@@ -33,12 +33,12 @@ class KeywordsUpdate(BaseModel):
     def _clean(cls, value: list[str]) -> list[str]:
         cleaned: list[str] = []
         for n, word in enumerate(value):
-            folded = word.strip().casefold()
-            if not 0 < len(folded) <= 100:
-                msg = f"keywords[{n}] must have 1 to 100 characters (after trimming)"
-                raise ValueError(msg)
-            if any(unicodedata.category(c) in ("Cc", "Cs") for c in folded):
+            if any(unicodedata.category(c) in ("Cc", "Cs") for c in word.strip()):
                 msg = f"keywords[{n}] holds a control character"
+                raise ValueError(msg)
+            folded = keyword_of(word[:1000])
+            if folded is None:
+                msg = f"keywords[{n}] must have 1 to 100 characters (after trimming)"
                 raise ValueError(msg)
             if folded not in cleaned:
                 cleaned.append(folded)
