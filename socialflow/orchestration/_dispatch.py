@@ -8,8 +8,11 @@ whose trigger kind takes its kind, paused ones included), and inserts one execut
 version) that accepts it with ``ON CONFLICT DO NOTHING`` on that pair: a retry, a second
 dispatcher or a restart can never queue a second run. For every flow that does not take it, the
 reason the deciding code gave is written to ``event_outcome`` in the same transaction, so the
-event log shows why. An event whose dispatch fails stays pending and is retried with backoff;
-nothing accepted is dropped.
+event log shows why. Before any trigger, a message or button tap answers the run of each
+workspace that waits for its sender on its account (``_waits.resume_for_event``): that run is
+queued again, and the event starts no new run in that workspace; a global keyword ends the wait
+instead and goes to the triggers as usual. An event whose dispatch fails stays pending and is
+retried with backoff; nothing accepted is dropped.
 """
 
 from __future__ import annotations

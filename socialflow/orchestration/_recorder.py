@@ -442,7 +442,8 @@ async def prune_executions(db: Database, *, older_than_days: int, batch_size: in
             ids = list(
                 await session.scalars(
                     select(FlowExecution.id)
-                    .where(FlowExecution.created_at < cutoff)
+                    # a run waiting for a contact's answer is kept until its wait ends
+                    .where(FlowExecution.created_at < cutoff, FlowExecution.status != "waiting")
                     .order_by(FlowExecution.created_at)
                     .limit(batch_size)
                 )
