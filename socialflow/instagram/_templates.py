@@ -87,8 +87,12 @@ class Button(BaseModel):
 
     def graph(self) -> dict[str, str]:
         """The button as Meta's Send API takes it."""
-        target = {"url": self.url} if self.type == "web_url" else {"payload": self.payload}
-        return {"type": self.type, "title": self.title, **target}  # type: ignore[dict-item]
+        button = {"type": self.type, "title": self.title}
+        if self.type == "web_url" and self.url is not None:
+            button["url"] = self.url
+        elif self.payload is not None:
+            button["payload"] = self.payload
+        return button
 
 
 class Card(BaseModel):

@@ -114,7 +114,9 @@ class Dispatcher:
                             session, event, triggers, postgres, owners, resolved
                         )
                         cancelled += [
-                            r.prefect_flow_run_id for r in resolved if r.prefect_flow_run_id
+                            r.prefect_flow_run_id
+                            for r in resolved
+                            if r.prefect_flow_run_id is not None
                         ]
                 except Exception as exc:
                     event.attempts += 1

@@ -87,13 +87,14 @@ async def park(
         return Failed(message=problem)
     [(node_id, request)] = waiting.items()
     wait_id = uuid.uuid4()
-    assert meta.workspace_id is not None
+    workspace_id = meta.workspace_id
+    assert workspace_id is not None  # _why_not refused a run without a workspace
 
     async def write_wait(session: Any) -> None:
         wait = await open_wait(
             session,
             execution_id=meta.execution_id,
-            workspace_id=meta.workspace_id,  # type: ignore[arg-type]
+            workspace_id=workspace_id,
             flow_id=meta.flow_id,
             node_id=node_id,
             request=request,
