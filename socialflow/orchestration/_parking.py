@@ -80,7 +80,9 @@ async def park(
     """
     from prefect.states import Failed
 
-    problem = _why_not(meta, waiting, outputs)
+    # kept as JSON: what the continuation's nodes read is what a database round trip gives
+    text = json.dumps(dict(outputs), default=str)
+    problem = _why_not(meta, waiting, len(text))
     if problem is not None:
         node_id = next(iter(waiting))
         await recorder.finish(ExecutionStatus.FAILED, error=problem, error_node_id=node_id)
@@ -98,7 +100,7 @@ async def park(
             flow_id=meta.flow_id,
             node_id=node_id,
             request=request,
-            outputs=outputs,
+            outputs=json.loads(text),
         )
         wait.id = wait_id
 
@@ -111,9 +113,7 @@ async def park(
     raise Pause(state=state)
 
 
-def _why_not(
-    meta: RunMeta, waiting: Mapping[str, WaitRequest], outputs: Mapping[str, Any]
-) -> str | None:
+def _why_not(meta: RunMeta, waiting: Mapping[str, WaitRequest], size: int) -> str | None:
     if len(waiting) > 1:
         return (
             f"nodes {sorted(waiting)} wait for replies at once; a run waits for one answer at a "
@@ -121,7 +121,6 @@ def _why_not(
         )
     if meta.workspace_id is None:
         return "only runs of a workspace flow can wait for a reply"
-    size = len(json.dumps(dict(outputs), default=str))
     if size > MAX_PARKED_BYTES:
         return (
             f"the outputs of the nodes before the question take {size} characters; a waiting "

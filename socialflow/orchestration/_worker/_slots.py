@@ -104,6 +104,7 @@ class SlotRunner:
         self, flow: Flow[..., Any], flow_run: FlowRun, parameters: dict[str, Any]
     ) -> None:
         """Run a deployment's scheduled run this worker took and leased, in its slot."""
+        from prefect.exceptions import Pause
         from prefect.flow_engine import run_flow_async
 
         try:
@@ -111,6 +112,8 @@ class SlotRunner:
                 flow, flow_run=flow_run, parameters=parameters, return_type="state"
             )
             self.completed += 1
+        except Pause:
+            self.completed += 1  # the run waits for a contact's reply; a claim resumes it
         except asyncio.CancelledError:
             if not await self.stopped_on_purpose(flow_run.id):
                 raise
