@@ -19,6 +19,7 @@ const Events = lazy(() => import("./pages/Events").then((m) => ({ default: m.Eve
 const EventDetail = lazy(() => import("./pages/EventDetail").then((m) => ({ default: m.EventDetail })));
 const Replay = lazy(() => import("./pages/Replay").then((m) => ({ default: m.Replay })));
 const Instagram = lazy(() => import("./pages/Instagram").then((m) => ({ default: m.Instagram })));
+const Conversations = lazy(() => import("./pages/Conversations").then((m) => ({ default: m.Conversations })));
 
 const LOADING = <p className="center muted">Loading…</p>;
 
@@ -55,6 +56,7 @@ export function App() {
           <Route path="knowledge" element={<KnowledgeBases />} />
           <Route path="knowledge/:kbId" element={<KnowledgeBasePage />} />
           <Route path="instagram" element={<Instagram />} />
+          <Route path="conversations" element={<Conversations />} />
         </Route>
         <Route path="*" element={<p className="center">Page not found. <a href="/">Home</a></p>} />
       </Routes>

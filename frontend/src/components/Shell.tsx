@@ -77,6 +77,7 @@ export function Shell() {
         <nav aria-label="Main">
           <NavLink to="flows">Flows</NavLink>
           <NavLink to="events">Events</NavLink>
+          <NavLink to="conversations">Conversations</NavLink>
           <NavLink to="runs">Runs</NavLink>
           <NavLink to="credentials">Credentials</NavLink>
           {isAdmin && <NavLink to="members">Members</NavLink>}
