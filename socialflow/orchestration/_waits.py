@@ -285,6 +285,11 @@ async def expire_due(db: Database, *, now: datetime | None = None) -> int:
         How many waits timed out.
     """
     now = now or utcnow()
+    due = (ConversationWait.status == WaitStatus.WAITING) & (ConversationWait.expires_at <= now)
+    async with db.sessionmaker() as session:
+        # a plain read first: on SQLite the claim below takes the database's write lock
+        if await session.scalar(select(ConversationWait.id).where(due).limit(1)) is None:
+            return 0
     expired = 0
     while True:
         async with db.sessionmaker() as session:
