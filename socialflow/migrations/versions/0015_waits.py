@@ -83,9 +83,7 @@ def upgrade() -> None:
         sa.Column("keyword", sa.String(length=100), nullable=False),
         sa.Column("created_at", socialflow.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_global_keyword")),
-        sa.UniqueConstraint(
-            "workspace_id", "keyword", name=op.f("uq_global_keyword_workspace_id_keyword")
-        ),
+        sa.UniqueConstraint("workspace_id", "keyword", name=op.f("uq_global_keyword_workspace_id")),
     )
     op.create_index(op.f("ix_global_keyword_workspace_id"), "global_keyword", ["workspace_id"])
 
