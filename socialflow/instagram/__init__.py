@@ -55,6 +55,13 @@ if TYPE_CHECKING:
         parse_payload,
     )
     from socialflow.instagram._policy import Verdict, check_action
+    from socialflow.instagram._profile import (
+        IceBreaker,
+        MenuItem,
+        MessengerProfile,
+        profile_body,
+        read_profile,
+    )
     from socialflow.instagram._signature import (
         SHA1_HEADER,
         SHA256_HEADER,
@@ -149,6 +156,11 @@ _MODULES: dict[str, str] = {
     "post_signed_sync": "_simulate",
     "Delivery": "_simulate",
     "signed_headers": "_simulate",
+    "IceBreaker": "_profile",
+    "MenuItem": "_profile",
+    "MessengerProfile": "_profile",
+    "profile_body": "_profile",
+    "read_profile": "_profile",
     "Button": "_templates",
     "Card": "_templates",
     "check_buttons": "_templates",
@@ -175,6 +187,7 @@ __all__ = [
     "EditEvent",
     "GraphClient",
     "GraphError",
+    "IceBreaker",
     "InstagramAccount",
     "InstagramEvent",
     "InstagramGateway",
@@ -182,6 +195,8 @@ __all__ = [
     "LoginKind",
     "MalformedWebhookError",
     "MentionEvent",
+    "MenuItem",
+    "MessengerProfile",
     "OutboxMessage",
     "OutboxStatus",
     "ParsedEvent",
@@ -221,6 +236,8 @@ __all__ = [
     "parse_payload",
     "post_signed",
     "post_signed_sync",
+    "profile_body",
+    "read_profile",
     "sign_sha1",
     "sign_sha256",
     "signed_headers",

@@ -265,6 +265,33 @@ class GraphClient:
             "POST", f"{self.ig_user_id}/messages", json=body, call=f"send DM to {recipient_id}"
         )
 
+    async def get_messenger_profile(self) -> dict[str, Any]:
+        """The account's ice breakers and persistent menu, as Meta answers them."""
+        return await self.request(
+            "GET",
+            f"{self.ig_user_id}/messenger_profile",
+            params={"fields": "ice_breakers,persistent_menu", "platform": "instagram"},
+            call="read the ice breakers and menu",
+        )
+
+    async def set_messenger_profile(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Set the account's ice breakers and/or persistent menu (``_profile.profile_body``)."""
+        return await self.request(
+            "POST",
+            f"{self.ig_user_id}/messenger_profile",
+            json=body,
+            call="set the ice breakers and menu",
+        )
+
+    async def delete_messenger_profile(self, fields: list[str]) -> dict[str, Any]:
+        """Remove the account's ``ice_breakers`` and/or ``persistent_menu``."""
+        return await self.request(
+            "DELETE",
+            f"{self.ig_user_id}/messenger_profile",
+            json={"fields": fields, "platform": "instagram"},
+            call="remove the ice breakers and menu",
+        )
+
     async def sender_action(self, recipient_id: str, action: SenderAction) -> dict[str, Any]:
         """Show typing on/off or mark the conversation seen."""
         return await self.request(

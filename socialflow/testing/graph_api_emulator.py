@@ -245,6 +245,8 @@ def _dispatch(
             account.subscribed = params.get("subscribed_fields", "").split(",")
             return {"success": True}
         return {"data": [{"subscribed_fields": account.subscribed}]}
+    if edge == "messenger_profile":
+        return _messenger_profile(account, method, body)
     if edge == "replies" and method == "POST":
         comment = state.comments.get(target)
         if comment is None:
@@ -313,6 +315,32 @@ def _messages(state: EmulatorState, account: Any, body: dict[str, Any]) -> dict[
         return {"recipient_id": commenter, "message_id": "aWdf" + new_id()}
     state.check_window(account, str(recipient.get("id")), body.get("tag"))
     return {"recipient_id": recipient.get("id"), "message_id": "aWdf" + new_id()}
+
+
+def _messenger_profile(account: Any, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Ice breakers and persistent menu: at most 4 ice breakers, a ``default`` locale."""
+    if method == "GET":
+        return {"data": [dict(account.profile)] if account.profile else []}
+    if method == "DELETE":
+        for name in body.get("fields") or []:
+            account.profile.pop(name, None)
+        return {"result": "success"}
+    for name in ("ice_breakers", "persistent_menu"):
+        if name not in body:
+            continue
+        locales = body[name]
+        if not isinstance(locales, list) or not any(
+            isinstance(e, dict) and e.get("locale") == "default" for e in locales
+        ):
+            raise GraphFault(100, f"param {name} must have an entry with locale default")
+        for entry in locales:
+            actions = entry.get("call_to_actions") if isinstance(entry, dict) else None
+            if not isinstance(actions, list) or not actions:
+                raise GraphFault(100, f"param {name}[call_to_actions] must not be empty")
+            if name == "ice_breakers" and len(actions) > 4:
+                raise GraphFault(100, "param ice_breakers[call_to_actions] has at most 4 elements")
+        account.profile[name] = locales
+    return {"result": "success"}
 
 
 def _check_template(payload: dict[str, Any]) -> None:

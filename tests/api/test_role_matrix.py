@@ -71,6 +71,14 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/workspaces/{workspace_id}/instagram/outbox"): "viewer",
     ("GET", "/api/workspaces/{workspace_id}/instagram/sample-events"): "viewer",
     ("PATCH", "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}"): "admin",
+    (
+        "GET",
+        "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}/messenger-profile",
+    ): "viewer",
+    (
+        "PUT",
+        "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}/messenger-profile",
+    ): "admin",
     ("DELETE", "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}"): "admin",
     ("POST", "/api/workspaces/{workspace_id}/instagram/connect"): "admin",
     # knowledge: knowledge bases and documents
