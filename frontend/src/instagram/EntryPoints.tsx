@@ -18,6 +18,10 @@ export function EntryPoints({ accounts, canEdit }: { accounts: Account[]; canEdi
   const [accountId, setAccountId] = useState(accounts[0]?.id ?? "");
   const [breakers, setBreakers] = useState("");
   const [menu, setMenu] = useState("");
+  useEffect(() => {
+    // the accounts load after the first render: pick the first one once they are there
+    if (!accounts.some((a) => a.id === accountId) && accounts[0]) setAccountId(accounts[0].id);
+  }, [accounts, accountId]);
   const path = { workspace_id: ws, account_id: accountId };
   const profile = useQuery({
     queryKey: ["ig-profile", ws, accountId],
