@@ -371,6 +371,52 @@ export interface paths {
         patch: operations["rename_workspace"];
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/conversations/keywords": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Global Keywords
+         * @description The workspace's global keywords (viewer).
+         */
+        get: operations["get_global_keywords"];
+        /**
+         * Replace Global Keywords
+         * @description Replace the global keywords: sent alone by a contact, such a word goes to the flows
+         *     even while a run waits for that contact's answer, and ends that run (editor).
+         */
+        put: operations["replace_global_keywords"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/conversations/waits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Waits
+         * @description Runs of the workspace waiting for (or that waited for) a contact's answer: contact,
+         *     account, question, deadline, and the reply that resumed them (viewer).
+         */
+        get: operations["list_waits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workspaces/{workspace_id}/credentials": {
         parameters: {
             query?: never;
@@ -970,6 +1016,32 @@ export interface paths {
          * @description Switch an account between sandbox and live (admin).
          */
         patch: operations["update_instagram_account"];
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}/messenger-profile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Instagram Messenger Profile
+         * @description The account's ice breakers and persistent menu, read from Meta (viewer).
+         */
+        get: operations["get_instagram_messenger_profile"];
+        /**
+         * Set Instagram Messenger Profile
+         * @description Replace the account's ice breakers (at most 4) and persistent menu (at most 20 items);
+         *     each postback item's payload starts the flows whose DM trigger takes postbacks with that
+         *     keyword (admin).
+         */
+        put: operations["set_instagram_messenger_profile"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/workspaces/{workspace_id}/instagram/connect": {
@@ -1741,7 +1813,7 @@ export interface components {
              * Outcome
              * @enum {string}
              */
-            outcome: "ran" | "not_run" | "pending" | "failed";
+            outcome: "ran" | "resumed" | "not_run" | "pending" | "failed";
             /**
              * Payload
              * @description The event as triggers receive it (``trigger.*``).
@@ -1789,12 +1861,12 @@ export interface components {
         EventFlowOutcome: {
             /**
              * Code
-             * @description Why it did not run: filter_not_matched, kind_off, account_filter, media_filter, not_mentioned, echo, own_comment, dashboard_test, flow_paused.
+             * @description Why it did not run: filter_not_matched, kind_off, account_filter, media_filter, not_mentioned, echo, own_comment, dashboard_test, flow_paused; resumed_wait when it answered a waiting run; wait_cancelled when, a global keyword, it ended one.
              */
             code?: string | null;
             /**
              * Execution Id
-             * @description The run, when it ran.
+             * @description The run, when it ran or was resumed.
              */
             execution_id?: string | null;
             /**
@@ -1821,6 +1893,12 @@ export interface components {
              * @description Why it did not run, in words.
              */
             reason?: string | null;
+            /**
+             * Resumed
+             * @description The event answered this flow's run that waited for the sender's reply: that run went on (execution_id), no new one started.
+             * @default false
+             */
+            resumed?: boolean;
             /**
              * Sandbox
              * @description Whether the run sent nothing.
@@ -1874,7 +1952,7 @@ export interface components {
              * Outcome
              * @enum {string}
              */
-            outcome: "ran" | "not_run" | "pending" | "failed";
+            outcome: "ran" | "resumed" | "not_run" | "pending" | "failed";
             /**
              * Preview
              * @description The event's text or what it is, shortened.
@@ -1992,7 +2070,7 @@ export interface components {
          * @description Where a run of a flow is.
          * @enum {string}
          */
-        ExecutionStatus: "pending" | "queued" | "running" | "completed" | "failed" | "cancelled" | "crashed";
+        ExecutionStatus: "pending" | "queued" | "running" | "waiting" | "completed" | "failed" | "cancelled" | "crashed";
         /**
          * ExecutionSummaryRead
          * @description One run of a flow, without its node runs.
@@ -2390,6 +2468,22 @@ export interface components {
             header_value: string;
         };
         /**
+         * IceBreaker
+         * @description A question shown when someone opens a conversation; tapping it sends ``payload``.
+         */
+        IceBreaker: {
+            /**
+             * Payload
+             * @description Sent back when tapped.
+             */
+            payload: string;
+            /**
+             * Question
+             * @description The question (80 chars).
+             */
+            question: string;
+        };
+        /**
          * InstagramSecret
          * @description kind ``instagram``: an Instagram (Graph API) access token.
          */
@@ -2400,6 +2494,25 @@ export interface components {
              * @description Instagram access token.
              */
             access_token: string;
+        };
+        /**
+         * KeywordsRead
+         * @description The workspace's global keywords, as stored (trimmed, lower case).
+         */
+        KeywordsRead: {
+            /** Keywords */
+            keywords: string[];
+        };
+        /**
+         * KeywordsUpdate
+         * @description The workspace's global keywords, replaced as a whole.
+         */
+        KeywordsUpdate: {
+            /**
+             * Keywords
+             * @description Words that, sent alone by a contact, go to the workspace's flows even while a run waits for that contact's answer, and end that wait (e.g. stop). At most 50, each 1 to 100 characters, compared case-insensitively.
+             */
+            keywords: string[];
         };
         /**
          * KnowledgeBaseCreate
@@ -2579,6 +2692,49 @@ export interface components {
         MemberUpdate: {
             /** @description admin, editor or viewer. */
             role: components["schemas"]["Role"];
+        };
+        /**
+         * MenuItem
+         * @description A persistent-menu item: opens a URL (``web_url``) or sends a postback.
+         */
+        MenuItem: {
+            /**
+             * Payload
+             * @description For postback: sent back when tapped (1000 chars).
+             */
+            payload?: string | null;
+            /**
+             * Title
+             * @description Item text (30 chars).
+             */
+            title: string;
+            /**
+             * Type
+             * @description web_url or postback.
+             * @enum {string}
+             */
+            type: "web_url" | "postback";
+            /**
+             * Url
+             * @description For web_url: the http(s) URL.
+             */
+            url?: string | null;
+        };
+        /**
+         * MessengerProfile
+         * @description An account's conversation entry points.
+         */
+        MessengerProfile: {
+            /**
+             * Ice Breakers
+             * @description At most 4 questions.
+             */
+            ice_breakers?: components["schemas"]["IceBreaker"][];
+            /**
+             * Persistent Menu
+             * @description At most 20 items.
+             */
+            persistent_menu?: components["schemas"]["MenuItem"][];
         };
         /**
          * NodeDescription
@@ -3496,6 +3652,81 @@ export interface components {
             is_verified?: boolean | null;
             /** Password */
             password?: string | null;
+        };
+        /**
+         * WaitPage
+         * @description A page of waits, newest first.
+         */
+        WaitPage: {
+            /** Items */
+            items: components["schemas"]["WaitRead"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /**
+         * WaitRead
+         * @description One wait of a run for a contact's answer.
+         */
+        WaitRead: {
+            /** Account Id */
+            account_id: string;
+            /** Contact Id */
+            contact_id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Event Id
+             * @description The event that answered or cancelled it.
+             */
+            event_id: string | null;
+            /**
+             * Execution Id
+             * Format: uuid
+             */
+            execution_id: string;
+            /** Expects */
+            expects: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /** Flow Id */
+            flow_id: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Node Id */
+            node_id: string;
+            /** Question */
+            question: string;
+            /**
+             * Reply
+             * @description The reply or timeout that ended it.
+             */
+            reply: {
+                [key: string]: unknown;
+            } | null;
+            /** Resolved At */
+            resolved_at: string | null;
+            /** Status */
+            status: string;
+            /**
+             * Tries
+             * @description Answers given so far (invalid ones re-asked).
+             */
+            tries: number;
+            /** Window Expires At */
+            window_expires_at: string | null;
         };
         /**
          * WebhookInfo
@@ -5191,6 +5422,223 @@ export interface operations {
             };
         };
     };
+    get_global_keywords: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeywordsRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    replace_global_keywords: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeywordsUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeywordsRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_waits: {
+        parameters: {
+            query?: {
+                /** @description Waits in this status (default: the open ones). */
+                status?: ("waiting" | "answered" | "timed_out" | "cancelled") | null;
+                /** @description One contact. */
+                contact_id?: string | null;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Waits to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WaitPage"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_credentials: {
         parameters: {
             query?: {
@@ -5555,7 +6003,7 @@ export interface operations {
                 /** @description Events addressed to this flow, that ran it, or that it did not take. */
                 flow_id?: string | null;
                 /** @description What became of them. */
-                outcome?: ("ran" | "not_run" | "pending" | "failed") | null;
+                outcome?: ("ran" | "resumed" | "not_run" | "pending" | "failed") | null;
                 /** @description Received at or after this time (UTC when no offset). */
                 received_after?: string | null;
                 /** @description Received before this time (UTC when no offset). */
@@ -7599,6 +8047,148 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AccountRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_instagram_messenger_profile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                account_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessengerProfile"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_instagram_messenger_profile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                account_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MessengerProfile"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessengerProfile"];
                 };
             };
             /** @description Bad input. */
