@@ -1,10 +1,11 @@
 """Parking a run that waits for a contact's reply, and finding where it resumes.
 
-``park`` ends a run's segment when a node raised ``AwaitReply``: in one transaction the wait
-(``_waits.open_wait``, with the outputs of the completed nodes) and the execution's status
-``waiting`` (lease released, so no worker holds it); then the Prefect flow run is proposed
-``Paused`` with what it waits for as the state message, and the engine is left through
-Prefect's own ``Pause`` signal, as ``suspend_flow_run`` does. The pause has no Prefect timeout
+``park`` ends a run's segment when a node raised ``AwaitReply``: the Prefect flow run is
+proposed ``Paused`` with what it waits for as the state message; then, in one transaction,
+the wait (``_waits.open_wait``, with the outputs of the completed nodes) and the execution's
+status ``waiting`` (lease released, so no worker holds it); the engine is left through
+Prefect's own ``Pause`` signal, as ``suspend_flow_run`` does. In that order, a reply that
+comes at once finds the flow run Paused and resumes it. The pause has no Prefect timeout
 (Prefect's pause-expiration service would fail the run): the wait's deadline is ours, and its
 expiry resumes the run through the ``timeout`` port. A continuation resumes the same flow run
 (Paused → Running) when it is still Paused; otherwise (Prefect was away when the run parked,
@@ -104,8 +105,10 @@ async def park(
         )
         wait.id = wait_id
 
-    await recorder.finish(ExecutionStatus.WAITING, also=write_wait)
+    # Prefect first: once the row says "waiting" the reply may resume the run at once, and
+    # the continuation goes on in this flow run only if it is Paused by then
     state = await _pause(flow_run_id, request, wait_id)
+    await recorder.finish(ExecutionStatus.WAITING, also=write_wait)
     if state is None:
         return {"waiting": node_id}
     from prefect.exceptions import Pause

@@ -220,6 +220,10 @@ async def flow_run_state(flow_run_id: uuid.UUID | None) -> Any:
         return (await client.read_flow_run(flow_run_id)).state
 
 
+async def _prefect_state_is(flow_run_id: uuid.UUID | None, state_type: str) -> bool:
+    return bool((await flow_run_state(flow_run_id)).type.value == state_type)
+
+
 async def node_runs(runtime: EngineRuntime, execution_id: uuid.UUID) -> dict[str, NodeRun]:
     async with runtime.db.sessionmaker() as session:
         rows = await session.scalars(select(NodeRun).where(NodeRun.execution_id == execution_id))
@@ -280,8 +284,8 @@ async def test_invalid_answer_is_re_asked_then_the_valid_one_runs_the_next_node(
     rows = await ledger(runtime, workspace_id=shop.workspace_id)
     assert [(r.action, r.status) for r in rows] == [("send_dm", "sent")] * 3
     assert len({r.idempotency_key for r in rows}) == 3
-    # Prefect: the same flow run went on and completed
-    assert (await flow_run_state(run.prefect_flow_run_id)).type.value == "COMPLETED"
+    # Prefect: the same flow run went on and completed (reported just after the row)
+    await until(lambda: _prefect_state_is(run.prefect_flow_run_id, "COMPLETED"))
     # the event log says the replies resumed the run
     async with runtime.db.sessionmaker() as session:
         event = await session.get(WebhookEvent, first_reply)
@@ -391,8 +395,7 @@ async def test_a_global_keyword_ends_the_wait_and_goes_to_the_flows(
     assert shop.texts("5550005") == ["What is your email?", "Unsubscribed."]
     [wait] = await shop.waits()
     assert wait.status == WaitStatus.CANCELLED
-    state = await flow_run_state(asking.prefect_flow_run_id)
-    assert state.type.value == "CANCELLED"
+    await until(lambda: _prefect_state_is(asking.prefect_flow_run_id, "CANCELLED"))
 
 
 async def test_a_postback_answers_the_question_its_buttons_asked(
