@@ -72,7 +72,11 @@ class Button(BaseModel):
             if not self.url:
                 msg = "a web_url button needs 'url'"
                 raise ValueError(msg)
-            _check_url(self.url)
+            try:
+                _check_url(self.url)
+            except ValueError as exc:
+                msg = f"'url': {exc}"
+                raise ValueError(msg) from exc
             if self.payload is not None:
                 msg = "a web_url button takes no 'payload'"
                 raise ValueError(msg)

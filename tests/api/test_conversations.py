@@ -48,7 +48,7 @@ async def test_global_keywords_are_kept_per_workspace_normalised(
         (["ok"] * 51, "keywords"),
         (["x" * 101], "keywords[0] must have 1 to 100 characters"),
         (["   "], "keywords[0] must have 1 to 100 characters"),
-        (["ok", "st\u0000op"], "keywords[1] holds a control character"),
+        (["ok", "st\u0007op"], "keywords[1] holds a control character"),
         ("stop", "keywords"),
         ([{"$ne": ""}], "keywords"),
     ],
@@ -61,6 +61,13 @@ async def test_bad_keywords_are_refused_with_the_field_named(
     )
     assert answer.status_code == 422, answer.text
     assert problem in answer.text
+    # a NUL never reaches the validator: the API refuses it for every body, the field named
+    nul = await client.put(
+        KEYWORDS.format(team.workspace_id),
+        json={"keywords": ["st\u0000op"]},
+        headers=team.editor.headers,
+    )
+    assert nul.status_code == 400 and nul.json()["details"]["path"] == "$.keywords[0]"
     extra = await client.put(
         KEYWORDS.format(team.workspace_id),
         json={"keywords": ["stop"], "more": 1},
