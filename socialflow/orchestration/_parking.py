@@ -143,7 +143,9 @@ async def _pause(
     from prefect.states import Paused
     from prefect.utilities.engine import propose_state
 
-    proposed = Paused(pause_key=f"wait-{wait_id}", reschedule=False, message=wait_message(request))
+    proposed: State[Any] = Paused(
+        pause_key=f"wait-{wait_id}", reschedule=False, message=wait_message(request)
+    )
     try:
         async with get_client() as client:
             state = await propose_state(client, proposed, flow_run_id=flow_run_id)

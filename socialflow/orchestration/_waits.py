@@ -176,6 +176,7 @@ async def resume_for_event(
     now = utcnow()
     resolutions = []
     for wait in waits:
+        resolution: WaitResolution | None
         if wait.workspace_id in marked:
             resolution = await _cancel_by_keyword(session, wait, event, keyword or "", now)
         else:
