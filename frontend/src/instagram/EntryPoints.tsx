@@ -31,8 +31,8 @@ export function EntryPoints({ accounts, canEdit }: { accounts: Account[]; canEdi
   });
   useEffect(() => {
     if (!profile.data) return;
-    setBreakers(iceBreakerLines(profile.data.ice_breakers));
-    setMenu(menuLines(profile.data.persistent_menu));
+    setBreakers(iceBreakerLines(profile.data.ice_breakers ?? []));
+    setMenu(menuLines(profile.data.persistent_menu ?? []));
   }, [profile.data]);
   const save = useMutation({
     mutationFn: async () =>
