@@ -16,6 +16,7 @@ from socialflow.core.db import utcnow
 from socialflow.instagram import build_dm, build_postback, encode_body, parse_body
 from socialflow.orchestration import (
     ConversationWait,
+    Dispatcher,
     EngineRuntime,
     EventIn,
     FlowExecution,
@@ -497,3 +498,32 @@ async def test_another_contact_or_account_never_answers_someone_else_s_wait(
     assert first.reply is not None and len(first.reply["text"]) == 2000
     await until(lambda: shop.status("waiting"))
     assert "longer than 1000 characters" in (shop.texts("5550008")[-1] or "")
+
+
+async def test_a_continuation_whose_worker_died_is_run_again_from_the_wait(
+    shop: Shop, workers: Workers, runtime: EngineRuntime
+) -> None:
+    """The worker that took the resumed run died before running it: the next claim (attempt
+    2) crashes the Paused flow run it left, resumes from the same wait in a new flow run, and
+    the question is not asked again."""
+    workers.start()
+    await shop.say("hi", "5550010")
+    await until(lambda: shop.status("waiting"))
+    await workers.stop()
+    [parked] = await shop.runs()
+    await shop.say("cy@example.com", "5550010")
+    # a worker claims the continuation and dies at once: its lease (1 s) lapses
+    dead = Worker(runtime, concurrency=1, poll_interval=0.05, lease_seconds=1, dispatch=False)
+    await Dispatcher(runtime.db, runtime.registry).dispatch_once()
+    [claim] = await dead.claims.claim(1)
+    assert (claim.execution_id, claim.attempt) == (parked.id, 1)
+    await asyncio.sleep(1.2)
+    workers.start()
+    await until(lambda: shop.status("completed"))
+    [done] = await shop.runs()
+    assert done.attempt == 2 and done.prefect_flow_run_id != parked.prefect_flow_run_id
+    assert shop.texts("5550010") == ["What is your email?", "Thanks, cy@example.com"]
+    await until(lambda: _prefect_state_is(parked.prefect_flow_run_id, "CRASHED"))
+    nodes = await node_runs(runtime, done.id)
+    assert nodes["ask"].output["answer"]["answer"] == "cy@example.com"
+    assert nodes["dm"].status == "completed" and nodes["thanks"].status == "completed"
