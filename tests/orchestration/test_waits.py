@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from socialflow.core.db import utcnow
+from socialflow.core.db import Database, utcnow
+from socialflow.core.settings import Settings
 from socialflow.instagram import build_dm, build_postback, encode_body, parse_body
+from socialflow.migrations import upgrade
 from socialflow.orchestration import (
     ConversationWait,
     Dispatcher,
@@ -25,6 +27,7 @@ from socialflow.orchestration import (
     WaitStatus,
     WebhookEvent,
     Worker,
+    set_runtime,
     store_events,
 )
 from socialflow.testing.graph_api_emulator import GraphEmulator
@@ -35,6 +38,7 @@ from tests.fixtures.graph_emulator import (  # noqa: F401 - fixture
     ledger,
     use_emulator,
 )
+from tests.fixtures.postgres_cluster import PostgresCluster, find_pg_bin
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -527,3 +531,51 @@ async def test_a_continuation_whose_worker_died_is_run_again_from_the_wait(
     nodes = await node_runs(runtime, done.id)
     assert nodes["ask"].output["answer"]["answer"] == "cy@example.com"
     assert nodes["dm"].status == "completed" and nodes["thanks"].status == "completed"
+
+
+@pytest.mark.skipif(find_pg_bin() is None, reason="needs PostgreSQL's server binaries")
+@pytest.mark.postgres
+@pytest.mark.prefect
+@pytest.mark.slow
+async def test_a_wait_outlives_a_postgresql_restart_with_no_worker_running(
+    test_registry: Any,
+    graph_emulator: GraphEmulator,  # noqa: F811
+) -> None:
+    """The run waits in rows only: PostgreSQL (a cluster of the test's own) restarts while no
+    worker runs; the reply, stored after it is back, resumes the run once."""
+    cluster = await asyncio.to_thread(PostgresCluster.create)
+    db = Database(cluster.url)
+    try:
+        await upgrade(cluster.url)
+        runtime = EngineRuntime(
+            settings=Settings(database={"url": cluster.url}), db=db, registry=test_registry
+        )
+        use_emulator(runtime, graph_emulator)
+        set_runtime(runtime)
+        shop = await Shop(runtime, graph_emulator).open()
+        workers = Workers(runtime)
+        workers.start()
+        try:
+            await shop.say("hi", "5550011")
+            await until(lambda: shop.status("waiting"))
+        finally:
+            await workers.stop()
+        await asyncio.to_thread(cluster.restart, 1.0)
+        for _ in range(60):  # the pool's connections died with the server
+            try:
+                await shop.say("di@example.com", "5550011")
+                break
+            except Exception:
+                await asyncio.sleep(0.5)
+        workers.start()
+        try:
+            await until(lambda: shop.status("completed"))
+        finally:
+            await workers.stop()
+        assert shop.texts("5550011") == ["What is your email?", "Thanks, di@example.com"]
+        [run] = await shop.runs()
+        assert run.attempt == 1
+    finally:
+        set_runtime(None)
+        await db.dispose()
+        await asyncio.to_thread(cluster.destroy)
