@@ -21,6 +21,7 @@ const Replay = lazy(() => import("./pages/Replay").then((m) => ({ default: m.Rep
 const Contacts = lazy(() => import("./contacts/Contacts").then((m) => ({ default: m.Contacts })));
 const ContactProfile = lazy(() => import("./contacts/ContactProfile").then((m) => ({ default: m.ContactProfile })));
 const Instagram = lazy(() => import("./pages/Instagram").then((m) => ({ default: m.Instagram })));
+const Conversations = lazy(() => import("./pages/Conversations").then((m) => ({ default: m.Conversations })));
 
 const LOADING = <p className="center muted">Loading…</p>;
 
@@ -59,6 +60,7 @@ export function App() {
           <Route path="instagram" element={<Instagram />} />
           <Route path="contacts" element={<Contacts />} />
           <Route path="contacts/:contactId" element={<ContactProfile />} />
+          <Route path="conversations" element={<Conversations />} />
         </Route>
         <Route path="*" element={<p className="center">Page not found. <a href="/">Home</a></p>} />
       </Routes>

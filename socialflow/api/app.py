@@ -17,6 +17,7 @@ from socialflow.api.auth.email import EmailSender, LogEmailSender
 from socialflow.api.auth.ratelimit import LoginLimiter
 from socialflow.api.auth.router import router as auth_router
 from socialflow.api.contacts.router import router as contacts_router
+from socialflow.api.conversations.router import router as conversations_router
 from socialflow.api.credentials.router import router as credentials_router
 from socialflow.api.docs import install_docs
 from socialflow.api.errors import ErrorBody, install_error_handlers
@@ -149,6 +150,7 @@ def create_app(
         executions_router,
         events_router,
         contacts_router,
+        conversations_router,
         node_types_router,
         knowledge_router,
         instagram_router,

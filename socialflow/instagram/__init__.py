@@ -55,6 +55,13 @@ if TYPE_CHECKING:
         parse_payload,
     )
     from socialflow.instagram._policy import Verdict, check_action
+    from socialflow.instagram._profile import (
+        IceBreaker,
+        MenuItem,
+        MessengerProfile,
+        profile_body,
+        read_profile,
+    )
     from socialflow.instagram._signature import (
         SHA1_HEADER,
         SHA256_HEADER,
@@ -73,11 +80,13 @@ if TYPE_CHECKING:
         build_dm,
         build_mention,
         build_payload,
+        build_postback,
         encode_body,
         post_signed,
         post_signed_sync,
         signed_headers,
     )
+    from socialflow.instagram._templates import Button, Card, check_buttons, check_cards
     from socialflow.instagram.client import GraphClient
 
 #: the private module (of this package) that defines each public name
@@ -141,11 +150,21 @@ _MODULES: dict[str, str] = {
     "build_dm": "_simulate",
     "build_mention": "_simulate",
     "build_payload": "_simulate",
+    "build_postback": "_simulate",
     "encode_body": "_simulate",
     "post_signed": "_simulate",
     "post_signed_sync": "_simulate",
     "Delivery": "_simulate",
     "signed_headers": "_simulate",
+    "IceBreaker": "_profile",
+    "MenuItem": "_profile",
+    "MessengerProfile": "_profile",
+    "profile_body": "_profile",
+    "read_profile": "_profile",
+    "Button": "_templates",
+    "Card": "_templates",
+    "check_buttons": "_templates",
+    "check_cards": "_templates",
     "GraphClient": "client",
 }
 
@@ -159,6 +178,8 @@ __all__ = [
     "ActionResult",
     "AnyInstagramEvent",
     "Attachment",
+    "Button",
+    "Card",
     "CommentEvent",
     "DMEvent",
     "Delivery",
@@ -166,6 +187,7 @@ __all__ = [
     "EditEvent",
     "GraphClient",
     "GraphError",
+    "IceBreaker",
     "InstagramAccount",
     "InstagramEvent",
     "InstagramGateway",
@@ -173,6 +195,8 @@ __all__ = [
     "LoginKind",
     "MalformedWebhookError",
     "MentionEvent",
+    "MenuItem",
+    "MessengerProfile",
     "OutboxMessage",
     "OutboxStatus",
     "ParsedEvent",
@@ -197,7 +221,10 @@ __all__ = [
     "build_dm",
     "build_mention",
     "build_payload",
+    "build_postback",
     "check_action",
+    "check_buttons",
+    "check_cards",
     "check_challenge",
     "connect_account",
     "conversation_key",
@@ -209,6 +236,8 @@ __all__ = [
     "parse_payload",
     "post_signed",
     "post_signed_sync",
+    "profile_body",
+    "read_profile",
     "sign_sha1",
     "sign_sha256",
     "signed_headers",

@@ -30,6 +30,12 @@ from socialflow.instagram._models import (
 )
 from socialflow.instagram._pacing import hold_account, next_slot
 from socialflow.instagram._policy import Verdict, check_action
+from socialflow.instagram._templates import (
+    button_template,
+    check_buttons,
+    check_cards,
+    generic_template,
+)
 from socialflow.instagram.client import GraphClient
 
 __all__ = ["ActionRequest", "ActionResult", "InstagramGateway"]
@@ -54,6 +60,10 @@ class ActionRequest(BaseModel):
     text: str | None = None
     quick_replies: list[dict[str, str]] = Field(default_factory=list)
     attachment: tuple[Literal["image", "file", "audio", "video"], str] | None = None
+    #: a button template (with ``text``): at most 3 ``web_url`` / ``postback`` buttons
+    buttons: list[dict[str, Any]] = Field(default_factory=list)
+    #: a generic template: 1 to 10 cards
+    cards: list[dict[str, Any]] = Field(default_factory=list)
     hide: bool = True
     comment_time: datetime | None = None
     last_user_message_at: datetime | None = None
@@ -118,6 +128,8 @@ class InstagramGateway:
             UserError: No such account, refused by policy, refused by Meta, token invalid.
             TransientError: Meta throttled or failed; the ledger row stays queued for a retry.
         """
+        if request.buttons or request.cards:
+            _template(request)  # refused before anything is recorded, with the field named
         account = await self._account(request.account)
         sandbox = self.sandbox or account.mode == AccountMode.SANDBOX
         version = self.flow_version_id or self.flow_id or self.execution_id
@@ -447,7 +459,9 @@ async def _call(client: GraphClient, request: ActionRequest, verdict: Verdict) -
     if request.action == "reply_comment":
         return await client.reply_to_comment(request.target, request.text or "")
     if request.action == "private_reply":
-        return await client.private_reply(request.target, request.text or "")
+        return await client.private_reply(
+            request.target, request.text or "", template=_template(request)
+        )
     if request.action == "hide_comment":
         return await client.hide_comment(request.target, request.hide)
     return await client.send_message(
@@ -456,7 +470,26 @@ async def _call(client: GraphClient, request: ActionRequest, verdict: Verdict) -
         quick_replies=request.quick_replies or None,
         attachment=request.attachment,
         tag=verdict.tag,
+        template=_template(request),
     )
+
+
+def _template(request: ActionRequest) -> dict[str, Any] | None:
+    """The request's template attachment, checked; None for a plain DM.
+
+    Raises:
+        UserError: Both buttons and cards, or a limit exceeded (the field named).
+    """
+    if request.buttons and request.cards:
+        msg = "field 'cards': a DM carries buttons or cards, not both"
+        raise UserError(msg, code="instagram_invalid_template", details={"field": "cards"})
+    if request.cards:
+        return generic_template(check_cards(request.cards))
+    if request.buttons:
+        return button_template(
+            request.text or "", check_buttons(request.buttons, text=request.text)
+        )
+    return None
 
 
 def _payload(request: ActionRequest, verdict: Verdict) -> dict[str, Any]:
@@ -465,6 +498,10 @@ def _payload(request: ActionRequest, verdict: Verdict) -> dict[str, Any]:
     payload = request.model_dump(mode="json", include={"text", "attachment"}, exclude_none=True)
     if request.quick_replies:
         payload["quick_replies"] = request.quick_replies
+    if request.buttons:
+        payload["buttons"] = request.buttons
+    if request.cards:
+        payload["cards"] = request.cards
     if verdict.tag:
         payload["tag"] = verdict.tag
     return payload

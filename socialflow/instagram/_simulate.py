@@ -23,6 +23,7 @@ __all__ = [
     "build_dm",
     "build_mention",
     "build_payload",
+    "build_postback",
     "encode_body",
     "post_signed",
     "post_signed_sync",
@@ -89,6 +90,26 @@ def build_dm(
         "recipient": {"id": account_id},
         "timestamp": now_ms - 300,
         "message": message,
+    }
+    return _envelope(account_id, now_ms, messaging=[item])
+
+
+def build_postback(
+    payload: str,
+    *,
+    title: str = "",
+    account_id: str = DEMO_ACCOUNT_ID,
+    sender_id: str | None = None,
+    mid: str | None = None,
+) -> dict[str, Any]:
+    """A ``messaging_postbacks`` notification: a user tapped a postback button (of a button
+    or generic template, an ice breaker or the persistent menu) in Meta's format."""
+    now_ms = int(time.time() * 1000)
+    item = {
+        "sender": {"id": sender_id or _numeric_id("99")},
+        "recipient": {"id": account_id},
+        "timestamp": now_ms - 300,
+        "postback": {"mid": mid or _mid(), "title": title, "payload": payload},
     }
     return _envelope(account_id, now_ms, messaging=[item])
 

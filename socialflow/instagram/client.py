@@ -200,13 +200,17 @@ class GraphClient:
 
     # messaging
 
-    async def private_reply(self, comment_id: str, text: str) -> dict[str, Any]:
-        """Send the one private reply a comment allows; returns recipient_id and message_id."""
+    async def private_reply(
+        self, comment_id: str, text: str, *, template: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Send the one private reply a comment allows (text, or a template with buttons
+        carrying the text); returns recipient_id and message_id."""
         check_text(text)
+        message = {"attachment": template} if template is not None else {"text": text}
         return await self.request(
             "POST",
             f"{self.ig_user_id}/messages",
-            json={"recipient": {"comment_id": comment_id}, "message": {"text": text}},
+            json={"recipient": {"comment_id": comment_id}, "message": message},
             call=f"private reply to comment {comment_id}",
         )
 
@@ -218,8 +222,10 @@ class GraphClient:
         quick_replies: list[dict[str, str]] | None = None,
         attachment: tuple[AttachmentType, str] | None = None,
         tag: str | None = None,
+        template: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Send a DM: text (≤ 1000 bytes) with up to 13 quick replies, or one attachment.
+        """Send a DM: text (≤ 1000 bytes) with up to 13 quick replies, or one attachment,
+        or a template (buttons or cards; built and checked by ``_templates``).
 
         Args:
             recipient_id: The user's IGSID.
@@ -227,12 +233,15 @@ class GraphClient:
             quick_replies: ``[{"title", "payload"}]`` (``content_type`` defaults to text).
             attachment: ``(type, url)`` for an image, file, audio or video.
             tag: ``HUMAN_AGENT`` to answer up to 7 days after the user's last message.
+            template: A ``message.attachment`` of type ``template``.
 
         Raises:
             UserError: Neither text nor attachment, text too long, too many quick replies.
         """
         message: dict[str, Any] = {}
-        if attachment is not None:
+        if template is not None:
+            message["attachment"] = template
+        elif attachment is not None:
             kind, url = attachment
             message["attachment"] = {"type": kind, "payload": {"url": url}}
         elif text is not None:
@@ -254,6 +263,33 @@ class GraphClient:
             body |= {"messaging_type": "MESSAGE_TAG", "tag": tag}
         return await self.request(
             "POST", f"{self.ig_user_id}/messages", json=body, call=f"send DM to {recipient_id}"
+        )
+
+    async def get_messenger_profile(self) -> dict[str, Any]:
+        """The account's ice breakers and persistent menu, as Meta answers them."""
+        return await self.request(
+            "GET",
+            f"{self.ig_user_id}/messenger_profile",
+            params={"fields": "ice_breakers,persistent_menu", "platform": "instagram"},
+            call="read the ice breakers and menu",
+        )
+
+    async def set_messenger_profile(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Set the account's ice breakers and/or persistent menu (``_profile.profile_body``)."""
+        return await self.request(
+            "POST",
+            f"{self.ig_user_id}/messenger_profile",
+            json=body,
+            call="set the ice breakers and menu",
+        )
+
+    async def delete_messenger_profile(self, fields: list[str]) -> dict[str, Any]:
+        """Remove the account's ``ice_breakers`` and/or ``persistent_menu``."""
+        return await self.request(
+            "DELETE",
+            f"{self.ig_user_id}/messenger_profile",
+            json={"fields": fields, "platform": "instagram"},
+            call="remove the ice breakers and menu",
         )
 
     async def sender_action(self, recipient_id: str, action: SenderAction) -> dict[str, Any]:

@@ -29,9 +29,11 @@ from socialflow.nodes._template import (
     render,
     template_fields,
 )
+from socialflow.nodes._wait import AwaitReply, Reply, WaitRequest
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "AwaitReply",
     "BaseNode",
     "Category",
     "ChatModelProvider",
@@ -46,8 +48,10 @@ __all__ = [
     "Port",
     "Reference",
     "Rejection",
+    "Reply",
     "Template",
     "TemplateField",
+    "WaitRequest",
     "default_registry",
     "evaluate",
     "ports_compatible",

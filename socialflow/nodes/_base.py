@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from socialflow.nodes import _template
+from socialflow.nodes._wait import Reply
 
 if TYPE_CHECKING:
     import httpx
@@ -187,6 +188,8 @@ class NodeContext:
             (``contact.tags``, ``contact.fields.email``, ``contact.window.open``); None when
             the run's trigger names nobody.
         contacts: Changes the run's contact (tags, fields); None when there is none.
+        reply: Set when a node that raised ``AwaitReply`` is resumed: the contact's answer
+            or the timeout.
     """
 
     execution_id: uuid.UUID
@@ -210,6 +213,7 @@ class NodeContext:
     trigger_fields: frozenset[str] = frozenset()
     contact: Mapping[str, Any] | None = None
     contacts: ContactService | None = None
+    reply: Reply | None = None
 
     def template_scope(self) -> dict[str, Any]:
         """The names templates and expressions may use: ``trigger``, ``nodes``, ``input`` and

@@ -62,13 +62,17 @@ from socialflow.orchestration._triggers import (
     save_snapshot,
     upsert_trigger,
 )
+from socialflow.orchestration._wait_models import ConversationWait, GlobalKeyword, WaitStatus
+from socialflow.orchestration._waits import MAX_KEYWORDS, expire_due, keyword_of
 from socialflow.orchestration._worker import Worker, prefect_clients
 
 __all__ = [
+    "MAX_KEYWORDS",
     "TRIGGER_CHANNEL",
     "TRIGGER_TTL_SECONDS",
     "CachedTrigger",
     "CompiledGraph",
+    "ConversationWait",
     "Dispatcher",
     "EdgeSpec",
     "EngineRuntime",
@@ -82,6 +86,7 @@ __all__ = [
     "ExecutionUpdate",
     "FlowExecution",
     "FlowTrigger",
+    "GlobalKeyword",
     "GraphProblem",
     "GraphSpec",
     "InboxWriter",
@@ -98,6 +103,7 @@ __all__ = [
     "TriggerCache",
     "UpdateFeed",
     "UpdateRelay",
+    "WaitStatus",
     "WebhookEvent",
     "Worker",
     "activate_version",
@@ -106,10 +112,12 @@ __all__ = [
     "enqueue_run",
     "ensure_work_pool",
     "execute_graph",
+    "expire_due",
     "explain_event",
     "flow_for",
     "get_execution",
     "get_runtime",
+    "keyword_of",
     "open_trigger_secret",
     "prefect_clients",
     "prune_executions",

@@ -19,12 +19,14 @@ from socialflow.core.db import rows_touched, utcnow
 from socialflow.core.errors import ConflictError, NotFoundError
 from socialflow.core.logging import get_logger
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution
+from socialflow.orchestration._wait_models import ConversationWait, WaitStatus
 
 __all__ = ["CANCEL_CHANNEL", "mark_prefect_cancelled", "request_cancel"]
 
 CANCEL_CHANNEL = "socialflow_cancel"
 _log = get_logger(__name__)
-_NOT_STARTED = (ExecutionStatus.PENDING, ExecutionStatus.QUEUED)
+#: not in a worker's hands: cancelled in one UPDATE (a waiting run's wait ends with it)
+_NOT_STARTED = (ExecutionStatus.PENDING, ExecutionStatus.QUEUED, ExecutionStatus.WAITING)
 
 
 async def request_cancel(
@@ -41,6 +43,13 @@ async def request_cancel(
         ConflictError: It already finished.
     """
     now = utcnow()
+    waiting = await session.scalar(
+        select(FlowExecution.prefect_flow_run_id).where(
+            FlowExecution.id == execution_id,
+            FlowExecution.workspace_id == workspace_id,
+            FlowExecution.status == ExecutionStatus.WAITING,
+        )
+    )
     result = await session.execute(
         update(FlowExecution)
         .where(
@@ -56,7 +65,17 @@ async def request_cancel(
         )
         .execution_options(synchronize_session=False)
     )
-    if rows_touched(result) == 0:
+    if rows_touched(result):
+        await session.execute(
+            update(ConversationWait)
+            .where(
+                ConversationWait.execution_id == execution_id,
+                ConversationWait.status == WaitStatus.WAITING,
+            )
+            .values(status=WaitStatus.CANCELLED, resolved_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    else:
         await session.execute(
             update(FlowExecution)
             .where(
@@ -71,6 +90,8 @@ async def request_cancel(
         if session.get_bind().dialect.name == "postgresql":
             await session.execute(text(f"NOTIFY {CANCEL_CHANNEL}"))
     await session.commit()
+    if waiting is not None and rows_touched(result):
+        await mark_prefect_cancelled(waiting)  # the Paused flow run ends with its wait
     row = await session.scalar(
         select(FlowExecution)
         .where(FlowExecution.id == execution_id, FlowExecution.workspace_id == workspace_id)

@@ -8,11 +8,14 @@ whose trigger kind takes its kind, paused ones included), and inserts one execut
 version) that accepts it with ``ON CONFLICT DO NOTHING`` on that pair: a retry, a second
 dispatcher or a restart can never queue a second run. For every flow that does not take it, the
 reason the deciding code gave is written to ``event_outcome`` in the same transaction, so the
-event log shows why. An event whose dispatch fails stays pending and is retried with backoff;
-nothing accepted is dropped. In the same transaction the batch's Instagram events create or
-update the contacts they name (``socialflow.contacts.record_sightings``: one upsert per batch,
-whose failure is logged and never holds an event back); the profiles of people who messaged are
-read after the commit, outside the claim.
+event log shows why. Before any trigger, a message or button tap answers the run of each
+workspace that waits for its sender on its account (``_waits.resume_for_event``): that run is
+queued again, and the event starts no new run in that workspace; a global keyword ends the wait
+instead and goes to the triggers as usual. In the same transaction the batch's Instagram events
+create or update the contacts they name (``socialflow.contacts.record_sightings``: one upsert per
+batch, whose failure is logged and never holds an event back); the profiles of people who
+messaged are read after the commit, outside the claim. An event whose dispatch fails stays
+pending and is retried with backoff; nothing accepted is dropped.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from socialflow.core.logging import get_logger
 from socialflow.instagram import InstagramAccount, LoginKind, mentions_username
 from socialflow.nodes import BaseNode, NodeRegistry, Rejection
 from socialflow.nodes.builtins.instagram_triggers import own_event_rejection
+from socialflow.orchestration._cancel import mark_prefect_cancelled
 from socialflow.orchestration._inbox import QUEUE_CHANNEL, notify
 from socialflow.orchestration._inbox_models import (
     EventOutcome,
@@ -42,6 +46,8 @@ from socialflow.orchestration._inbox_models import (
     WebhookEvent,
 )
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution
+from socialflow.orchestration._wait_models import WaitStatus
+from socialflow.orchestration._waits import WaitResolution, resume_for_event
 from socialflow.orchestration._wakeup import Wakeup
 
 __all__ = ["Dispatcher", "backoff_seconds", "explain", "instagram_owners", "verdict"]
@@ -116,10 +122,22 @@ class Dispatcher:
             owners = await self._instagram_owners(session, events)
             consented = await self._contacts(session, events, owners)
             queued = 0
+            cancelled: list[uuid.UUID] = []
             for event in events:
                 try:
                     async with session.begin_nested():
-                        queued += await self._dispatch(session, event, triggers, postgres, owners)
+                        # a run waiting for this sender's answer takes it before any trigger
+                        resolved = await resume_for_event(
+                            session, event, set(owners.get(event.account_id or "", {}))
+                        )
+                        queued += await self._dispatch(
+                            session, event, triggers, postgres, owners, resolved
+                        )
+                        cancelled += [
+                            r.prefect_flow_run_id
+                            for r in resolved
+                            if r.prefect_flow_run_id is not None
+                        ]
                 except Exception as exc:
                     event.attempts += 1
                     event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -139,6 +157,8 @@ class Dispatcher:
             task = asyncio.ensure_future(self.profiles(consented))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+        for flow_run_id in cancelled:  # runs a global keyword ended while they waited
+            await mark_prefect_cancelled(flow_run_id)
         return len(events)
 
     async def run(self, stop: asyncio.Event, wakeup: Wakeup) -> None:
@@ -198,10 +218,15 @@ class Dispatcher:
         triggers: list[FlowTrigger],
         postgres: bool,
         owners: Owners | None = None,
+        resolved: list[WaitResolution] | None = None,
     ) -> int:
         matches: list[FlowTrigger] = []
         refused: list[tuple[FlowTrigger, Rejection]] = []
+        # a workspace whose waiting run this event answered starts no new run with it
+        answered = {r.workspace_id for r in resolved or () if r.status == WaitStatus.ANSWERED}
         for trigger in triggers:
+            if trigger.workspace_id in answered:
+                continue
             verdict = self.verdict(event, trigger, owners or {})
             if verdict is True:
                 matches.append(trigger)
@@ -250,10 +275,10 @@ class Dispatcher:
                 )
                 .on_conflict_do_nothing(index_elements=["event_id", "flow_id"])
             )
-        event.status = EventStatus.DISPATCHED if matches else EventStatus.IGNORED
+        event.status = EventStatus.DISPATCHED if matches or answered else EventStatus.IGNORED
         event.dispatched_at = utcnow()
         event.attempts += 1
-        return len(matches)
+        return len(matches) + len(answered)
 
     def verdict(
         self, event: WebhookEvent, trigger: FlowTrigger, owners: Owners

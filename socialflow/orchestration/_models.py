@@ -38,6 +38,8 @@ class ExecutionStatus(StrEnum):
     PENDING = "pending"
     QUEUED = "queued"
     RUNNING = "running"
+    #: parked until a contact answers (``conversation_wait``); holds no worker
+    WAITING = "waiting"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -46,10 +48,12 @@ class ExecutionStatus(StrEnum):
 
 class NodeRunStatus(StrEnum):
     """Where one node of a run is. ``skipped``: behind a port that did not fire;
-    ``cancelled``: not run because an upstream node failed."""
+    ``cancelled``: not run because an upstream node failed; ``waiting``: asked and waits
+    for the contact's answer."""
 
     PENDING = "pending"
     RUNNING = "running"
+    WAITING = "waiting"
     RETRYING = "retrying"
     COMPLETED = "completed"
     FAILED = "failed"

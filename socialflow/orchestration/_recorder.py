@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import reduce
@@ -242,9 +242,24 @@ class ExecutionRecorder:
                 _log.exception("execution listener failed", execution_id=str(self.execution_id))
 
     async def finish(
-        self, status: str, *, error: str | None = None, error_node_id: str | None = None
+        self,
+        status: str,
+        *,
+        error: str | None = None,
+        error_node_id: str | None = None,
+        also: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
-        """Write every queued node update, then the execution's final status."""
+        """Write every queued node update, then the execution's final status.
+
+        Args:
+            status: The execution's status: a final one, or ``waiting`` (the run parks: its
+                lease is released and it has no finish time yet).
+            error: What went wrong, for a failed run.
+            error_node_id: The node that failed.
+            also: Writes of the caller's made in the same transaction as the status (the
+                wait of a parking run), given the session; only when this claim still holds.
+        """
+        parking = status == "waiting"
         self._closing = True
         self._closed.set()
         self._wake.set()
@@ -252,9 +267,12 @@ class ExecutionRecorder:
             "status": status,
             "error": error,
             "error_node_id": error_node_id,
-            "finished_at": utcnow(),
+            "finished_at": None if parking else utcnow(),
             **_usage_columns(list(self._usage.values())),
         }
+        if parking:
+            # no lease: nothing runs it; the worker that parked it stays its last holder
+            final["lease_until"] = None
         try:
             if self._writer is not None:
                 await self._writer
@@ -268,6 +286,8 @@ class ExecutionRecorder:
                             .where(FlowExecution.id == self.execution_id, *self._fence())
                             .values(final)
                         )
+                        if also is not None and rows_touched(written):
+                            await also(session)
                     if not rows_touched(written):
                         _log.warning(
                             "another worker claimed this execution; its outcome is theirs",
@@ -422,7 +442,8 @@ async def prune_executions(db: Database, *, older_than_days: int, batch_size: in
             ids = list(
                 await session.scalars(
                     select(FlowExecution.id)
-                    .where(FlowExecution.created_at < cutoff)
+                    # a run waiting for a contact's answer is kept until its wait ends
+                    .where(FlowExecution.created_at < cutoff, FlowExecution.status != "waiting")
                     .order_by(FlowExecution.created_at)
                     .limit(batch_size)
                 )

@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, State, TaskRun
 from prefect.context import FlowRunContext, TagsContext, TaskRunContext
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectNotFound, Pause
 from prefect.flow_engine import run_flow_async
 from prefect.states import Completed, Failed, Pending
 from pydantic import BaseModel, Field
@@ -31,7 +31,13 @@ from socialflow.core.db import utcnow
 from socialflow.core.errors import AppError, NodeTimeoutError, TransientError, UserError
 from socialflow.core.logging import get_logger
 from socialflow.instagram import InstagramGateway
-from socialflow.nodes import ChatModelProvider, KnowledgeRetriever, NodeContext
+from socialflow.nodes import (
+    AwaitReply,
+    ChatModelProvider,
+    KnowledgeRetriever,
+    NodeContext,
+    WaitRequest,
+)
 from socialflow.orchestration._graph import (
     CompiledGraph,
     CompiledNode,
@@ -39,6 +45,7 @@ from socialflow.orchestration._graph import (
     compile_graph_json,
 )
 from socialflow.orchestration._models import ExecutionStatus, NodeRunStatus
+from socialflow.orchestration._parking import load_resume, park, paused_flow_run, wait_message
 from socialflow.orchestration._recorder import (
     ExecutionListener,
     ExecutionRecorder,
@@ -47,6 +54,7 @@ from socialflow.orchestration._recorder import (
     cap_json,
 )
 from socialflow.orchestration._runtime import EngineRuntime, get_runtime
+from socialflow.orchestration._waits import ResumeState
 
 __all__ = [
     "RunMeta",
@@ -78,6 +86,10 @@ class RunMeta(BaseModel):
     attempt: int | None = None
     #: the flow's Prefect deployment: the run is created from it, so it is listed under it
     deployment_id: uuid.UUID | None = None
+    #: a continuation after a wait: the wait it resumes from (``_waits.resume_state``)
+    resume_wait_id: uuid.UUID | None = None
+    #: the Prefect flow run that paused for that wait, resumed in place when still Paused
+    resume_flow_run_id: uuid.UUID | None = None
 
     def tags(self, trigger_kind: str) -> list[str]:
         """Flow-run tags, so runs can be found by workspace, flow and version in Prefect."""
@@ -97,7 +109,9 @@ def _retry_on_transient(_task: Task[..., Any], _run: TaskRun, state: State[Any])
     return isinstance(state.data, TransientError)
 
 
-async def _node_task(run: GraphRun, node_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+async def _node_task(
+    run: GraphRun, node_id: str, inputs: dict[str, Any]
+) -> dict[str, Any] | State[Any]:
     return await run.execute_node(node_id, inputs)
 
 
@@ -139,8 +153,12 @@ class GraphRun:
         meta: RunMeta,
         recorder: ExecutionRecorder,
         flow_run_id: uuid.UUID | None,
+        resume: ResumeState | None = None,
     ) -> None:
         self.runtime = runtime
+        self.resume = resume
+        #: nodes that asked and wait for a reply (``AwaitReply``), with what they wait for
+        self.waiting: dict[str, WaitRequest] = {}
         self.graph = graph
         self.trigger = trigger
         self.meta = meta
@@ -219,6 +237,9 @@ class GraphRun:
         ]
 
     async def _when_ready(self, node_id: str) -> None:
+        if self.resume is not None and node_id in self.resume.outputs:
+            self._restore(node_id, self.resume.outputs[node_id])
+            return
         incoming = self.graph.incoming.get(node_id, [])
         upstream = {edge.source for edge in incoming}
         if upstream:
@@ -235,6 +256,11 @@ class GraphRun:
             record.finished_at = utcnow()
             self.recorder.node(record)
             return
+        if any(
+            self.records[s].status in (NodeRunStatus.WAITING, NodeRunStatus.PENDING)
+            for s in upstream
+        ):
+            return  # behind a node waiting for a reply: runs when the run resumes
         inputs: dict[str, Any] = {}
         fired = False
         node = self.graph.nodes[node_id]
@@ -260,6 +286,15 @@ class GraphRun:
                 record.finished_at = utcnow()
                 self.recorder.node(record)
 
+    def _restore(self, node_id: str, output: dict[str, Any]) -> None:
+        """A node completed before the wait this run resumes from: its output stands, its
+        record too; it is not run again (nor its sends)."""
+        record = self.records[node_id]
+        self.outputs[node_id] = output
+        record.status = NodeRunStatus.COMPLETED
+        record.output = output
+        record.fired_ports = list(output)
+
     async def _skip(self, node: CompiledNode) -> None:
         record = self.records[node.spec.id]
         record.status = NodeRunStatus.SKIPPED
@@ -269,7 +304,9 @@ class GraphRun:
         record.prefect_task_run_id = state.state_details.task_run_id
         self.recorder.node(record)
 
-    async def execute_node(self, node_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    async def execute_node(
+        self, node_id: str, inputs: dict[str, Any]
+    ) -> dict[str, Any] | State[Any]:
         """Run one node inside its task run: record, time-limit, call ``run()``, check outputs."""
         node = self.graph.nodes[node_id]
         record = self.records[node_id]
@@ -290,6 +327,8 @@ class GraphRun:
             async with asyncio.timeout(timeout) as deadline:
                 result = await node.cls(node.config).run(ctx, **inputs)
             _check_outputs(node, result)
+        except AwaitReply as asked:
+            return self._wait(node_id, record, asked.request)
         except TimeoutError as exc:
             if not deadline.expired():
                 self._failed(node, record, exc)
@@ -312,6 +351,14 @@ class GraphRun:
         record.finished_at = utcnow()
         self.recorder.node(record)
         return result
+
+    def _wait(self, node_id: str, record: NodeRunRecord, request: WaitRequest) -> State[Any]:
+        """The node asked and waits: record it so, and end its task run as ``Waiting``."""
+        self.waiting[node_id] = request
+        record.status = NodeRunStatus.WAITING
+        record.output = {"waiting_for": request.model_dump(mode="json", exclude={"state"})}
+        self.recorder.node(record)
+        return Completed(name="Waiting", message=wait_message(request))
 
     async def _wait_as_asked(
         self, node: CompiledNode, record: NodeRunRecord, exc: TransientError
@@ -365,6 +412,11 @@ class GraphRun:
             trigger_fields=self.trigger_fields,
             contact=self.contact.view if self.contact is not None else None,
             contacts=self.contact,
+            reply=(
+                self.resume.reply
+                if self.resume is not None and node.spec.id == self.resume.node_id
+                else None
+            ),
             **({"credentials": self.credentials} if self.credentials is not None else {}),
         )
 
@@ -443,7 +495,8 @@ async def execute_graph(graph: str, trigger: dict[str, Any], meta: RunMeta | dic
     try:
         compiled = compile_graph_json(graph, runtime.registry)
         recorder.update_execution(trigger_kind=compiled.trigger.spec.kind)
-        run = GraphRun(runtime, compiled, trigger, meta, recorder, flow_run_id)
+        resume = await load_resume(runtime, meta)
+        run = GraphRun(runtime, compiled, trigger, meta, recorder, flow_run_id, resume)
         await run.load_contact()
         with TagsContext(current_tags=set()):  # tag the flow run only, never its task runs
             await run.execute()
@@ -468,6 +521,8 @@ async def execute_graph(graph: str, trigger: dict[str, Any], meta: RunMeta | dic
         message = f"node {first.label!r} ({first.node_id}, {first.kind}) failed: {first.error}"
         await recorder.finish(ExecutionStatus.FAILED, error=message, error_node_id=first.node_id)
         return Failed(message=message)
+    if run.waiting:
+        return await park(meta, recorder, run.waiting, run.outputs, flow_run_id)
     await recorder.finish(ExecutionStatus.COMPLETED)
     return {node_id: record.status for node_id, record in run.records.items()}
 
@@ -526,21 +581,41 @@ async def start_graph_run(
     compiled = compile_graph_json(text, get_runtime().registry)
     run_tags = meta.tags(compiled.trigger.spec.kind)
     prefect_flow = flow_for(meta.flow_name)
+    if meta.resume_flow_run_id is not None:
+        # a continuation after a wait: the flow run that paused for it goes on, when it can
+        paused = await paused_flow_run(meta.resume_flow_run_id)
+        if paused is not None:
+            try:
+                resumed = await run_flow_async(
+                    prefect_flow,
+                    flow_run=paused,
+                    parameters={"graph": text, "trigger": trigger, "meta": meta},
+                    return_type="state",
+                )
+            except Pause as pause:
+                return cast(State[Any], pause.state)
+            return cast(State[Any], resumed)
     if meta.attempt is not None or meta.deployment_id is not None:
         # a worker's run: its flow run is created first, under a name that says which
         # execution and attempt it is, so a worker taking the execution over can find it
         flow_run = await _create_flow_run(meta, prefect_flow, text, trigger, run_tags)
-        final = await run_flow_async(
-            prefect_flow,
-            flow_run=flow_run,
-            parameters={"graph": text, "trigger": trigger, "meta": meta},
-            return_type="state",
-        )
+        try:
+            final = await run_flow_async(
+                prefect_flow,
+                flow_run=flow_run,
+                parameters={"graph": text, "trigger": trigger, "meta": meta},
+                return_type="state",
+            )
+        except Pause as pause:  # the run waits for a reply: its flow run is Paused
+            return cast(State[Any], pause.state)
         return cast(State[Any], final)
     with tags(*run_tags):
-        state: State[Any] = await prefect_flow(
-            graph=text, trigger=trigger, meta=meta, return_state=True
-        )
+        try:
+            state: State[Any] = await prefect_flow(
+                graph=text, trigger=trigger, meta=meta, return_state=True
+            )
+        except Pause as pause:
+            return cast(State[Any], pause.state)
     return state
 
 

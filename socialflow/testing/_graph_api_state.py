@@ -58,6 +58,8 @@ class _Account:
     tokens: set[str] = field(default_factory=set)
     subscribed: list[str] = field(default_factory=list)
     calls: list[float] = field(default_factory=list)
+    #: messenger_profile fields as set (ice_breakers, persistent_menu)
+    profile: dict[str, Any] = field(default_factory=dict)
 
 
 class EmulatorState:

@@ -245,6 +245,8 @@ def _dispatch(
             account.subscribed = params.get("subscribed_fields", "").split(",")
             return {"success": True}
         return {"data": [{"subscribed_fields": account.subscribed}]}
+    if edge == "messenger_profile":
+        return _messenger_profile(account, method, body)
     if edge == "replies" and method == "POST":
         comment = state.comments.get(target)
         if comment is None:
@@ -306,12 +308,87 @@ def _messages(state: EmulatorState, account: Any, body: dict[str, Any]) -> dict[
         raise GraphFault(100, "Length of param message[text] must be less than or equal to 1000")
     if len(message.get("quick_replies") or []) > 13:
         raise GraphFault(100, "param message[quick_replies] must have at most 13 elements")
+    attachment = message.get("attachment") or {}
+    if attachment.get("type") == "template":
+        _check_template(attachment.get("payload") or {})
     if "comment_id" in recipient:
         state.private_reply(account, str(recipient["comment_id"]))
         commenter = state.comments[str(recipient["comment_id"])]["from"]["id"]
         return {"recipient_id": commenter, "message_id": "aWdf" + new_id()}
     state.check_window(account, str(recipient.get("id")), body.get("tag"))
     return {"recipient_id": recipient.get("id"), "message_id": "aWdf" + new_id()}
+
+
+def _messenger_profile(account: Any, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Ice breakers and persistent menu: at most 4 ice breakers, a ``default`` locale."""
+    if method == "GET":
+        return {"data": [dict(account.profile)] if account.profile else []}
+    if method == "DELETE":
+        for name in body.get("fields") or []:
+            account.profile.pop(name, None)
+        return {"result": "success"}
+    for name in ("ice_breakers", "persistent_menu"):
+        if name not in body:
+            continue
+        locales = body[name]
+        if not isinstance(locales, list) or not any(
+            isinstance(e, dict) and e.get("locale") == "default" for e in locales
+        ):
+            raise GraphFault(100, f"param {name} must have an entry with locale default")
+        for entry in locales:
+            actions = entry.get("call_to_actions") if isinstance(entry, dict) else None
+            if not isinstance(actions, list) or not actions:
+                raise GraphFault(100, f"param {name}[call_to_actions] must not be empty")
+            if name == "ice_breakers" and len(actions) > 4:
+                raise GraphFault(100, "param ice_breakers[call_to_actions] has at most 4 elements")
+        account.profile[name] = locales
+    return {"result": "success"}
+
+
+def _check_template(payload: dict[str, Any]) -> None:
+    """Meta's limits on button and generic templates (PUBLISHING_MESSAGING.md part B)."""
+    where = "param message[attachment][payload]"
+    kind = payload.get("template_type")
+    if kind == "button":
+        text = payload.get("text") or ""
+        if not text or len(text) > 640:
+            raise GraphFault(100, f"{where}[text] must have 1 to 640 characters")
+        _check_buttons(payload.get("buttons"), f"{where}[buttons]", least=1)
+        return
+    if kind != "generic":
+        raise GraphFault(100, f"{where}[template_type] must be one of button, generic")
+    elements = payload.get("elements")
+    if not isinstance(elements, list) or not 1 <= len(elements) <= 10:
+        raise GraphFault(100, f"{where}[elements] must have 1 to 10 elements")
+    for n, element in enumerate(elements):
+        if not isinstance(element, dict):
+            raise GraphFault(100, f"{where}[elements][{n}] must be an object")
+        title, subtitle = element.get("title") or "", element.get("subtitle") or ""
+        if not title or len(title) > 80:
+            raise GraphFault(100, f"{where}[elements][{n}][title] must have 1 to 80 characters")
+        if len(subtitle) > 80:
+            raise GraphFault(
+                100, f"{where}[elements][{n}][subtitle] must have at most 80 characters"
+            )
+        if "buttons" in element:
+            _check_buttons(element["buttons"], f"{where}[elements][{n}][buttons]", least=0)
+
+
+def _check_buttons(buttons: Any, where: str, *, least: int) -> None:
+    if not isinstance(buttons, list) or not least <= len(buttons) <= 3:
+        raise GraphFault(100, f"{where} must have {least} to 3 elements")
+    for n, button in enumerate(buttons):
+        kind = button.get("type") if isinstance(button, dict) else None
+        if kind not in ("web_url", "postback"):
+            raise GraphFault(100, f"{where}[{n}][type] must be one of web_url, postback")
+        if not 0 < len(button.get("title") or "") <= 20:
+            raise GraphFault(100, f"{where}[{n}][title] must have 1 to 20 characters")
+        if kind == "web_url" and not str(button.get("url") or "").startswith(
+            ("http://", "https://")
+        ):
+            raise GraphFault(100, f"{where}[{n}][url] must be an http(s) URL")
+        if kind == "postback" and not 0 < len(button.get("payload") or "") <= 1000:
+            raise GraphFault(100, f"{where}[{n}][payload] must have 1 to 1000 characters")
 
 
 def _oauth(state: EmulatorState, path: str, params: dict[str, str]) -> Reply:

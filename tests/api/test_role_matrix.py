@@ -56,6 +56,10 @@ MATRIX: dict[tuple[str, str], str] = {
     # the event log
     ("GET", "/api/workspaces/{workspace_id}/events"): "viewer",
     ("GET", "/api/workspaces/{workspace_id}/events/{event_id}"): "viewer",
+    # conversations: waits and global keywords
+    ("GET", "/api/workspaces/{workspace_id}/conversations/waits"): "viewer",
+    ("GET", "/api/workspaces/{workspace_id}/conversations/keywords"): "viewer",
+    ("PUT", "/api/workspaces/{workspace_id}/conversations/keywords"): "editor",
     # run history
     ("GET", "/api/workspaces/{workspace_id}/executions"): "viewer",
     ("GET", "/api/workspaces/{workspace_id}/executions/{execution_id}"): "viewer",
@@ -70,6 +74,14 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/workspaces/{workspace_id}/instagram/outbox"): "viewer",
     ("GET", "/api/workspaces/{workspace_id}/instagram/sample-events"): "viewer",
     ("PATCH", "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}"): "admin",
+    (
+        "GET",
+        "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}/messenger-profile",
+    ): "viewer",
+    (
+        "PUT",
+        "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}/messenger-profile",
+    ): "admin",
     ("DELETE", "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}"): "admin",
     ("POST", "/api/workspaces/{workspace_id}/instagram/connect"): "admin",
     # knowledge: knowledge bases and documents

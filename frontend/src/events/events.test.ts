@@ -57,6 +57,7 @@ describe("localToIso", () => {
 describe("words", () => {
   it("names outcomes", () => {
     expect(outcomeText("not_run")).toBe("nothing ran");
+    expect(outcomeText("resumed")).toBe("resumed a waiting run");
     expect(outcomeText("ran")).toBe("ran");
     expect(outcomeText("other")).toBe("other");
   });

@@ -2,7 +2,7 @@
 // words, and what a refused test run means.
 import { ApiError } from "../api/client";
 
-export const OUTCOMES = ["ran", "not_run", "pending", "failed"] as const;
+export const OUTCOMES = ["ran", "resumed", "not_run", "pending", "failed"] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 export const SOURCES = ["instagram", "webhook"] as const;
 export const KINDS = [
@@ -76,7 +76,11 @@ export function eventsQuery(filters: EventFilters, now = Date.now(), limit = 50)
 
 /** An outcome in words. */
 export function outcomeText(outcome: string): string {
-  return { ran: "ran", not_run: "nothing ran", pending: "pending", failed: "dispatch failed" }[outcome] ?? outcome;
+  return (
+    { ran: "ran", resumed: "resumed a waiting run", not_run: "nothing ran", pending: "pending", failed: "dispatch failed" }[
+      outcome
+    ] ?? outcome
+  );
 }
 
 /** A value shown as indented JSON ("—" when there is none). */

@@ -87,7 +87,7 @@ export function EventDetail() {
               </thead>
               <tbody>
                 {flows.map((f) => (
-                  <tr key={f.flow_id} data-ran={String(f.ran)}>
+                  <tr key={`${f.flow_id}:${f.code ?? "ran"}:${f.execution_id ?? ""}`} data-ran={String(f.ran)}>
                     <td>
                       <Link to={`/w/${ws}/flows/${f.flow_id}`}>{f.flow_name}</Link>
                       {f.version_number != null && <span className="muted small"> v{f.version_number}</span>}
@@ -98,6 +98,10 @@ export function EventDetail() {
                           ran: <Link to={`/w/${ws}/runs/${f.execution_id}`}>the run</Link>{" "}
                           {f.execution_status && <StatusBadge status={f.execution_status} />}
                           {f.sandbox && <span className="badge">sandbox</span>}
+                        </>
+                      ) : f.resumed && f.execution_id ? (
+                        <>
+                          answered <Link to={`/w/${ws}/runs/${f.execution_id}`}>the run</Link> that waited for this reply
                         </>
                       ) : (
                         <span className="reason">{f.reason ?? f.code ?? "did not run"}</span>

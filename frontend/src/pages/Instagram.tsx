@@ -4,6 +4,7 @@ import { api, ok } from "../api/client";
 import { ErrorNote } from "../components/ErrorNote";
 import { StatusBadge, timeAgo } from "../components/Status";
 import { LEDGER_STATUSES, ledgerQuery, textPreview, tokenAdvice, type LedgerFilters } from "../instagram/ledger";
+import { EntryPoints } from "../instagram/EntryPoints";
 import { useWorkspace } from "../state";
 
 /** Connected Instagram accounts and the send ledger of what actions did or would do. */
@@ -125,6 +126,7 @@ export function Instagram() {
           </tbody>
         </table>
       )}
+      <EntryPoints accounts={items} canEdit={isAdmin} />
       <h2>Send ledger</h2>
       <p className="muted">Every action flows took or would take; sandboxed ones were recorded, never sent.</p>
       <div className="row" role="group" aria-label="Ledger filters">

@@ -12,7 +12,7 @@ import { useNodeTypes, useWorkspace } from "../state";
 import { costText, nodeUsageText, tokensText } from "./runUsage";
 
 const NODE_TYPES = { sf: SfNode };
-const ACTIVE = new Set(["pending", "queued", "running"]);
+const ACTIVE = new Set(["pending", "queued", "running", "waiting"]);
 
 function Json({ value, truncated }: { value: unknown; truncated: boolean }) {
   if (value == null) return <span className="muted">—</span>;

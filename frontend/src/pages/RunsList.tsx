@@ -10,7 +10,7 @@ import { useWorkspace } from "../state";
 import { costText, tokensText } from "./runUsage";
 
 type Status = Schemas["ExecutionStatus"];
-const STATUSES: Status[] = ["pending", "queued", "running", "completed", "failed", "cancelled", "crashed"];
+const STATUSES: Status[] = ["pending", "queued", "running", "waiting", "completed", "failed", "cancelled", "crashed"];
 const WINDOWS = { "1h": 3600, "24h": 86400, "7d": 7 * 86400, all: 0 } as const;
 
 export function RunsList() {

@@ -17,10 +17,11 @@ __all__ = [
     "EventSummary",
 ]
 
-#: ran: at least one flow of the workspace ran; not_run: dispatched and no flow ran (each
-#: flow that could have taken it says why); pending: not dispatched yet; failed: dispatching
-#: it failed for good
-EventOutcomeKind = Literal["ran", "not_run", "pending", "failed"]
+#: ran: at least one flow of the workspace ran; resumed: it answered a run waiting for the
+#: sender's reply, which went on (and started no new run); not_run: dispatched and no flow ran
+#: (each flow that could have taken it says why); pending: not dispatched yet; failed:
+#: dispatching it failed for good
+EventOutcomeKind = Literal["ran", "resumed", "not_run", "pending", "failed"]
 
 
 class EventQuery(BaseModel):
@@ -68,14 +69,22 @@ class EventFlowOutcome(BaseModel):
     flow_name: str
     version_number: int | None = Field(description="The published version that decided.")
     ran: bool
-    execution_id: uuid.UUID | None = Field(default=None, description="The run, when it ran.")
+    resumed: bool = Field(
+        default=False,
+        description="The event answered this flow's run that waited for the sender's reply: "
+        "that run went on (execution_id), no new one started.",
+    )
+    execution_id: uuid.UUID | None = Field(
+        default=None, description="The run, when it ran or was resumed."
+    )
     execution_status: str | None = Field(default=None, description="The run's status.")
     sandbox: bool | None = Field(default=None, description="Whether the run sent nothing.")
     code: str | None = Field(
         default=None,
         description=(
             "Why it did not run: filter_not_matched, kind_off, account_filter, media_filter, "
-            "not_mentioned, echo, own_comment, dashboard_test, flow_paused."
+            "not_mentioned, echo, own_comment, dashboard_test, flow_paused; resumed_wait when "
+            "it answered a waiting run; wait_cancelled when, a global keyword, it ended one."
         ),
     )
     reason: str | None = Field(default=None, description="Why it did not run, in words.")

@@ -29,9 +29,11 @@ from socialflow.api.events.schemas import (
 from socialflow.core.errors import NotFoundError
 from socialflow.instagram import InstagramAccount
 from socialflow.orchestration import (
+    ConversationWait,
     EventOutcome,
     EventStatus,
     FlowExecution,
+    WaitStatus,
     WebhookEvent,
     readable_json,
 )
@@ -78,6 +80,14 @@ def _ran(workspace_id: uuid.UUID) -> ColumnElement[bool]:
     )
 
 
+def _resumed(workspace_id: uuid.UUID) -> ColumnElement[bool]:
+    return exists().where(
+        ConversationWait.event_id == WebhookEvent.id,
+        ConversationWait.workspace_id == workspace_id,
+        ConversationWait.status == WaitStatus.ANSWERED,
+    )
+
+
 def _conditions(workspace_id: uuid.UUID, query: EventQuery) -> list[ColumnElement[bool]]:
     conditions = [visible_to(workspace_id)]
     if query.source:
@@ -104,9 +114,13 @@ def _conditions(workspace_id: uuid.UUID, query: EventQuery) -> list[ColumnElemen
         )
     if query.outcome == "ran":
         conditions.append(_ran(workspace_id))
+    elif query.outcome == "resumed":
+        conditions.append(~_ran(workspace_id))
+        conditions.append(_resumed(workspace_id))
     elif query.outcome == "not_run":
         conditions.append(WebhookEvent.status.in_((EventStatus.DISPATCHED, EventStatus.IGNORED)))
         conditions.append(~_ran(workspace_id))
+        conditions.append(~_resumed(workspace_id))
     elif query.outcome == "pending":
         conditions.append(WebhookEvent.status == EventStatus.PENDING)
     elif query.outcome == "failed":
@@ -207,6 +221,7 @@ async def _flow_outcomes(
                 sandbox=sandbox,
             )
         )
+    await _wait_outcomes(workspace_id, event_ids, out, session=session)
     refused = await session.scalars(
         select(EventOutcome)
         .where(EventOutcome.event_id.in_(event_ids), EventOutcome.workspace_id == workspace_id)
@@ -227,10 +242,52 @@ async def _flow_outcomes(
     return out
 
 
+async def _wait_outcomes(
+    workspace_id: uuid.UUID,
+    event_ids: Sequence[uuid.UUID],
+    out: dict[uuid.UUID, list[EventFlowOutcome]],
+    *,
+    session: AsyncSession,
+) -> None:
+    """The waiting runs the events answered (resumed) or, global keywords, ended."""
+    waits = await session.execute(
+        select(ConversationWait, FlowExecution.flow_name, FlowExecution.version_number)
+        .join(FlowExecution, FlowExecution.id == ConversationWait.execution_id)
+        .where(
+            ConversationWait.event_id.in_(event_ids),
+            ConversationWait.workspace_id == workspace_id,
+        )
+        .order_by(ConversationWait.created_at)
+    )
+    for wait, name, version in waits.tuples():
+        if wait.event_id is None or wait.flow_id is None:
+            continue
+        answered = wait.status != WaitStatus.CANCELLED
+        out.setdefault(wait.event_id, []).append(
+            EventFlowOutcome(
+                flow_id=wait.flow_id,
+                flow_name=name or "",
+                version_number=version,
+                ran=False,
+                resumed=answered,
+                execution_id=wait.execution_id,
+                code="resumed_wait" if answered else "wait_cancelled",
+                reason=(
+                    f"answered the run waiting at node {wait.node_id!r}, which went on"
+                    if answered
+                    else f"a global keyword: ended the run waiting at node {wait.node_id!r} "
+                    "and went to the flows"
+                ),
+            )
+        )
+
+
 def _summary(row: WebhookEvent, flows: list[EventFlowOutcome]) -> EventSummary:
     outcome: EventOutcomeKind
     if any(flow.ran for flow in flows):
         outcome, reason = "ran", None
+    elif any(flow.resumed for flow in flows):
+        outcome, reason = "resumed", None
     elif row.status == EventStatus.PENDING:
         outcome = "pending"
         reason = "waiting to be dispatched" + (

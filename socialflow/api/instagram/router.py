@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from socialflow.api.deps import AdminMember, SessionDep, SettingsDep, ViewerMember
-from socialflow.api.instagram import service
+from socialflow.api.instagram import profile, service
 from socialflow.api.instagram.schemas import (
     AccountRead,
     AccountUpdate,
@@ -20,6 +20,7 @@ from socialflow.api.instagram.schemas import (
 )
 from socialflow.core.credentials import key_wrapper
 from socialflow.core.crypto import KeyWrapper
+from socialflow.instagram import MessengerProfile
 
 __all__ = ["callback_router", "router"]
 
@@ -58,6 +59,37 @@ async def delete_account(
     """Disconnect an account and delete its token (admin)."""
     await service.delete_account(member.workspace_id, account_id, session=session)
     return Response(status_code=204)
+
+
+@router.get("/accounts/{account_id}/messenger-profile", name="get_instagram_messenger_profile")
+async def get_messenger_profile(
+    account_id: uuid.UUID,
+    member: ViewerMember,
+    settings: SettingsDep,
+    keys: KeysDep,
+    session: SessionDep,
+) -> MessengerProfile:
+    """The account's ice breakers and persistent menu, read from Meta (viewer)."""
+    return await profile.get_profile(
+        member.workspace_id, account_id, settings, keys, session=session
+    )
+
+
+@router.put("/accounts/{account_id}/messenger-profile", name="set_instagram_messenger_profile")
+async def set_messenger_profile(
+    account_id: uuid.UUID,
+    body: MessengerProfile,
+    member: AdminMember,
+    settings: SettingsDep,
+    keys: KeysDep,
+    session: SessionDep,
+) -> MessengerProfile:
+    """Replace the account's ice breakers (at most 4) and persistent menu (at most 20 items);
+    each postback item's payload starts the flows whose DM trigger takes postbacks with that
+    keyword (admin)."""
+    return await profile.set_profile(
+        member.workspace_id, account_id, body, settings, keys, session=session
+    )
 
 
 @router.post("/connect", name="start_instagram_connect")

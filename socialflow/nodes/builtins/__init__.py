@@ -14,6 +14,7 @@ from socialflow.nodes.builtins.contacts import (
     ContactRemoveTagNode,
     ContactSetFieldNode,
 )
+from socialflow.nodes.builtins.conversation import InstagramAskNode
 from socialflow.nodes.builtins.data import SetNode
 from socialflow.nodes.builtins.http import HttpRequestNode
 from socialflow.nodes.builtins.instagram_actions import (
@@ -42,6 +43,7 @@ __all__ = [
     "ContactSetFieldNode",
     "DelayNode",
     "HttpRequestNode",
+    "InstagramAskNode",
     "InstagramCommentTriggerNode",
     "InstagramDMTriggerNode",
     "InstagramHideCommentNode",
@@ -81,6 +83,7 @@ BUILTIN_NODES: tuple[type[BaseNode], ...] = (
     ContactAddTagNode,
     ContactRemoveTagNode,
     ContactSetFieldNode,
+    InstagramAskNode,
     LLMPromptNode,
     IntentClassifierNode,
     KnowledgeRetrieveNode,

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from socialflow.core.errors import UserError
-from socialflow.instagram import ActionRequest
+from socialflow.instagram import ActionRequest, Button, Card
 from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port
 from socialflow.nodes._template import Template
 
@@ -122,6 +122,12 @@ class InstagramPrivateReplyNode(_InstagramAction):
             max_length=1000,
             description="Message text (at most 1000 bytes of UTF-8); templates allowed.",
         )
+        buttons: list[Button] = Field(
+            default_factory=list,
+            max_length=3,
+            description="Up to 3 buttons under the text (web_url or postback; 640 characters "
+            "of text at most with buttons).",
+        )
 
     config: Config
 
@@ -132,6 +138,7 @@ class InstagramPrivateReplyNode(_InstagramAction):
             target=ctx.render_text(cfg.comment_id, field_name="comment_id"),
             text=ctx.render_text(cfg.text, field_name="text"),
             comment_time=_time(ctx, cfg.comment_time, "comment_time"),
+            buttons=[b.model_dump(exclude_none=True) for b in cfg.buttons],
         )
 
 
@@ -148,7 +155,9 @@ class InstagramSendDMNode(_InstagramAction):
     kind = "instagram.send_dm"
     action = "send_dm"
     title = "Send DM"
-    description = "Sends a DM (text with quick replies, or an image or file) to a user."
+    description = (
+        "Sends a DM to a user: text with quick replies or buttons, cards, or an image or file."
+    )
     example_config: ClassVar[dict[str, Any]] = {"text": "Thanks for your message!"}
 
     class Config(NodeConfig):
@@ -166,6 +175,18 @@ class InstagramSendDMNode(_InstagramAction):
         )
         quick_replies: list[QuickReply] = Field(
             default_factory=list, max_length=13, description="Up to 13 quick replies."
+        )
+        buttons: list[Button] = Field(
+            default_factory=list,
+            max_length=3,
+            description="Up to 3 buttons under the text (web_url opens a page, postback sends "
+            "its payload back); text at most 640 characters with buttons.",
+        )
+        cards: list[Card] = Field(
+            default_factory=list,
+            max_length=10,
+            description="A carousel of 1 to 10 cards (title, subtitle, image, up to 3 buttons) "
+            "instead of text.",
         )
         attachment_type: Literal["none", "image", "file"] = Field(
             default="none", description="Send an image or file instead of text."
@@ -206,7 +227,7 @@ class InstagramSendDMNode(_InstagramAction):
             url = ctx.render_text(cfg.attachment_url, field_name="attachment_url")
             attachment = (cfg.attachment_type, url)
         text = ctx.render_text(cfg.text, field_name="text") if cfg.text else None
-        if text is None and attachment is None:
+        if text is None and attachment is None and not cfg.cards:
             msg = f"node {ctx.node_id!r}: set 'text' or an attachment"
             raise UserError(msg, code="invalid_config")
         return await self._perform(
@@ -215,6 +236,8 @@ class InstagramSendDMNode(_InstagramAction):
             text=text,
             attachment=attachment,
             quick_replies=[q.model_dump() for q in cfg.quick_replies],
+            buttons=[b.model_dump(exclude_none=True) for b in cfg.buttons],
+            cards=[c.model_dump(exclude_none=True) for c in cfg.cards],
             last_user_message_at=last,
             human_agent=cfg.human_agent,
             occurrence=str(trigger.get("message_id") or ctx.execution_id),

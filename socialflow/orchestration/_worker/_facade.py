@@ -3,12 +3,14 @@
 The parts, one job each: ``ExecutionClaims`` (claim, renew, give back), ``SlotRunner`` (run a
 claim to its end), ``ScheduledRuns`` (the deployments' due runs, and the static ones),
 ``CancelWatcher`` (requests from the API and from Prefect's UI), the reconciler (Prefect flow
-runs a stopped worker left), and, when asked, the ``Dispatcher`` and the ``UpdateRelay``.
+runs a stopped worker left), the sweep of waits past their deadline, and, when asked, the
+``Dispatcher`` and the ``UpdateRelay``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -20,6 +22,7 @@ from socialflow.orchestration._dispatch import Dispatcher
 from socialflow.orchestration._inbox import INBOX_CHANNEL, QUEUE_CHANNEL
 from socialflow.orchestration._relay import UpdateRelay
 from socialflow.orchestration._runtime import EngineRuntime
+from socialflow.orchestration._waits import expire_due
 from socialflow.orchestration._wakeup import Wakeup
 from socialflow.orchestration._worker._abandoned import reconcile_forever
 from socialflow.orchestration._worker._cancels import CancelWatcher
@@ -63,6 +66,8 @@ class Worker:
             cancelled from its UI (only while runs are in progress).
         reconcile_interval: How often Prefect's flow runs left unfinished by a stopped worker
             are looked for and settled (seconds).
+        wait_poll: How often waits past their deadline are looked for, to resume their runs
+            through the asking node's ``timeout`` port (seconds).
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class Worker:
         isolate: bool = False,
         prefect_cancel_poll: float = 2.0,
         reconcile_interval: float = 15.0,
+        wait_poll: float = 1.0,
     ) -> None:
         self.runtime = runtime
         self.db = runtime.db
@@ -90,6 +96,7 @@ class Worker:
         self.dispatch = dispatch
         self.relay = relay
         self.reconcile_interval = reconcile_interval
+        self.wait_poll = wait_poll
         self.inflight = InFlight(concurrency)
         self.claims = ExecutionClaims(
             runtime.db, owner=self.name, lease=self.lease, max_attempts=max_attempts
@@ -160,6 +167,7 @@ class Worker:
             asyncio.create_task(self.cancels.watch_requests(stop), name="cancellations"),
             asyncio.create_task(self.cancels.watch_prefect(stop), name="prefect-cancels"),
             asyncio.create_task(reconcile, name="reconcile-flow-runs"),
+            asyncio.create_task(self._expire_waits(stop), name="wait-timeouts"),
         ]
         if self.dispatch:
             runtime = self.runtime
@@ -171,6 +179,16 @@ class Worker:
                 asyncio.create_task(dispatcher.run(stop, inbox_wakeup), name="dispatcher")
             )
         return helpers
+
+    async def _expire_waits(self, stop: asyncio.Event) -> None:
+        """Every ``wait_poll`` seconds until ``stop``, queue the runs whose waits timed out."""
+        while not stop.is_set():
+            try:
+                await expire_due(self.db)
+            except Exception as exc:
+                _log.warning("looking for expired waits failed", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.wait_poll)
 
     async def _claim_until(self, stop: asyncio.Event, wakeup: Wakeup) -> None:
         """Fill free slots with claims until ``stop``, sleeping on ``wakeup`` when there is

@@ -25,6 +25,7 @@ from socialflow.orchestration._models import ExecutionStatus, FlowExecution, Gra
 from socialflow.orchestration._runner import CANCELLED_MESSAGE, RunMeta, start_graph_run
 from socialflow.orchestration._runtime import EngineRuntime
 from socialflow.orchestration._startable import check_trigger, is_passing, start_failure
+from socialflow.orchestration._waits import forget_unfinished, resume_state
 from socialflow.orchestration._wakeup import Wakeup
 from socialflow.orchestration._worker._abandoned import crash_attempts
 from socialflow.orchestration._worker._claims import ExecutionClaims
@@ -103,6 +104,7 @@ class SlotRunner:
         self, flow: Flow[..., Any], flow_run: FlowRun, parameters: dict[str, Any]
     ) -> None:
         """Run a deployment's scheduled run this worker took and leased, in its slot."""
+        from prefect.exceptions import Pause
         from prefect.flow_engine import run_flow_async
 
         try:
@@ -110,6 +112,8 @@ class SlotRunner:
                 flow, flow_run=flow_run, parameters=parameters, return_type="state"
             )
             self.completed += 1
+        except Pause:
+            self.completed += 1  # the run waits for a contact's reply; a claim resumes it
         except asyncio.CancelledError:
             if not await self.stopped_on_purpose(flow_run.id):
                 raise
@@ -165,7 +169,18 @@ class SlotRunner:
             row = await session.get(FlowExecution, claim.execution_id)
             if row is None:
                 return None
-            if claim.attempt > 1:
+            resume = await resume_state(session, row.id)
+            if resume is not None:
+                # a continuation after a wait: the nodes completed before it stand; the
+                # rest is recorded again. Its first claim resumes the Paused flow run; a
+                # later one (the continuation's worker died) crashes what it left running
+                await forget_unfinished(session, row.id, resume)
+                await session.commit()
+                if claim.attempt > 1:
+                    await crash_attempts(
+                        claim.execution_id, claim.attempt - 1, claim.abandoned_flow_run_id
+                    )
+            elif claim.attempt > 1:
                 # a previous attempt died mid-run, perhaps before its flow run id was written:
                 # start the graph afresh either way (the send ledger keeps sends from repeating)
                 await session.execute(delete(NodeRun).where(NodeRun.execution_id == row.id))
@@ -199,6 +214,10 @@ class SlotRunner:
                 sandbox=row.sandbox,
                 attempt=claim.attempt,
                 deployment_id=deployment_id,
+                resume_wait_id=resume.wait_id if resume else None,
+                resume_flow_run_id=(
+                    row.prefect_flow_run_id if resume and claim.attempt == 1 else None
+                ),
             )
             return _Start(graph, row.trigger_payload or {}, meta)
 
