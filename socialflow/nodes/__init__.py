@@ -14,6 +14,7 @@ from socialflow.nodes._base import (
     NodeContext,
     NodeDescription,
     Port,
+    PublishingService,
     Rejection,
     ports_compatible,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "NodeDescription",
     "NodeRegistry",
     "Port",
+    "PublishingService",
     "Reference",
     "Rejection",
     "Template",

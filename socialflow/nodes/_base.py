@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from socialflow.core.settings import Settings
     from socialflow.instagram import ActionRequest, ActionResult
     from socialflow.knowledge import ChatModel, RetrievedChunk
+    from socialflow.publishing import InsightsRequest, PublishRequest, PublishResult
 
 __all__ = [
     "BaseNode",
@@ -30,6 +31,7 @@ __all__ = [
     "NodeContext",
     "NodeDescription",
     "Port",
+    "PublishingService",
     "Rejection",
     "ports_compatible",
 ]
@@ -114,6 +116,14 @@ class InstagramService(Protocol):
     async def perform(self, request: ActionRequest) -> ActionResult: ...
 
 
+class PublishingService(Protocol):
+    """Publishes posts through the calendar's engine and reads insights, for Instagram nodes."""
+
+    async def publish(self, request: PublishRequest) -> PublishResult: ...
+
+    async def insights(self, request: InsightsRequest) -> dict[str, Any]: ...
+
+
 class ChatModelProvider(Protocol):
     """Builds chat models from the run's workspace credentials, for AI nodes."""
 
@@ -170,6 +180,7 @@ class NodeContext:
         instagram: The Instagram service for action nodes; None outside a workspace run.
         llm: Chat models from the workspace's credentials; None outside a workspace run.
         retriever: The workspace's knowledge bases; None outside a workspace run.
+        publishing: Publishing and insights for Instagram nodes; None outside a workspace run.
         trigger_fields: The fields the run's trigger declares for its payload
             (``BaseNode.trigger_fields``); templates read those the payload lacks as None.
     """
@@ -192,6 +203,7 @@ class NodeContext:
     instagram: InstagramService | None = None
     llm: ChatModelProvider | None = None
     retriever: KnowledgeRetriever | None = None
+    publishing: PublishingService | None = None
     trigger_fields: frozenset[str] = frozenset()
 
     def template_scope(self) -> dict[str, Any]:

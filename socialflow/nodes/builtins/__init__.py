@@ -17,6 +17,10 @@ from socialflow.nodes.builtins.instagram_actions import (
     InstagramReplyCommentNode,
     InstagramSendDMNode,
 )
+from socialflow.nodes.builtins.instagram_publishing import (
+    InstagramInsightsNode,
+    InstagramPublishNode,
+)
 from socialflow.nodes.builtins.instagram_triggers import (
     InstagramCommentTriggerNode,
     InstagramDMTriggerNode,
@@ -37,8 +41,10 @@ __all__ = [
     "InstagramCommentTriggerNode",
     "InstagramDMTriggerNode",
     "InstagramHideCommentNode",
+    "InstagramInsightsNode",
     "InstagramMentionTriggerNode",
     "InstagramPrivateReplyNode",
+    "InstagramPublishNode",
     "InstagramReplyCommentNode",
     "InstagramSendDMNode",
     "IntentClassifierNode",
@@ -70,6 +76,8 @@ BUILTIN_NODES: tuple[type[BaseNode], ...] = (
     InstagramPrivateReplyNode,
     InstagramSendDMNode,
     InstagramHideCommentNode,
+    InstagramPublishNode,
+    InstagramInsightsNode,
     LLMPromptNode,
     IntentClassifierNode,
     KnowledgeRetrieveNode,
