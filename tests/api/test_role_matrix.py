@@ -18,6 +18,7 @@ ROLES = {"viewer": 0, "editor": 1, "admin": 2}
 FLOWS = "/api/workspaces/{workspace_id}/flows"
 CREDENTIALS = "/api/workspaces/{workspace_id}/credentials"
 KNOWLEDGE = "/api/workspaces/{workspace_id}/knowledge-bases"
+POSTS = "/api/workspaces/{workspace_id}/posts"
 
 MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/workspaces/{workspace_id}"): "viewer",
@@ -80,6 +81,16 @@ MATRIX: dict[tuple[str, str], str] = {
     ("DELETE", f"{KNOWLEDGE}/{{knowledge_base_id}}"): "editor",
     ("POST", f"{KNOWLEDGE}/{{knowledge_base_id}}/documents"): "editor",
     ("DELETE", f"{KNOWLEDGE}/{{knowledge_base_id}}/documents/{{document_id}}"): "editor",
+    # the content calendar: viewers read, editors write and schedule, admins delete
+    ("GET", f"{POSTS}"): "viewer",
+    ("GET", f"{POSTS}/{{post_id}}"): "viewer",
+    ("GET", f"{POSTS}/media/{{media_id}}"): "viewer",
+    ("POST", f"{POSTS}"): "editor",
+    ("POST", f"{POSTS}/media"): "editor",
+    ("PATCH", f"{POSTS}/{{post_id}}"): "editor",
+    ("POST", f"{POSTS}/{{post_id}}/schedule"): "editor",
+    ("POST", f"{POSTS}/{{post_id}}/cancel"): "editor",
+    ("DELETE", f"{POSTS}/{{post_id}}"): "admin",
 }
 
 
