@@ -16,6 +16,7 @@ from socialflow.publishing._flow import (
     publishing_pool,
     schedule_run_at,
     set_publishing_context,
+    set_publishing_pool,
     sweep_due_posts,
 )
 from socialflow.publishing._gateway import (
@@ -63,6 +64,7 @@ __all__ = [
     "publishing_pool",
     "schedule_run_at",
     "set_publishing_context",
+    "set_publishing_pool",
     "sweep_due_posts",
     "verdict_for",
 ]

@@ -35,6 +35,7 @@ __all__ = [
     "schedule_run",
     "schedule_run_at",
     "set_publishing_context",
+    "set_publishing_pool",
     "sweep_due_posts",
 ]
 
@@ -54,6 +55,12 @@ _deployments: dict[str, uuid.UUID] = {}
 def publishing_pool() -> str:
     """The work pool whose due runs workers take for publishing."""
     return POOL
+
+
+def set_publishing_pool(name: str) -> None:
+    """Use another work pool for publishing runs (tests sharing one Prefect server)."""
+    global POOL
+    POOL = name
 
 
 def set_publishing_context(context: PublishingContext | None) -> None:
