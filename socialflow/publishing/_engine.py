@@ -393,9 +393,10 @@ class _Attempt:
             )
         when = oldest + timedelta(days=1, minutes=1) if oldest else now + QUOTA_RECHECK
         when = max(when, now + timedelta(minutes=1))
+        count = f" ({usage} of {total} posts in the last 24 hours)" if total else ""
         reason = (
-            f"Instagram's publishing limit is reached ({usage} of {total} posts in the last 24 "
-            f"hours); the post waits and tries again at {when:%Y-%m-%d %H:%M} UTC"
+            f"Instagram's publishing limit is reached{count}; the post waits and tries again "
+            f"at {when:%Y-%m-%d %H:%M} UTC"
         )
         return _Again(reason, (when - now).total_seconds(), quota=True)
 

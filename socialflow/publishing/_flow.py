@@ -82,7 +82,7 @@ def get_publishing_context() -> PublishingContext:
     return _context
 
 
-@flow(name="publish-post", persist_result=False, flow_run_name="publish post {post_id}")
+@flow(name="publish-post", persist_result=False)
 async def publish_post(post_id: str) -> dict[str, Any]:
     """Publish one scheduled post (or resume the attempt a dead worker left).
 
@@ -197,6 +197,25 @@ async def cancel_run(flow_run_id: uuid.UUID | None) -> None:
             pass
 
 
+async def _run_is_waiting(run_id: uuid.UUID, now: datetime, lease_seconds: float) -> bool:
+    """Whether a post's run still waits for a worker: scheduled, or pending (claimed) for less
+    than a lease; a run that ended, runs without its post being held, or is gone, does not."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        async with get_client() as client:
+            run = await client.read_flow_run(run_id)
+    except ObjectNotFound:
+        return False
+    state = run.state
+    if state is None:
+        return False
+    if state.is_scheduled():
+        return True
+    return state.is_pending() and state.timestamp > now - timedelta(seconds=lease_seconds)
+
+
 async def sweep_due_posts(db: Database, *, lease_seconds: float, limit: int = 50) -> int:
     """Start a run now for every post its run did not take: due and still scheduled a minute
     after its time (the run was lost, or Prefect was away when it was scheduled), or
@@ -205,9 +224,6 @@ async def sweep_due_posts(db: Database, *, lease_seconds: float, limit: int = 50
     Returns:
         How many runs were started.
     """
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
     now = utcnow()
     due = now - GRACE
     async with db.sessionmaker() as session:
@@ -228,22 +244,9 @@ async def sweep_due_posts(db: Database, *, lease_seconds: float, limit: int = 50
             )
         ).all()
     started = 0
-    for post_id, workspace_id, status, run_id in rows:
-        if status == PostStatus.SCHEDULED and run_id is not None:
-            try:
-                async with get_client() as client:
-                    run = await client.read_flow_run(run_id)
-                state = run.state
-                waiting = state is not None and (state.is_scheduled() or state.is_pending())
-                stale = (
-                    state is not None
-                    and state.is_pending()
-                    and state.timestamp < now - timedelta(seconds=lease_seconds)
-                )
-                if waiting and not stale:
-                    continue  # its run is queued for a worker
-            except ObjectNotFound:
-                pass
+    for post_id, workspace_id, _status, run_id in rows:
+        if run_id is not None and await _run_is_waiting(run_id, now, lease_seconds):
+            continue  # its run is queued for a worker
         await schedule_run_at(db, post_id, workspace_id, now)
         started += 1
     return started

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from socialflow.core.credentials import key_wrapper
 from socialflow.core.db import Database, utcnow
@@ -139,3 +139,7 @@ async def env(db: Database, tmp_path: Path) -> AsyncIterator[Env]:
         yield environment
     finally:
         emulator.stop()
+        # a worker's sweep in a later test must not find this test's posts due
+        async with db.sessionmaker() as session:
+            await session.execute(delete(Post).where(Post.workspace_id == account.workspace_id))
+            await session.commit()

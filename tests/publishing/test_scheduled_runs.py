@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
+from sqlalchemy import delete
 
 from socialflow.core.db import utcnow
 from socialflow.orchestration import (
@@ -108,6 +109,9 @@ async def scene(runtime: EngineRuntime, tmp_path: Path, pool: str) -> AsyncItera
         yield Scene(runtime, emulator, account)
     finally:
         emulator.stop()
+        async with runtime.db.sessionmaker() as session:
+            await session.execute(delete(Post).where(Post.workspace_id == account.workspace_id))
+            await session.commit()
 
 
 async def run_worker_until(runtime: EngineRuntime, done: Any, timeout: float = 90) -> None:
