@@ -18,6 +18,7 @@ const KnowledgeBasePage = lazy(() => import("./pages/Knowledge").then((m) => ({ 
 const Events = lazy(() => import("./pages/Events").then((m) => ({ default: m.Events })));
 const EventDetail = lazy(() => import("./pages/EventDetail").then((m) => ({ default: m.EventDetail })));
 const Replay = lazy(() => import("./pages/Replay").then((m) => ({ default: m.Replay })));
+const Calendar = lazy(() => import("./pages/Calendar").then((m) => ({ default: m.Calendar })));
 const Instagram = lazy(() => import("./pages/Instagram").then((m) => ({ default: m.Instagram })));
 
 const LOADING = <p className="center muted">Loading…</p>;
@@ -55,6 +56,7 @@ export function App() {
           <Route path="knowledge" element={<KnowledgeBases />} />
           <Route path="knowledge/:kbId" element={<KnowledgeBasePage />} />
           <Route path="instagram" element={<Instagram />} />
+          <Route path="calendar" element={<Calendar />} />
         </Route>
         <Route path="*" element={<p className="center">Page not found. <a href="/">Home</a></p>} />
       </Routes>
