@@ -167,7 +167,8 @@ def _inspect_image(source: IO[bytes], size: int, *, strict: bool = False) -> Med
             raise _NotAnImage from exc
         facts.problems.append(_problem("file", "image_unreadable", "the image cannot be read"))
         return facts
-    except (OSError, SyntaxError, ValueError) as exc:
+    except Exception as exc:
+        # Pillow's decoders raise OSError, SyntaxError, ValueError and more on bad input
         facts.problems.append(
             _problem("file", "image_unreadable", f"the image is damaged or truncated ({exc})")
         )
@@ -233,7 +234,7 @@ def _inspect_video(source: IO[bytes], size: int) -> MediaFacts:
                     "sample_rate": audio.sample_rate,
                     "channels": audio.channels,
                 }
-    except (av.error.FFmpegError, ValueError, OSError) as exc:
+    except Exception as exc:  # FFmpeg's errors, and what a malformed header makes PyAV raise
         facts.problems.append(
             _problem("file", "video_unreadable", f"the video cannot be read ({exc})")
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,7 +33,7 @@ class PostFields(BaseModel):
         max_length=ALT_TEXT_BOUND,
         description="Alt text of an image post (Instagram: up to 1,000 characters).",
     )
-    collaborators: list[str] = Field(
+    collaborators: list[Annotated[str, Field(max_length=100)]] = Field(
         default_factory=list,
         max_length=10,
         description="Usernames invited as collaborators (Instagram: up to 3; not on stories).",

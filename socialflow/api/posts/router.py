@@ -9,7 +9,6 @@ session: the link's signature and expiry are its authorisation (Meta fetches it)
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -27,6 +26,7 @@ from socialflow.api.errors import ErrorBody
 from socialflow.api.knowledge import documents
 from socialflow.api.posts.schemas import (
     MediaRead,
+    Moment,
     PostCreate,
     PostPage,
     PostRead,
@@ -126,9 +126,9 @@ async def list_posts(
     member: ViewerMember,
     session: SessionDep,
     start: Annotated[
-        datetime | None, Query(description="Scheduled at or after (ISO, with a time zone).")
+        Moment | None, Query(description="Scheduled at or after (ISO, with a time zone).")
     ] = None,
-    end: Annotated[datetime | None, Query(description="Scheduled before (ISO).")] = None,
+    end: Annotated[Moment | None, Query(description="Scheduled before (ISO).")] = None,
     account_id: Annotated[uuid.UUID | None, Query(description="Only this account.")] = None,
     status: Annotated[PostStatus | None, Query(description="Only this status.")] = None,
     limit: Limit = 200,
@@ -175,7 +175,12 @@ async def update_post(
 ) -> PostRead:
     """Change a draft or scheduled post (editor); it is checked again."""
     post = await posts.get(session, member.workspace_id, post_id)
-    changes = body.model_dump(exclude_unset=True)
+    # null means "unchanged" for every field but the cover, which null removes
+    changes = {
+        k: v
+        for k, v in body.model_dump(exclude_unset=True).items()
+        if v is not None or k == "cover_media_id"
+    }
     return _read(await posts.update(session, post, changes))
 
 
@@ -213,7 +218,7 @@ async def fetch_signed_media(
     settings: SettingsDep,
     session: SessionDep,
     expires: Annotated[int, Query(ge=0, le=2**40, description="Unix time the link expires.")],
-    sig: Annotated[str, Query(min_length=64, max_length=64, description="The link's HMAC.")],
+    sig: Annotated[str, Query(pattern="^[0-9a-f]{64}$", description="The link's HMAC (hex).")],
 ) -> FileResponse:
     """A post's file for Meta to fetch, by a signed link that expires (no session needed).
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from socialflow.publishing import PostFields, PostType
 
 __all__ = [
     "MediaRead",
+    "Moment",
     "PostCreate",
     "PostPage",
     "PostRead",
@@ -21,10 +22,19 @@ __all__ = [
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+    if value is None:
+        return value
+    if value.tzinfo is None:
         msg = "give a time zone, e.g. 2026-12-24T09:00:00Z"
         raise ValueError(msg)
+    if not 2000 <= value.year <= 2999:
+        msg = "must be a time between the years 2000 and 2999"
+        raise ValueError(msg)
     return value
+
+
+#: a query's date-time: with a time zone, within years the database can compare
+Moment = Annotated[datetime, AfterValidator(_aware)]
 
 
 class Problem(BaseModel):
@@ -73,7 +83,9 @@ class PostUpdate(BaseModel):
     type: PostType | None = None
     caption: str | None = Field(default=None, max_length=10_000)
     alt_text: str | None = Field(default=None, max_length=5_000)
-    collaborators: list[str] | None = Field(default=None, max_length=10)
+    collaborators: list[Annotated[str, Field(max_length=100)]] | None = Field(
+        default=None, max_length=10
+    )
     media_ids: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=20)
     cover_media_id: uuid.UUID | None = None
 
