@@ -156,7 +156,8 @@ class InstagramInsightsNode(BaseNode):
         "Reads the metrics Meta offers now (views, reach, likes, comments, saved, shares, "
         "total interactions, follows …) of a published media, or of the account for the day."
     )
-    category = "data"
+    # an action: it needs Instagram, like the kinds that send
+    category = "action"
     icon = "instagram"
     outputs: ClassVar[tuple[Port, ...]] = (
         Port(name="insights", type="instagram.insights", description="values: {metric: n}."),
