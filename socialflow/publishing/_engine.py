@@ -56,7 +56,8 @@ QUOTA_RECHECK = timedelta(hours=1)
 #: a container older than this is not worth publishing from: it expires at 24 hours
 CONTAINER_TRUST = timedelta(hours=23)
 
-Scheduler = Callable[[uuid.UUID, uuid.UUID, datetime], Awaitable[None]]
+#: arranges an attempt of a post (id, workspace) at a time; what it returns is not used
+Scheduler = Callable[[uuid.UUID, uuid.UUID, datetime], Awaitable[object]]
 
 
 @dataclass

@@ -72,14 +72,16 @@ def set_publishing_context(context: PublishingContext | None) -> None:
 def get_publishing_context() -> PublishingContext:
     """The installed context, or one built from the environment's settings."""
     global _context
-    if _context is None:
+    context = _context
+    if context is None:
         settings = get_settings()
-        _context = PublishingContext(
+        context = PublishingContext(
             settings=settings, db=Database(settings.database_url), keys=key_wrapper(settings)
         )
-    if _context.retry_at is None:
-        _context.retry_at = functools.partial(schedule_run_at, _context.db)
-    return _context
+        _context = context
+    if context.retry_at is None:
+        context.retry_at = functools.partial(schedule_run_at, context.db)
+    return context
 
 
 @flow(name="publish-post", persist_result=False)
