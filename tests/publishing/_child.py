@@ -11,6 +11,9 @@ import json
 import sys
 import uuid
 
+# the workspace table, which the credential's key names: a worker registers every table when
+# it runs the migrations at start, and this stand-in does the same by importing them
+import socialflow.api.models  # noqa: F401
 from socialflow.core.credentials import key_wrapper
 from socialflow.core.db import Database
 from socialflow.core.settings import Settings

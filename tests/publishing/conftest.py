@@ -50,6 +50,11 @@ class Env:
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
+    def containers_made(self) -> list[dict[str, Any]]:
+        """Bodies of the containers Meta accepted (``POST /{ig-user-id}/media``)."""
+        made = self.emulator.calls(method="POST")
+        return [c["body"] for c in made if c["path"].endswith("/media")]
+
     def media_on_meta(self) -> list[dict[str, Any]]:
         published = self.emulator.state.publishing.media.values()
         return [m for m in published if m["account"] == self.ig_user_id]

@@ -43,7 +43,7 @@ async def test_a_reel_and_a_story(env: Env) -> None:
     assert (await Publisher(env.context).publish(story)).status == "published"
     kinds = sorted((m["media_type"], m["media_product_type"]) for m in env.media_on_meta())
     assert kinds == [("IMAGE", "STORY"), ("VIDEO", "REELS")]
-    created = [c["body"] for c in env.emulator.calls("/media", "POST")]
+    created = env.containers_made()
     assert {c.get("media_type") for c in created} == {"REELS", "STORIES"}
 
 
@@ -56,7 +56,7 @@ async def test_the_quota_is_read_live_and_a_full_one_makes_the_post_wait(env: En
     assert post.waiting_reason and "publishing limit is reached (3 of 3" in post.waiting_reason
     assert post.next_attempt_at is not None and post.next_attempt_at > utcnow()
     assert post.attempts == 0, "waiting for the quota is not a failed attempt"
-    assert env.media_on_meta() == [] and env.emulator.calls("/media", "POST") == []
+    assert env.media_on_meta() == [] and env.containers_made() == []
     # not retried before its time: a run now finds nothing to do
     assert (await Publisher(env.context).publish(post_id)).status == "scheduled"
     assert len(env.emulator.calls("content_publishing_limit")) == 1

@@ -150,9 +150,11 @@ def test_expiry_errors_and_quota(
             f"/v25.0/{ACCOUNT}/media_publish", json={"creation_id": ready}, headers=AUTH
         )
         assert error_of(over) == (9, 2207042)
+        # a day later the window has room again (and the old container expired)
         http.post("/_emulator/clock", json={"advance": 86_401})
+        fresh = create(image_url=f"{base}/a.jpg").json()["id"]
         within = http.post(
-            f"/v25.0/{ACCOUNT}/media_publish", json={"creation_id": ready}, headers=AUTH
+            f"/v25.0/{ACCOUNT}/media_publish", json={"creation_id": fresh}, headers=AUTH
         )
         assert within.status_code == 200, within.text
 
