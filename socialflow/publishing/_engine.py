@@ -416,8 +416,8 @@ class _Attempt:
             found = _final(containers)
             if found:
                 return found
-            body = self._single_body(post, post_type, media[0], cover)
-            return await self._create(client, containers, "single", 0, body)
+            single = self._single_body(post, post_type, media[0], cover)
+            return await self._create(client, containers, "single", 0, single)
         children: list[str] = []
         for index, item in enumerate(media):
             known = next(

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from socialflow.core.errors import UserError
-from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port
+from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port, PublishingService
 from socialflow.nodes._template import Template
 
 __all__ = ["InstagramInsightsNode", "InstagramPublishNode"]
@@ -54,7 +54,15 @@ AccountMetric = Literal[
 ]
 
 
-def _service(ctx: NodeContext) -> Any:
+def _default_media_metrics() -> list[MediaMetric]:
+    return ["views", "reach", "likes", "comments", "saved", "shares"]
+
+
+def _default_account_metrics() -> list[AccountMetric]:
+    return ["views", "reach", "total_interactions"]
+
+
+def _service(ctx: NodeContext) -> PublishingService:
     if ctx.publishing is None:
         msg = f"node {ctx.node_id!r}: publishing needs a run of a workspace flow"
         raise UserError(msg, code="publishing_unavailable")
@@ -177,12 +185,12 @@ class InstagramInsightsNode(BaseNode):
             default="", max_length=200, description="The media id (target media)."
         )
         media_metrics: list[MediaMetric] = Field(
-            default_factory=lambda: ["views", "reach", "likes", "comments", "saved", "shares"],
+            default_factory=_default_media_metrics,
             max_length=14,
             description="Metrics of a media (Meta's current ones; impressions and plays are gone).",
         )
         account_metrics: list[AccountMetric] = Field(
-            default_factory=lambda: ["views", "reach", "total_interactions"],
+            default_factory=_default_account_metrics,
             max_length=12,
             description="Metrics of the account for the last day.",
         )
