@@ -690,6 +690,16 @@ class PublishingSettings(BaseModel):
             "it gives the post back for a later attempt; containers expire after 24 h."
         ),
     )
+    work_pool: str = Field(
+        default="socialflow-publishing",
+        min_length=1,
+        max_length=100,
+        description=(
+            "Prefect work pool of the publish-post deployment; every process of one "
+            "installation must name the same one (several installations may share a Prefect "
+            "server with a pool each)."
+        ),
+    )
     sweep_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -43,8 +43,9 @@ _log = get_logger(__name__)
 
 DEPLOYMENT = "publish-post"
 ENTRYPOINT = "socialflow/publishing/_flow.py:publish_post"
-#: the work pool of publishing runs; tests that share a Prefect server set their own
-POOL = "socialflow-publishing"
+#: the work pool of publishing runs when set here (tests sharing a Prefect server); None: the
+#: process's ``publishing.work_pool``
+POOL: str | None = None
 #: a due post whose run has not claimed it this long after its time is started again
 GRACE = timedelta(seconds=60)
 
@@ -54,10 +55,10 @@ _deployments: dict[str, uuid.UUID] = {}
 
 def publishing_pool() -> str:
     """The work pool whose due runs workers take for publishing."""
-    return POOL
+    return POOL or get_settings().publishing.work_pool
 
 
-def set_publishing_pool(name: str) -> None:
+def set_publishing_pool(name: str | None) -> None:
     """Use another work pool for publishing runs (tests sharing one Prefect server)."""
     global POOL
     POOL = name

@@ -33,7 +33,6 @@ from socialflow.publishing import (
     PostStatus,
     PostType,
     posts,
-    publishing_pool,
     set_publishing_pool,
     sweep_due_posts,
 )
@@ -45,13 +44,12 @@ from tests.fixtures.media import jpeg
 @pytest.fixture
 def pool() -> Iterator[str]:
     """A publishing pool of this test's own: other tests' workers never take its runs."""
-    before = publishing_pool()
     name = f"socialflow-publishing-{uuid.uuid4().hex[:8]}"
     set_publishing_pool(name)
     try:
         yield name
     finally:
-        set_publishing_pool(before)
+        set_publishing_pool(None)
 
 
 class Scene:

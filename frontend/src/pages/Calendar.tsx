@@ -217,7 +217,7 @@ function NewPost({ ws, accounts, onDone }: { ws: string; accounts: { id: string;
       </label>
       <label>
         Publish at
-        <input type="datetime-local" value={when} onChange={(e) => setWhen(e.target.value)} />
+        <input type="datetime-local" step={1} value={when} onChange={(e) => setWhen(e.target.value)} />
       </label>
       <button type="submit" disabled={create.isPending || !files.length || !accounts.length}>
         {when ? "Schedule" : "Save draft"}
