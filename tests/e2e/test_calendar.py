@@ -194,6 +194,7 @@ def test_a_carousel_scheduled_in_the_calendar_is_published_at_its_time(
     expect(form.get_by_role("status")).to_contain_text("Post scheduled")
     cell = page.locator(f"td[data-day='{due:%Y-%m-%d}']")
     expect(cell.locator(".post-chip.status-scheduled")).to_be_visible()
+    cell.scroll_into_view_if_needed()
     shots(page, "carousel-scheduled")
 
     published = cell.locator(".post-chip.status-published")
@@ -207,6 +208,7 @@ def test_a_carousel_scheduled_in_the_calendar_is_published_at_its_time(
     # Meta fetched each image from the app by its signed link
     fetched = emulator.state.publishing.fetched
     assert len(fetched) == 3 and all("/api/publishing/media/" in url for url in fetched)
+    cell.scroll_into_view_if_needed()
     shots(page, "carousel-published")
     context.close()
     assert not errors, f"uncaught errors in the page: {errors}"
