@@ -20,6 +20,7 @@ const EventDetail = lazy(() => import("./pages/EventDetail").then((m) => ({ defa
 const Replay = lazy(() => import("./pages/Replay").then((m) => ({ default: m.Replay })));
 const Contacts = lazy(() => import("./contacts/Contacts").then((m) => ({ default: m.Contacts })));
 const ContactProfile = lazy(() => import("./contacts/ContactProfile").then((m) => ({ default: m.ContactProfile })));
+const Calendar = lazy(() => import("./pages/Calendar").then((m) => ({ default: m.Calendar })));
 const Instagram = lazy(() => import("./pages/Instagram").then((m) => ({ default: m.Instagram })));
 const Conversations = lazy(() => import("./pages/Conversations").then((m) => ({ default: m.Conversations })));
 
@@ -61,6 +62,7 @@ export function App() {
           <Route path="contacts" element={<Contacts />} />
           <Route path="contacts/:contactId" element={<ContactProfile />} />
           <Route path="conversations" element={<Conversations />} />
+          <Route path="calendar" element={<Calendar />} />
         </Route>
         <Route path="*" element={<p className="center">Page not found. <a href="/">Home</a></p>} />
       </Routes>

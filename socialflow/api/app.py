@@ -36,6 +36,9 @@ from socialflow.api.knowledge.router import UPLOAD_PATH
 from socialflow.api.knowledge.router import router as knowledge_router
 from socialflow.api.middleware import SecurityMiddleware
 from socialflow.api.node_types.router import router as node_types_router
+from socialflow.api.posts.router import MEDIA_UPLOAD_PATH
+from socialflow.api.posts.router import media_router as post_media_router
+from socialflow.api.posts.router import router as posts_router
 from socialflow.api.webapp import mount_webapp
 from socialflow.api.webhooks.router import router as instagram_webhooks_router
 from socialflow.api.workspaces.router import router as workspaces_router
@@ -155,6 +158,8 @@ def create_app(
         knowledge_router,
         instagram_router,
         instagram_callback_router,
+        posts_router,
+        post_media_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(executions_ws_router)
@@ -181,7 +186,10 @@ def create_app(
         # Meta batches up to 1,000 updates; the webhook router enforces its own limit
         size_exempt=("/webhooks/instagram",),
         # uploads have their own limit (plus room for the multipart framing)
-        body_limits=((UPLOAD_PATH, settings.knowledge.max_upload_bytes + MULTIPART_ALLOWANCE),),
+        body_limits=(
+            (UPLOAD_PATH, settings.knowledge.max_upload_bytes + MULTIPART_ALLOWANCE),
+            (MEDIA_UPLOAD_PATH, settings.publishing.max_video_bytes + MULTIPART_ALLOWANCE),
+        ),
     )
     # outermost: every part of the app sees the client a trusted proxy named, and nobody
     # else's X-Forwarded-For; the servers start uvicorn with --no-proxy-headers so that this

@@ -24,6 +24,7 @@ __all__ = [
     "LoggingSettings",
     "OAuthProvider",
     "PrefectSettings",
+    "PublishingSettings",
     "RetentionSettings",
     "SecuritySettings",
     "Settings",
@@ -641,6 +642,72 @@ class KnowledgeSettings(BaseModel):
     )
 
 
+class PublishingSettings(BaseModel):
+    """Scheduled posts: where their media live, how Meta fetches them, how publishing waits."""
+
+    media_base_url: str | None = Field(
+        default=None,
+        description=(
+            "Public base URL Meta fetches post media from (Meta cURLs every image and video, "
+            "so it must be reachable from the internet over http(s), e.g. "
+            "https://socialflow.example.com); the app serves signed, expiring links under "
+            "/api/publishing/media/. Empty: api.public_url. With S3 storage, presigned S3 URLs "
+            "are offered instead and this is not used."
+        ),
+    )
+    media_url_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=7 * 86400,
+        description="How long a signed media link stays valid (Meta fetches at container time).",
+    )
+    max_image_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest image accepted (Meta: 8 MiB)."
+    )
+    max_video_bytes: int = Field(
+        default=300 * 1024 * 1024,
+        ge=1024,
+        description="Largest video accepted (Meta: 300 MB for reels, 100 MB for stories).",
+    )
+    lease_seconds: float = Field(
+        default=300.0,
+        ge=5,
+        le=3600,
+        description=(
+            "A publishing attempt not heard from for this long counts as dead and the post is "
+            "taken up again from what was recorded."
+        ),
+    )
+    max_attempts: int = Field(
+        default=12, ge=1, le=100, description="Attempts of one post before it is marked failed."
+    )
+    poll_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Longest one attempt polls a container's status (backoff from 2 s to 60 s) before "
+            "it gives the post back for a later attempt; containers expire after 24 h."
+        ),
+    )
+    work_pool: str = Field(
+        default="socialflow-publishing",
+        min_length=1,
+        max_length=100,
+        description=(
+            "Prefect work pool of the publish-post deployment; every process of one "
+            "installation must name the same one (several installations may share a Prefect "
+            "server with a pool each)."
+        ),
+    )
+    sweep_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How often a worker looks for due posts whose Prefect run went missing.",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of a Socialflow process.
 
@@ -682,6 +749,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=lambda: RetentionSettings())
     instagram: InstagramSettings = Field(default_factory=InstagramSettings)
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    publishing: PublishingSettings = Field(default_factory=PublishingSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import socialflow.api.models
 import socialflow.contacts
 import socialflow.knowledge
-import socialflow.orchestration  # noqa: F401
+import socialflow.orchestration
+import socialflow.publishing  # noqa: F401
 from socialflow.core.db import Base
 from socialflow.core.settings import get_settings
 

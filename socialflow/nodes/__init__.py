@@ -15,6 +15,7 @@ from socialflow.nodes._base import (
     NodeContext,
     NodeDescription,
     Port,
+    PublishingService,
     Rejection,
     ports_compatible,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "NodeDescription",
     "NodeRegistry",
     "Port",
+    "PublishingService",
     "Reference",
     "Rejection",
     "Reply",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from socialflow.core.settings import Settings
     from socialflow.instagram import ActionRequest, ActionResult
     from socialflow.knowledge import ChatModel, RetrievedChunk
+    from socialflow.publishing import InsightsRequest, PublishRequest, PublishResult
 
 __all__ = [
     "BaseNode",
@@ -32,6 +33,7 @@ __all__ = [
     "NodeContext",
     "NodeDescription",
     "Port",
+    "PublishingService",
     "Rejection",
     "ports_compatible",
 ]
@@ -124,6 +126,12 @@ class ContactService(Protocol):
     async def remove_tags(self, names: list[str]) -> list[str]: ...
 
     async def set_field(self, key: str, value: Any) -> Any: ...
+class PublishingService(Protocol):
+    """Publishes posts through the calendar's engine and reads insights, for Instagram nodes."""
+
+    async def publish(self, request: PublishRequest) -> PublishResult: ...
+
+    async def insights(self, request: InsightsRequest) -> dict[str, Any]: ...
 
 
 class ChatModelProvider(Protocol):
@@ -182,6 +190,7 @@ class NodeContext:
         instagram: The Instagram service for action nodes; None outside a workspace run.
         llm: Chat models from the workspace's credentials; None outside a workspace run.
         retriever: The workspace's knowledge bases; None outside a workspace run.
+        publishing: Publishing and insights for Instagram nodes; None outside a workspace run.
         trigger_fields: The fields the run's trigger declares for its payload
             (``BaseNode.trigger_fields``); templates read those the payload lacks as None.
         contact: The person whose Instagram event started the run, as templates see it
@@ -210,6 +219,7 @@ class NodeContext:
     instagram: InstagramService | None = None
     llm: ChatModelProvider | None = None
     retriever: KnowledgeRetriever | None = None
+    publishing: PublishingService | None = None
     trigger_fields: frozenset[str] = frozenset()
     contact: Mapping[str, Any] | None = None
     contacts: ContactService | None = None

@@ -55,6 +55,7 @@ from socialflow.orchestration._recorder import (
 )
 from socialflow.orchestration._runtime import EngineRuntime, get_runtime
 from socialflow.orchestration._waits import ResumeState
+from socialflow.publishing import PublishingGateway
 
 __all__ = [
     "RunMeta",
@@ -409,6 +410,7 @@ class GraphRun:
             instagram=self._instagram(),
             llm=self.llm,
             retriever=self.retriever,
+            publishing=self._publishing(),
             trigger_fields=self.trigger_fields,
             contact=self.contact.view if self.contact is not None else None,
             contacts=self.contact,
@@ -418,6 +420,20 @@ class GraphRun:
                 else None
             ),
             **({"credentials": self.credentials} if self.credentials is not None else {}),
+        )
+
+    def _publishing(self) -> PublishingGateway | None:
+        """Publishing and insights of this run (the calendar's engine)."""
+        if self.meta.workspace_id is None:
+            return None
+        return PublishingGateway(
+            self.runtime.db,
+            self.runtime.key_wrapper(),
+            self.runtime.settings,
+            self.runtime.http_client(),
+            workspace_id=self.meta.workspace_id,
+            execution_id=self.meta.execution_id,
+            sandbox=self.meta.sandbox,
         )
 
     def _instagram(self) -> InstagramGateway | None:

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from socialflow.testing._graph_api_publishing import Publishing
+
 __all__ = ["EmulatorState", "GraphFault", "Reply"]
 
 DAY = 86_400.0
@@ -88,6 +90,8 @@ class EmulatorState:
             # answer the code exchange and /me as {"data": [{…}]}, the documented shape (SPEC
             # U9), instead of the flat object seen in the wild
             self.data_list_answers = False
+            # containers, media_publish, quota, published media and insights
+            self.publishing = Publishing(new_id)
 
     # seeding, used by the control API
 

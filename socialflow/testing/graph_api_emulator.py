@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
+from socialflow.testing._graph_api_publishing import PublishingFault
 from socialflow.testing._graph_api_state import EmulatorState, GraphFault, Reply, new_id
 
 __all__ = ["GraphEmulator", "main"]
@@ -133,6 +134,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _control(state: EmulatorState, method: str, path: str, body: dict[str, Any]) -> Reply:
     route = path.removeprefix("/_emulator/")
+    published = state.publishing.control(route, body)
+    if published is not None:
+        return Reply(200, published)
     if method == "GET" and route == "calls":
         with state.lock:
             return Reply(200, {"data": list(state.calls), "attempts": state.attempts})
@@ -221,9 +225,12 @@ def _graph(
     except GraphFault as limited:
         return limited.reply(state.usage(account))
     parts = rest.split("/")
-    result = _dispatch(
-        state, account, method, parts, params, body if isinstance(body, dict) else {}
-    )
+    try:
+        result = _dispatch(
+            state, account, method, parts, params, body if isinstance(body, dict) else {}
+        )
+    except PublishingFault as refused:
+        raise GraphFault(refused.code, str(refused), subcode=refused.subcode) from refused
     state.record(method, rest, account.ig_user_id, params, body)
     return Reply(200, result, state.usage(account), delay=slow)
 
@@ -240,6 +247,8 @@ def _dispatch(
     edge = parts[1] if len(parts) > 1 else ""
     if edge == "messages" and method == "POST":
         return _messages(state, account, body)
+    if edge in ("media", "media_publish", "content_publishing_limit", "insights"):
+        return _publishing(state, account, method, target, edge, {**params, **body})
     if edge == "subscribed_apps":
         if method == "POST":
             account.subscribed = params.get("subscribed_fields", "").split(",")
@@ -288,6 +297,13 @@ def _node(
     if target in state.users and method == "GET":
         return dict(state.users[target])
     if method == "GET":
+        found = state.publishing.container(account.ig_user_id, target)
+        found = found or state.publishing.media_object(
+            account.ig_user_id, target, params.get("fields")
+        )
+        if found is not None:
+            return found
+    if method == "GET":
         return {
             "id": target,
             "media_type": "IMAGE",
@@ -296,6 +312,32 @@ def _node(
             "timestamp": "2026-01-01T00:00:00+0000",
         }
     raise GraphFault(100, f"Object with ID '{target}' does not exist", subcode=33)
+
+
+def _publishing(
+    state: EmulatorState, account: Any, method: str, target: str, edge: str, args: dict[str, Any]
+) -> dict[str, Any]:
+    """Containers, publishing, the quota and insights (``_graph_api_publishing``)."""
+    publishing = state.publishing
+    own = target == account.ig_user_id
+    if edge == "insights" and method == "GET":
+        metrics = [m.strip() for m in str(args.get("metric") or "").split(",") if m.strip()]
+        if not metrics:
+            raise GraphFault(100, "(#100) The parameter metric is required")
+        if own:
+            return publishing.account_insights(target, metrics, args)
+        return publishing.media_insights(account.ig_user_id, target, metrics)
+    if not own:
+        raise GraphFault(100, f"Unsupported {method} request on {target}/{edge}", subcode=33)
+    if edge == "media" and method == "POST":
+        return publishing.create_container(target, args)
+    if edge == "media" and method == "GET":
+        return publishing.media_list(target, args.get("fields"), int(args.get("limit", 25)))
+    if edge == "media_publish" and method == "POST":
+        return publishing.publish(target, account.username, args.get("creation_id"))
+    if edge == "content_publishing_limit" and method == "GET":
+        return publishing.quota(target)
+    raise GraphFault(100, f"Unsupported {method} request on {edge}")
 
 
 def _messages(state: EmulatorState, account: Any, body: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ KNOWLEDGE = "/api/workspaces/{workspace_id}/knowledge-bases"
 CONTACTS = "/api/workspaces/{workspace_id}/contacts"
 CONTACT_TAGS = "/api/workspaces/{workspace_id}/contact-tags"
 CONTACT_FIELDS = "/api/workspaces/{workspace_id}/contact-fields"
+POSTS = "/api/workspaces/{workspace_id}/posts"
 
 MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/workspaces/{workspace_id}"): "viewer",
@@ -110,6 +111,16 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", f"{CONTACT_FIELDS}"): "editor",
     ("PATCH", f"{CONTACT_FIELDS}/{{field_id}}"): "editor",
     ("DELETE", f"{CONTACT_FIELDS}/{{field_id}}"): "admin",
+    # the content calendar: viewers read, editors write and schedule, admins delete
+    ("GET", f"{POSTS}"): "viewer",
+    ("GET", f"{POSTS}/{{post_id}}"): "viewer",
+    ("GET", f"{POSTS}/media/{{media_id}}"): "viewer",
+    ("POST", f"{POSTS}"): "editor",
+    ("POST", f"{POSTS}/media"): "editor",
+    ("PATCH", f"{POSTS}/{{post_id}}"): "editor",
+    ("POST", f"{POSTS}/{{post_id}}/schedule"): "editor",
+    ("POST", f"{POSTS}/{{post_id}}/cancel"): "editor",
+    ("DELETE", f"{POSTS}/{{post_id}}"): "admin",
 }
 
 

@@ -14,6 +14,7 @@ import yaml  # type: ignore[import-untyped]
 from typer.testing import CliRunner
 
 from socialflow.api.knowledge.router import UPLOAD_PATH
+from socialflow.api.posts.router import MEDIA_UPLOAD_PATH
 from socialflow.cli import app as cli
 from socialflow.core.settings import Settings
 from socialflow.stack import PREFECT_SCALE_OUT, PREFECT_SERVER_TUNING, api_server
@@ -289,8 +290,17 @@ def test_nginx_limits_and_routes_match_the_api() -> None:
     assert defaults.knowledge.max_upload_bytes + 64_000 in sizes
     assert defaults.instagram.max_webhook_bytes in sizes
     assert f"location ~ {UPLOAD_PATH} {{" in conf
+    assert f"location ~ {MEDIA_UPLOAD_PATH} {{" in conf
+    assert defaults.publishing.max_video_bytes + 64_000 in sizes
     locations = re.findall(r"location (?:= |\^~ )?(/[\w/.-]*)", conf)
-    for prefix in ("/api/auth/login", "/webhooks/instagram", "/hooks/", "/ws/", "/metrics"):
+    for prefix in (
+        "/api/auth/login",
+        "/webhooks/instagram",
+        "/hooks/",
+        "/ws/",
+        "/metrics",
+        "/api/publishing/media/",
+    ):
         assert prefix in locations
         assert any(p.startswith(prefix) for p in app_paths()), f"the API serves no {prefix}"
     assert "proxy_pass http://socialflow_api;" in conf

@@ -19,6 +19,8 @@ export type KnowledgeDocument = Schemas["DocumentRead"];
 export type SearchHit = Schemas["SearchHit"];
 export type SampleEvent = Schemas["SampleEvent"];
 export type OutboxEntry = Schemas["OutboxRead"];
+export type Post = Schemas["PostRead"];
+export type PostMedia = Schemas["MediaRead"];
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 

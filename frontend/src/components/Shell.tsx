@@ -84,6 +84,7 @@ export function Shell() {
           {isAdmin && <NavLink to="members">Members</NavLink>}
           <NavLink to="knowledge">Knowledge</NavLink>
           <NavLink to="instagram">Instagram</NavLink>
+          <NavLink to="calendar">Calendar</NavLink>
         </nav>
         <span className="who" title={me.data?.email}>
           {me.data?.email}

@@ -23,6 +23,10 @@ from socialflow.nodes.builtins.instagram_actions import (
     InstagramReplyCommentNode,
     InstagramSendDMNode,
 )
+from socialflow.nodes.builtins.instagram_publishing import (
+    InstagramInsightsNode,
+    InstagramPublishNode,
+)
 from socialflow.nodes.builtins.instagram_triggers import (
     InstagramCommentTriggerNode,
     InstagramDMTriggerNode,
@@ -47,8 +51,10 @@ __all__ = [
     "InstagramCommentTriggerNode",
     "InstagramDMTriggerNode",
     "InstagramHideCommentNode",
+    "InstagramInsightsNode",
     "InstagramMentionTriggerNode",
     "InstagramPrivateReplyNode",
+    "InstagramPublishNode",
     "InstagramReplyCommentNode",
     "InstagramSendDMNode",
     "IntentClassifierNode",
@@ -84,6 +90,8 @@ BUILTIN_NODES: tuple[type[BaseNode], ...] = (
     ContactRemoveTagNode,
     ContactSetFieldNode,
     InstagramAskNode,
+    InstagramPublishNode,
+    InstagramInsightsNode,
     LLMPromptNode,
     IntentClassifierNode,
     KnowledgeRetrieveNode,

@@ -26,6 +26,7 @@ from socialflow.orchestration._worker._claims import ExecutionClaims
 from socialflow.orchestration._worker._inflight import InFlight
 from socialflow.orchestration._worker._prefect import claim_scheduled
 from socialflow.orchestration._worker._slots import SlotRunner
+from socialflow.publishing import PublishingContext, set_publishing_context, sweep_due_posts
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
@@ -62,18 +63,41 @@ class ScheduledRuns:
         self.slots = slots
         self.poll = poll
         self._running: set[asyncio.Task[None]] = set()
+        self._swept_at = 0.0
+        # publishing runs (scheduled posts) taken from the static pools use this process's
+        # database and keys
+        set_publishing_context(
+            PublishingContext(settings=runtime.settings, db=runtime.db, keys=runtime.key_wrapper())
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every ``poll`` seconds until ``stop``; then wait for the runs started here."""
         while not stop.is_set():
             await self.poll_once()
             await _static_runs.start_due_static_runs(self._running)
+            await self._sweep_posts()
             try:
                 await asyncio.wait_for(stop.wait(), self.poll)
             except TimeoutError:
                 pass
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _sweep_posts(self) -> None:
+        """Now and then, start a run for due posts whose run went missing (a dead worker, a
+        Prefect outage when the post was scheduled)."""
+        settings = self.runtime.settings.publishing
+        now = asyncio.get_running_loop().time()
+        if now - self._swept_at < settings.sweep_seconds:
+            return
+        self._swept_at = now
+        try:
+            started = await sweep_due_posts(self.runtime.db, lease_seconds=settings.lease_seconds)
+        except Exception as exc:
+            _log.warning("sweeping due posts failed", error=repr(exc))
+            return
+        if started:
+            _log.info("started runs of due posts", posts=started)
 
     async def poll_once(self) -> None:
         """Take the due runs of the deployments' pool while slots are free; the rest stay

@@ -29,7 +29,10 @@ async def start_due_static_runs(running: set[asyncio.Task[None]]) -> None:
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    for pool in STATIC_POOLS:
+    from socialflow.publishing import publishing_pool
+
+    # scheduled posts: their deployment is created by Socialflow when a post is scheduled
+    for pool in (*STATIC_POOLS, publishing_pool()):
         try:
             async with get_client() as client:
                 due = await client.get_scheduled_flow_runs_for_work_pool(
