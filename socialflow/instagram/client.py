@@ -86,6 +86,9 @@ class GraphClient:
         )
         self.base_url = f"{host.rstrip('/')}/{settings.api_version}"
         self.ig_user_id = ig_user_id
+        # Facebook Login speaks through the Page: its token makes ``me`` the Page, whose
+        # /messages and /subscribed_apps edges Meta documents (SPEC §5.3, §5.4, §5.8)
+        self._sender = "me" if login_kind == "facebook" else ig_user_id
         self._token = token
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(trust_env=False)
@@ -205,7 +208,7 @@ class GraphClient:
         check_text(text)
         return await self.request(
             "POST",
-            f"{self.ig_user_id}/messages",
+            f"{self._sender}/messages",
             json={"recipient": {"comment_id": comment_id}, "message": {"text": text}},
             call=f"private reply to comment {comment_id}",
         )
@@ -253,14 +256,14 @@ class GraphClient:
         if tag:
             body |= {"messaging_type": "MESSAGE_TAG", "tag": tag}
         return await self.request(
-            "POST", f"{self.ig_user_id}/messages", json=body, call=f"send DM to {recipient_id}"
+            "POST", f"{self._sender}/messages", json=body, call=f"send DM to {recipient_id}"
         )
 
     async def sender_action(self, recipient_id: str, action: SenderAction) -> dict[str, Any]:
         """Show typing on/off or mark the conversation seen."""
         return await self.request(
             "POST",
-            f"{self.ig_user_id}/messages",
+            f"{self._sender}/messages",
             json={"recipient": {"id": recipient_id}, "sender_action": action},
             call=f"{action} for {recipient_id}",
         )
@@ -287,10 +290,10 @@ class GraphClient:
         }
 
     async def subscribe(self, fields: list[str]) -> dict[str, Any]:
-        """Subscribe the account to the app's webhook fields."""
+        """Subscribe the account (Facebook Login: its Page) to the app's webhook fields."""
         return await self.request(
             "POST",
-            f"{self.ig_user_id}/subscribed_apps",
+            f"{self._sender}/subscribed_apps",
             params={"subscribed_fields": ",".join(fields)},
             call="subscribe the account's webhooks",
         )

@@ -39,7 +39,14 @@ from socialflow.orchestration._inbox_models import (
 from socialflow.orchestration._models import ExecutionStatus, FlowExecution
 from socialflow.orchestration._wakeup import Wakeup
 
-__all__ = ["Dispatcher", "backoff_seconds", "explain", "instagram_owners", "verdict"]
+__all__ = [
+    "Dispatcher",
+    "backoff_seconds",
+    "explain",
+    "instagram_owners",
+    "map_page_entries",
+    "verdict",
+]
 
 _log = get_logger(__name__)
 _MAX_BACKOFF = 600.0
@@ -93,6 +100,7 @@ class Dispatcher:
             if not events:
                 await session.rollback()
                 return 0
+            await map_page_entries(session, events)
             triggers = await self._triggers(session, events)
             owners = await self._instagram_owners(session, events)
             queued = 0
@@ -217,6 +225,37 @@ class Dispatcher:
     ) -> bool | Rejection | None:
         """What becomes of ``event`` for the flow of ``trigger`` (see ``verdict``)."""
         return verdict(self.registry, event, trigger, owners)
+
+
+async def map_page_entries(session: AsyncSession, events: list[WebhookEvent]) -> None:
+    """Readdress events whose account is a Facebook Page to the Instagram account linked to it.
+
+    Under Facebook Login a webhook's ``entry.id`` may be the Page id rather than the Instagram
+    account id (SPEC U3), and a changes-style event takes its account from ``entry.id``. The
+    event then names the linked account (``entry_id`` keeps the Page id as sent), so triggers,
+    templates and actions see one account whichever id Meta used; a comment the account made
+    itself is marked ``is_self`` as it would have been.
+    """
+    ids = {e.account_id for e in events if e.source == "instagram" and e.account_id}
+    if not ids:
+        return
+    rows = await session.execute(
+        select(InstagramAccount.page_id, InstagramAccount.ig_user_id)
+        .where(InstagramAccount.page_id.in_(ids))
+        .distinct()
+    )
+    linked = {page_id: ig_user_id for page_id, ig_user_id in rows.tuples() if page_id}
+    for event in events:
+        ig_user_id = linked.get(event.account_id or "") if event.source == "instagram" else None
+        if ig_user_id is None:
+            continue
+        payload = {**event.payload, "account_id": ig_user_id}
+        if payload.get("kind") in ("comment", "live_comment") and payload.get("from_id") == (
+            ig_user_id
+        ):
+            payload["is_self"] = True
+        event.account_id = ig_user_id
+        event.payload = payload
 
 
 async def instagram_owners(session: AsyncSession, events: list[WebhookEvent]) -> Owners:

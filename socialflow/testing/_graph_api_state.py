@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from socialflow.testing._facebook_state import FacebookState
+
 __all__ = ["EmulatorState", "GraphFault", "Reply"]
 
 DAY = 86_400.0
@@ -86,6 +88,8 @@ class EmulatorState:
             # answer the code exchange and /me as {"data": [{…}]}, the documented shape (SPEC
             # U9), instead of the flat object seen in the wild
             self.data_list_answers = False
+            # Facebook Login: people, Pages, codes, user and Page tokens
+            self.facebook = FacebookState()
 
     # seeding, used by the control API
 
