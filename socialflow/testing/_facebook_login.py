@@ -35,10 +35,9 @@ def facebook_route(
     if not _VERSION.match(path):
         return None
     rest = _VERSION.sub("", path).strip("/")
-    if rest == "dialog/oauth":
-        return _dialog(fb, params)
-    if rest == "oauth/access_token":
-        return _access_token(fb, params)
+    if rest in ("dialog/oauth", "oauth/access_token"):
+        state.record(method, rest, "oauth", params, body)
+        return _dialog(fb, params) if rest == "dialog/oauth" else _access_token(fb, params)
     user = fb.user_for(token)
     if user is not None:
         state.record(method, rest, f"user:{user.user_id}", params, body)
