@@ -19,6 +19,12 @@ const Events = lazy(() => import("./pages/Events").then((m) => ({ default: m.Eve
 const EventDetail = lazy(() => import("./pages/EventDetail").then((m) => ({ default: m.EventDetail })));
 const Replay = lazy(() => import("./pages/Replay").then((m) => ({ default: m.Replay })));
 const Instagram = lazy(() => import("./pages/Instagram").then((m) => ({ default: m.Instagram })));
+const InstagramConnected = lazy(() =>
+  import("./pages/InstagramConnected").then((m) => ({ default: m.InstagramConnected })),
+);
+const InstagramConnectRefused = lazy(() =>
+  import("./pages/InstagramConnected").then((m) => ({ default: m.InstagramConnectRefused })),
+);
 
 const LOADING = <p className="center muted">Loading…</p>;
 
@@ -41,6 +47,7 @@ export function App() {
         <Route path="/register" element={<SignIn mode="register" />} />
         <Route path="/forgot" element={<SignIn mode="forgot" />} />
         <Route path="/" element={<RequireUser><Welcome /></RequireUser>} />
+        <Route path="/instagram/connected" element={<InstagramConnectRefused />} />
         <Route path="/w/:ws" element={<RequireUser><Shell /></RequireUser>}>
           <Route index element={<Navigate to="flows" replace />} />
           <Route path="flows" element={<FlowsList />} />
@@ -55,6 +62,7 @@ export function App() {
           <Route path="knowledge" element={<KnowledgeBases />} />
           <Route path="knowledge/:kbId" element={<KnowledgeBasePage />} />
           <Route path="instagram" element={<Instagram />} />
+          <Route path="instagram/connected" element={<InstagramConnected />} />
         </Route>
         <Route path="*" element={<p className="center">Page not found. <a href="/">Home</a></p>} />
       </Routes>
