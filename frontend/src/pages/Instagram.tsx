@@ -46,12 +46,10 @@ export function Instagram() {
     onSuccess: () => void refresh(),
   });
   const connect = useMutation({
-    mutationFn: async (kind: LoginKind = "instagram") =>
-      ok(
-        kind === "facebook"
-          ? await api.POST("/api/workspaces/{workspace_id}/instagram/connect/facebook", { params: { path }, body: {} })
-          : await api.POST("/api/workspaces/{workspace_id}/instagram/connect", { params: { path }, body: {} }),
-      ),
+    mutationFn: async (kind: LoginKind) =>
+      kind === "facebook"
+        ? ok(await api.POST("/api/workspaces/{workspace_id}/instagram/connect/facebook", { params: { path }, body: {} }))
+        : ok(await api.POST("/api/workspaces/{workspace_id}/instagram/connect", { params: { path }, body: {} })),
     onSuccess: (start) => window.location.assign(start.authorize_url),
   });
   const flowItems = flows.data?.items ?? [];

@@ -1,3 +1,4 @@
+import type { ReactNode } from "react";
 import { useQuery } from "@tanstack/react-query";
 import { Link, useSearchParams } from "react-router-dom";
 import { api, ok } from "../api/client";
@@ -5,7 +6,7 @@ import { ErrorNote } from "../components/ErrorNote";
 import { attemptMessage, linkErrorMessage, type ConnectMessage } from "../instagram/connect";
 import { useWorkspace } from "../state";
 
-function Outcome({ message, children }: { message: ConnectMessage; children?: React.ReactNode }) {
+function Outcome({ message, children }: { message: ConnectMessage; children?: ReactNode }) {
   return (
     <div role={message.tone === "error" ? "alert" : "status"} aria-label="Connection result" data-tone={message.tone}>
       <h2>{message.title}</h2>

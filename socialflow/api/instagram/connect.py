@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from socialflow.api.instagram.schemas import ConnectAttemptRead
 from socialflow.api.workspaces.models import Membership, Role
 from socialflow.core.crypto import KeyWrapper
-from socialflow.core.db import utcnow
+from socialflow.core.db import rows_touched, utcnow
 from socialflow.core.errors import AppError, NotFoundError, TransientError, UserError
 from socialflow.core.logging import get_logger
 from socialflow.core.settings import Settings
@@ -133,12 +133,17 @@ async def start(
     return url, state
 
 
-def _landing(settings: Settings, attempt: ConnectAttempt | None, error: str | None = None) -> str:
+def _landing(
+    settings: Settings,
+    attempt: tuple[uuid.UUID, uuid.UUID] | None,
+    error: str | None = None,
+) -> str:
+    """The web app's page for ``attempt`` (its id and workspace), or for a refused link."""
     base = settings.api.public_url
     if attempt is None:
         return f"{base}/instagram/connected?{urlencode({'error': error or 'state_invalid'})}"
-    query = urlencode({"attempt": str(attempt.id)})
-    return f"{base}/w/{attempt.workspace_id}/instagram/connected?{query}"
+    attempt_id, workspace_id = attempt
+    return f"{base}/w/{workspace_id}/instagram/connected?{urlencode({'attempt': str(attempt_id)})}"
 
 
 async def _claim(
@@ -157,7 +162,7 @@ async def _claim(
     )
     await session.commit()
     attempt = await session.get(ConnectAttempt, attempt_id)
-    if spent.rowcount == 1 and attempt is not None:  # type: ignore[attr-defined]
+    if rows_touched(spent) == 1 and attempt is not None:
         return attempt, None
     if attempt is None or attempt.login_kind != kind:
         return None, "state_invalid"
@@ -194,57 +199,81 @@ async def finish(
     if attempt is None:
         _log.warning("instagram connect state refused", reason=refused, attempt=str(attempt_id))
         return _landing(settings, None, refused)
-    login = "Facebook" if kind == LoginKind.FACEBOOK else "Instagram"
+    landing = _landing(settings, (attempt.id, attempt.workspace_id))
     verifier, attempt.code_verifier = attempt.code_verifier, None
     try:
+        _check_answer(kind, code, error, error_reason, error_description)
         await _check_admin(session, attempt)
-        if code is not None and len(code) > _MAX_PARAM:
-            msg = f"{login} Login sent back an authorization code over {_MAX_PARAM} characters"
-            raise UserError(msg, code="meta_refused")
-        if error or not code:
-            if error_reason == "user_denied" or error == "access_denied":
-                raise UserError(_DENIED.format(login=login), code="user_denied")
-            said = (error_description or error or "no authorization code was sent back")[:300]
-            msg = f"{login} Login did not connect the account: {said}"
-            raise UserError(msg, code="meta_refused")
+        assert code is not None  # checked above
         accounts = await _connect(settings, keys, kind, attempt, code, verifier, session)
-    except AppError as exc:
+    except Exception as exc:
         await session.rollback()
-        attempt = await session.get(ConnectAttempt, attempt_id)
-        assert attempt is not None  # claimed above
-        attempt.status = ConnectStatus.FAILED
-        attempt.code_verifier = None
-        if isinstance(exc, TransientError):
-            attempt.error_code = "meta_unreachable"
-            attempt.error_message = f"Meta could not be reached; try again in a moment ({exc})"
-        else:
-            attempt.error_code = exc.code
-            attempt.error_message = exc.message
-        attempt.finished_at = utcnow()
-        await session.commit()
-        _log.info(
-            "instagram connect failed",
-            workspace_id=str(attempt.workspace_id),
-            login_kind=kind,
-            code=attempt.error_code,
-        )
-        return _landing(settings, attempt)
+        await _record(session, attempt_id, kind, failure=exc)
+    else:
+        await _record(session, attempt_id, kind, accounts=accounts)
+    return landing
+
+
+def _check_answer(
+    kind: LoginKind,
+    code: str | None,
+    error: str | None,
+    error_reason: str | None,
+    error_description: str | None,
+) -> None:
+    """Refuse a callback that brings no usable code: the person cancelled, or Meta refused."""
+    login = "Facebook" if kind == LoginKind.FACEBOOK else "Instagram"
+    if code is not None and len(code) > _MAX_PARAM:
+        msg = f"{login} Login sent back an authorization code over {_MAX_PARAM} characters"
+        raise UserError(msg, code="meta_refused")
+    if error or not code:
+        if error_reason == "user_denied" or error == "access_denied":
+            raise UserError(_DENIED.format(login=login), code="user_denied")
+        said = (error_description or error or "no authorization code was sent back")[:300]
+        msg = f"{login} Login did not connect the account: {said}"
+        raise UserError(msg, code="meta_refused")
+
+
+async def _record(
+    session: AsyncSession,
+    attempt_id: uuid.UUID,
+    kind: LoginKind,
+    *,
+    accounts: list[InstagramAccount] | None = None,
+    failure: Exception | None = None,
+) -> None:
+    """Write how the attempt ended, for the landing page."""
     attempt = await session.get(ConnectAttempt, attempt_id)
-    assert attempt is not None  # claimed above
-    attempt.status = ConnectStatus.CONNECTED
+    assert attempt is not None  # claimed by this request
     attempt.code_verifier = None
-    attempt.accounts = [
-        {"id": str(a.id), "ig_user_id": a.ig_user_id, "username": a.username} for a in accounts
-    ]
     attempt.finished_at = utcnow()
+    if failure is None:
+        attempt.status = ConnectStatus.CONNECTED
+        attempt.accounts = [
+            {"id": str(a.id), "ig_user_id": a.ig_user_id, "username": a.username}
+            for a in accounts or []
+        ]
+    else:
+        attempt.status = ConnectStatus.FAILED
+        if isinstance(failure, TransientError):
+            attempt.error_code = "meta_unreachable"
+            attempt.error_message = f"Meta could not be reached; try again in a moment ({failure})"
+        elif isinstance(failure, AppError):
+            attempt.error_code, attempt.error_message = failure.code, failure.message
+        else:
+            # a bug: the admin still lands on a page that says it failed, not on a 500
+            _log.error("instagram connect crashed", exc_info=failure)
+            attempt.error_code = "connect_failed"
+            attempt.error_message = "connecting failed unexpectedly; try again"
     await session.commit()
     _log.info(
-        "instagram account connected",
+        "instagram connect finished",
         workspace_id=str(attempt.workspace_id),
         login_kind=kind,
+        status=attempt.status,
+        code=attempt.error_code,
         accounts=[a["ig_user_id"] for a in attempt.accounts],
     )
-    return _landing(settings, attempt)
 
 
 async def _check_admin(session: AsyncSession, attempt: ConnectAttempt) -> None:
