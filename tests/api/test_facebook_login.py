@@ -387,3 +387,31 @@ async def test_facebook_login_not_configured_is_refused_with_the_settings_to_set
     assert answer.status_code == 400
     assert answer.json()["code"] == "facebook_not_configured"
     assert "SOCIALFLOW_INSTAGRAM_FACEBOOK_APP_ID" in answer.json()["message"]
+
+
+async def test_crafted_callback_values_are_bounded_and_never_break_the_landing(
+    fb_api: tuple[Any, httpx.AsyncClient],
+    graph_emulator: GraphEmulator,  # noqa: F811
+) -> None:
+    """The callback's query is written by whoever crafts the URL: a NUL byte and a long text
+    in Meta's error fields, or an oversized code, end as a failed attempt in words."""
+    _, client = fb_api
+    team = await make_team(client)
+    add_page_admin(graph_emulator)
+    started = await start(client, team)
+    params = {
+        "state": started["state"],
+        "error": "server_error",
+        "error_description": "bad\x00thing " + "x" * 5000,
+    }
+    attempt = await attempt_of(client, team, await land(client, params))
+    assert attempt["error_code"] == "meta_refused"
+    assert "\x00" not in attempt["error_message"] and "badthing" in attempt["error_message"]
+    assert len(attempt["error_message"]) < 400
+    again = await start(client, team)
+    oversized = await attempt_of(
+        client, team, await land(client, {"state": again["state"], "code": "A" * 5000})
+    )
+    assert oversized["error_code"] == "meta_refused"
+    assert "over 2000 characters" in oversized["error_message"]
+    assert graph_emulator.calls("oauth/access_token") == []

@@ -230,6 +230,8 @@ def _check_answer(
         if error_reason == "user_denied" or error == "access_denied":
             raise UserError(_DENIED.format(login=login), code="user_denied")
         said = (error_description or error or "no authorization code was sent back")[:300]
+        # the text came in a URL anyone can craft: keep printable characters only
+        said = "".join(ch for ch in said if ch.isprintable())
         msg = f"{login} Login did not connect the account: {said}"
         raise UserError(msg, code="meta_refused")
 
