@@ -189,9 +189,9 @@ async def finish(
     A forged, expired or already used state connects nothing and lands on a page that says
     so; the admin who started must still be an admin of the workspace.
     """
+    if len(state) > _MAX_PARAM:
+        return _landing(settings, None, "state_invalid")
     try:
-        if len(state) > _MAX_PARAM:
-            raise UserError("state too long", code="instagram_oauth_state_invalid")  # noqa: EM101
         attempt_id = read_state(settings, state)
     except UserError:
         return _landing(settings, None, "state_invalid")
