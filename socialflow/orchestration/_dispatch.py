@@ -52,6 +52,8 @@ _log = get_logger(__name__)
 _MAX_BACKOFF = 600.0
 #: inbox kinds in which Instagram Login delivers @mentions of the account (SPEC U6)
 _MENTION_CARRIERS = ("instagram.comment",)
+#: inbox kinds whose account is the webhook's ``entry.id``, which may be a Page id (SPEC U3)
+_ENTRY_ADDRESSED = ("instagram.comment", "instagram.live_comment", "instagram.mention")
 _BASE_ACCEPTS = BaseNode.accepts.__func__  # type: ignore[attr-defined]
 
 #: per Instagram account: the workspaces that connected it, each with the handle whose
@@ -231,12 +233,18 @@ async def map_page_entries(session: AsyncSession, events: list[WebhookEvent]) ->
     """Readdress events whose account is a Facebook Page to the Instagram account linked to it.
 
     Under Facebook Login a webhook's ``entry.id`` may be the Page id rather than the Instagram
-    account id (SPEC U3), and a changes-style event takes its account from ``entry.id``. The
-    event then names the linked account (``entry_id`` keeps the Page id as sent), so triggers,
-    templates and actions see one account whichever id Meta used; a comment the account made
-    itself is marked ``is_self`` as it would have been.
+    account id (SPEC U3). Only the kinds whose account is taken from ``entry.id`` (comments,
+    live comments, mentions) are readdressed: a message names the Instagram account as its
+    recipient already, and a message whose recipient is the Page is a Messenger message to
+    the Facebook Page, no Instagram event. The event then names the linked account
+    (``entry_id`` keeps the Page id as sent), so triggers, templates and actions see one
+    account whichever id Meta used; a comment the account made itself becomes ``is_self``.
     """
-    ids = {e.account_id for e in events if e.source == "instagram" and e.account_id}
+    ids = {
+        e.account_id
+        for e in events
+        if e.source == "instagram" and e.kind in _ENTRY_ADDRESSED and e.account_id
+    }
     if not ids:
         return
     rows = await session.execute(
@@ -246,13 +254,13 @@ async def map_page_entries(session: AsyncSession, events: list[WebhookEvent]) ->
     )
     linked = {page_id: ig_user_id for page_id, ig_user_id in rows.tuples() if page_id}
     for event in events:
-        ig_user_id = linked.get(event.account_id or "") if event.source == "instagram" else None
+        if event.source != "instagram" or event.kind not in _ENTRY_ADDRESSED:
+            continue
+        ig_user_id = linked.get(event.account_id or "")
         if ig_user_id is None:
             continue
         payload = {**event.payload, "account_id": ig_user_id}
-        if payload.get("kind") in ("comment", "live_comment") and payload.get("from_id") == (
-            ig_user_id
-        ):
+        if event.kind != "instagram.mention" and payload.get("from_id") == ig_user_id:
             payload["is_self"] = True
         event.account_id = ig_user_id
         event.payload = payload

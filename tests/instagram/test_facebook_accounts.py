@@ -18,6 +18,7 @@ from socialflow.instagram import (
     GraphClient,
     InstagramAccount,
     build_comment,
+    build_dm,
     encode_body,
     sign_sha256,
 )
@@ -161,6 +162,18 @@ async def test_page_entries_are_mapped_only_for_workspaces_that_connected_the_pa
         own = await session.get(WebhookEvent, own_id)
     assert event is not None and event.account_id == page.ig_user_id
     assert own is not None and own.payload["is_self"] is True
+
+    # a message whose recipient is the Page is a Messenger message to the Facebook Page: no
+    # Instagram DM flow takes it
+    dm_flow, _ = await publish(
+        db, registry, runtime.settings, graph("instagram.dm"), workspace_id=mine
+    )
+    [to_page] = await deliver(db, build_dm("hi page", account_id=page.page_id))
+    [to_account] = await deliver(db, build_dm("hi insta", account_id=page.ig_user_id))
+    await drain(db, registry)
+    assert await executions(db, FlowExecution.trigger_event_id == to_page) == []
+    runs = await executions(db, FlowExecution.trigger_event_id == to_account)
+    assert [r.flow_id for r in runs] == [dm_flow]
 
 
 async def test_dms_of_a_facebook_login_account_go_out_as_the_page_on_graph_facebook_com(
