@@ -248,9 +248,31 @@ export interface paths {
         };
         /**
          * Finish Instagram Connect
-         * @description Where Instagram Login returns: stores the account, its token and its subscription.
+         * @description Where Instagram Login returns: stores the account, then sends the browser to the web
+         *     app's page saying what happened.
          */
         get: operations["finish_instagram_connect"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instagram/oauth/facebook/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Finish Facebook Connect
+         * @description Where Facebook Login returns: stores the Pages' Instagram accounts, then sends the
+         *     browser to the web app's page saying what happened.
+         */
+        get: operations["finish_facebook_connect"];
         put?: never;
         post?: never;
         delete?: never;
@@ -992,6 +1014,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/instagram/connect/attempts/{attempt_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Instagram Connect Attempt
+         * @description How a connect attempt ended: the accounts connected, or the error in words (viewer).
+         */
+        get: operations["get_instagram_connect_attempt"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/instagram/connect/facebook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start Facebook Connect
+         * @description Start Facebook Login for the Instagram accounts linked to the admin's Pages (admin).
+         */
+        post: operations["start_facebook_connect"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workspaces/{workspace_id}/instagram/outbox": {
         parameters: {
             query?: never;
@@ -1344,13 +1406,26 @@ export interface components {
             ig_user_id: string;
             /** Last Error */
             last_error: string | null;
-            /** Login Kind */
+            /**
+             * Login Kind
+             * @description instagram (Instagram Login, graph.instagram.com) or facebook (Facebook Login, graph.facebook.com, through the linked Page).
+             */
             login_kind: string;
             /**
              * Mode
              * @description sandbox: actions are recorded, never sent; live: sent.
              */
             mode: string;
+            /**
+             * Page Id
+             * @description Facebook Login: the linked Facebook Page's id.
+             */
+            page_id: string | null;
+            /**
+             * Page Name
+             * @description Facebook Login: the linked Facebook Page's name.
+             */
+            page_name: string;
             /** Subscribed Fields */
             subscribed_fields: string[];
             /** Token Expires At */
@@ -1471,13 +1546,56 @@ export interface components {
             token: string;
         };
         /**
+         * ConnectAttemptRead
+         * @description How one connect attempt went: what the web app's landing page shows.
+         */
+        ConnectAttemptRead: {
+            /**
+             * Accounts
+             * @description The accounts connected.
+             */
+            accounts: components["schemas"]["ConnectedAccount"][];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Error Code
+             * @description user_denied, facebook_permission_missing, facebook_no_pages, facebook_no_instagram_account, meta_refused, meta_unreachable, not_admin, ...
+             */
+            error_code: string | null;
+            /**
+             * Error Message
+             * @description What went wrong, in words.
+             */
+            error_message: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Login Kind
+             * @description instagram or facebook.
+             */
+            login_kind: string;
+            /**
+             * Status
+             * @description pending, working, connected or failed.
+             */
+            status: string;
+        };
+        /**
          * ConnectStart
-         * @description Start Instagram Login for this workspace.
+         * @description Start Instagram Login or Facebook Login for this workspace.
          */
         ConnectStart: {
             /**
              * Redirect Uri
-             * @description Callback URL registered with the Instagram app; empty: the configured one.
+             * @description Callback URL registered with the Meta app (http or https); empty: the configured one, else the API's own callback.
              */
             redirect_uri?: string | null;
         };
@@ -1492,6 +1610,18 @@ export interface components {
             redirect_uri: string;
             /** State */
             state: string;
+        };
+        /**
+         * ConnectedAccount
+         * @description An account a connect attempt connected.
+         */
+        ConnectedAccount: {
+            /** Id */
+            id: string;
+            /** Ig User Id */
+            ig_user_id: string;
+            /** Username */
+            username: string;
         };
         /**
          * CredentialCreate
@@ -4391,11 +4521,17 @@ export interface operations {
     };
     finish_instagram_connect: {
         parameters: {
-            query: {
+            query?: {
                 /** @description The state from the connect start. */
-                state: string;
+                state?: string;
                 /** @description Authorization code. */
-                code: string;
+                code?: string | null;
+                /** @description Meta's error, if any. */
+                error?: string | null;
+                /** @description Meta's error, if any. */
+                error_reason?: string | null;
+                /** @description Meta's error, if any. */
+                error_description?: string | null;
             };
             header?: never;
             path?: never;
@@ -4409,7 +4545,83 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AccountRead"];
+                    "application/json": unknown;
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    finish_facebook_connect: {
+        parameters: {
+            query?: {
+                /** @description The state from the connect start. */
+                state?: string;
+                /** @description Authorization code. */
+                code?: string | null;
+                /** @description Meta's error, if any. */
+                error?: string | null;
+                /** @description Meta's error, if any. */
+                error_reason?: string | null;
+                /** @description Meta's error, if any. */
+                error_description?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Bad input. */
@@ -7649,6 +7861,147 @@ export interface operations {
         };
     };
     start_instagram_connect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConnectStart"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectStartRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_instagram_connect_attempt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                attempt_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectAttemptRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    start_facebook_connect: {
         parameters: {
             query?: never;
             header?: never;
