@@ -23,6 +23,12 @@ const ContactProfile = lazy(() => import("./contacts/ContactProfile").then((m) =
 const Calendar = lazy(() => import("./pages/Calendar").then((m) => ({ default: m.Calendar })));
 const Instagram = lazy(() => import("./pages/Instagram").then((m) => ({ default: m.Instagram })));
 const Conversations = lazy(() => import("./pages/Conversations").then((m) => ({ default: m.Conversations })));
+const InstagramConnected = lazy(() =>
+  import("./pages/InstagramConnected").then((m) => ({ default: m.InstagramConnected })),
+);
+const InstagramConnectRefused = lazy(() =>
+  import("./pages/InstagramConnected").then((m) => ({ default: m.InstagramConnectRefused })),
+);
 
 const LOADING = <p className="center muted">Loading…</p>;
 
@@ -45,6 +51,7 @@ export function App() {
         <Route path="/register" element={<SignIn mode="register" />} />
         <Route path="/forgot" element={<SignIn mode="forgot" />} />
         <Route path="/" element={<RequireUser><Welcome /></RequireUser>} />
+        <Route path="/instagram/connected" element={<InstagramConnectRefused />} />
         <Route path="/w/:ws" element={<RequireUser><Shell /></RequireUser>}>
           <Route index element={<Navigate to="flows" replace />} />
           <Route path="flows" element={<FlowsList />} />
@@ -63,6 +70,7 @@ export function App() {
           <Route path="contacts/:contactId" element={<ContactProfile />} />
           <Route path="conversations" element={<Conversations />} />
           <Route path="calendar" element={<Calendar />} />
+          <Route path="instagram/connected" element={<InstagramConnected />} />
         </Route>
         <Route path="*" element={<p className="center">Page not found. <a href="/">Home</a></p>} />
       </Routes>

@@ -429,6 +429,37 @@ class InstagramSettings(BaseModel):
             "/api/instagram/oauth/callback on the request's host."
         ),
     )
+    facebook_app_id: str | None = Field(
+        default=None, description="Meta App ID (client_id of Facebook Login for Business)."
+    )
+    facebook_app_secret: SecretStr | None = Field(
+        default=None, description="Meta App Secret used for Facebook Login's token exchanges."
+    )
+    facebook_dialog_url: str = Field(
+        default="https://www.facebook.com",
+        description="Host of Facebook Login's dialog; the path is /<api_version>/dialog/oauth.",
+    )
+    facebook_config_id: str | None = Field(
+        default=None,
+        description=(
+            "Facebook Login for Business configuration id; when set it is sent as config_id "
+            "and the configuration decides the permissions (scope is not sent)."
+        ),
+    )
+    facebook_pkce: bool = Field(
+        default=True,
+        description=(
+            "Send a PKCE code_challenge (S256) to Facebook Login and the code_verifier with the "
+            "code exchange (Meta documents PKCE for manually built login flows)."
+        ),
+    )
+    facebook_redirect_url: str | None = Field(
+        default=None,
+        description=(
+            "Public URL of the Facebook Login callback; empty: the API's own "
+            "/api/instagram/oauth/facebook/callback on the request's host."
+        ),
+    )
     request_timeout_seconds: float = Field(
         default=20.0, gt=0, le=120, description="Timeout of one Graph API request."
     )

@@ -14,6 +14,8 @@ from socialflow.core.db import Base, JSONType, utcnow
 
 __all__ = [
     "AccountMode",
+    "ConnectAttempt",
+    "ConnectStatus",
     "InstagramAccount",
     "LoginKind",
     "OutboxMessage",
@@ -69,6 +71,9 @@ class InstagramAccount(Base):
     ig_user_id: Mapped[str] = mapped_column(String(64), index=True)
     username: Mapped[str] = mapped_column(String(100), default="")
     login_kind: Mapped[str] = mapped_column(String(20), default=LoginKind.INSTAGRAM)
+    # Facebook Login: the Page the account is linked to; webhooks may name it as entry.id
+    page_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    page_name: Mapped[str] = mapped_column(String(200), default="")
     # a credential row of kind "instagram" holding the access token
     credential_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     mode: Mapped[str] = mapped_column(String(20), default=AccountMode.SANDBOX)
@@ -79,6 +84,37 @@ class InstagramAccount(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ConnectStatus(StrEnum):
+    """Where one connect attempt stands."""
+
+    PENDING = "pending"  # the admin is on Meta's login page
+    WORKING = "working"  # Meta sent the browser back; the state is spent
+    CONNECTED = "connected"
+    FAILED = "failed"
+
+
+class ConnectAttempt(Base):
+    """One run of a connect flow (Instagram or Facebook Login): what its signed ``state``
+    names, the PKCE verifier kept server-side, and how it ended, which the web app shows."""
+
+    __tablename__ = "instagram_connect_attempt"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    user_id: Mapped[uuid.UUID]
+    login_kind: Mapped[str] = mapped_column(String(20))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    code_verifier: Mapped[str | None] = mapped_column(String(128), default=None)
+    status: Mapped[str] = mapped_column(String(20), default=ConnectStatus.PENDING)
+    # [{"id", "ig_user_id", "username"}] of the accounts connected
+    accounts: Mapped[list[dict[str, str]]] = mapped_column(JSONType, default=list)
+    error_code: Mapped[str | None] = mapped_column(String(60), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    expires_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class OutboxMessage(Base):

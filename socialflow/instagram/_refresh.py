@@ -1,4 +1,5 @@
-"""Daily refresh of long-lived Instagram tokens, as a Prefect flow."""
+"""Daily refresh of long-lived Instagram tokens and check of Facebook Page tokens, as a
+Prefect flow."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import datetime, timedelta
 import httpx
 from prefect import flow
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.core.credentials import Credential, key_wrapper, open_credential
 from socialflow.core.crypto import KeyWrapper
@@ -18,6 +20,7 @@ from socialflow.core.settings import InstagramSettings, get_settings
 from socialflow.instagram._errors import TokenInvalidError
 from socialflow.instagram._models import InstagramAccount, LoginKind, TokenStatus
 from socialflow.instagram._oauth import refresh_token, store_token
+from socialflow.instagram.client import GraphClient
 
 __all__ = ["RefreshReport", "refresh_instagram_tokens", "refresh_tokens"]
 
@@ -33,6 +36,8 @@ class RefreshReport:
     refreshed: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    #: Facebook Login accounts whose Page token Meta still accepts
+    checked: list[str] = field(default_factory=list)
 
 
 async def refresh_tokens(
@@ -43,10 +48,14 @@ async def refresh_tokens(
     *,
     now: datetime | None = None,
 ) -> RefreshReport:
-    """Refresh every Instagram Login token older than ``settings.refresh_after_hours``.
+    """Refresh every Instagram Login token older than ``settings.refresh_after_hours``, and
+    check every Facebook Login account's Page token.
 
     An expired token is marked ``expired``; one Meta refuses with code 190 ``revoked``; a
     passing failure leaves the token for the next pass (``expiring`` when close to its end).
+    Page tokens taken from a long-lived user token do not expire and cannot be refreshed
+    (SPEC §7.2); they stop working when the person changes password, loses the Page role or
+    removes the app, which the check finds (code 190 → ``revoked``).
 
     Args:
         db: The application database.
@@ -113,8 +122,56 @@ async def refresh_tokens(
                 continue
             await store_token(session, account, token, keys)
             report.refreshed.append(name)
+        await _check_page_tokens(session, settings, keys, http, report)
         await session.commit()
     return report
+
+
+async def _check_page_tokens(
+    session: AsyncSession,
+    settings: InstagramSettings,
+    keys: KeyWrapper,
+    http: httpx.AsyncClient,
+    report: RefreshReport,
+) -> None:
+    accounts = await session.scalars(
+        select(InstagramAccount).where(
+            InstagramAccount.login_kind == LoginKind.FACEBOOK,
+            InstagramAccount.token_status.in_([TokenStatus.VALID, TokenStatus.EXPIRING]),
+        )
+    )
+    for account in accounts.all():
+        name = str(account.id)
+        credential = (
+            await session.get(Credential, account.credential_id) if account.credential_id else None
+        )
+        if credential is None:
+            account.token_status = TokenStatus.INVALID
+            account.last_error = "no stored token; reconnect with Facebook"
+            report.failed.append(name)
+            continue
+        page = GraphClient(
+            open_credential(credential, keys)["access_token"],
+            settings,
+            login_kind=LoginKind.FACEBOOK,
+            http=http,
+        )
+        try:
+            await page.request("GET", "me", params={"fields": "id"}, call="check the Page token")
+        except TokenInvalidError as exc:
+            account.token_status = TokenStatus.REVOKED
+            account.last_error = (
+                f"Facebook no longer accepts the Page token (password changed, Page role lost "
+                f"or the app removed); reconnect with Facebook. {exc.message}"
+            )
+            report.expired.append(name)
+            continue
+        except AppError as exc:
+            account.last_error = exc.message
+            report.failed.append(name)
+            continue
+        account.last_error = None
+        report.checked.append(name)
 
 
 @flow(name="socialflow-refresh-instagram-tokens", persist_result=False)
@@ -132,5 +189,11 @@ async def refresh_instagram_tokens() -> dict[str, list[str]]:
         refreshed=len(report.refreshed),
         expired=len(report.expired),
         failed=len(report.failed),
+        checked=len(report.checked),
     )
-    return {"refreshed": report.refreshed, "expired": report.expired, "failed": report.failed}
+    return {
+        "refreshed": report.refreshed,
+        "expired": report.expired,
+        "failed": report.failed,
+        "checked": report.checked,
+    }

@@ -86,6 +86,9 @@ class GraphClient:
         )
         self.base_url = f"{host.rstrip('/')}/{settings.api_version}"
         self.ig_user_id = ig_user_id
+        # Facebook Login speaks through the Page: its token makes ``me`` the Page, whose
+        # /messages and /subscribed_apps edges Meta documents (SPEC §5.3, §5.4, §5.8)
+        self._sender = "me" if login_kind == "facebook" else ig_user_id
         self._token = token
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(trust_env=False)
@@ -209,7 +212,7 @@ class GraphClient:
         message = {"attachment": template} if template is not None else {"text": text}
         return await self.request(
             "POST",
-            f"{self.ig_user_id}/messages",
+            f"{self._sender}/messages",
             json={"recipient": {"comment_id": comment_id}, "message": message},
             call=f"private reply to comment {comment_id}",
         )
@@ -262,14 +265,14 @@ class GraphClient:
         if tag:
             body |= {"messaging_type": "MESSAGE_TAG", "tag": tag}
         return await self.request(
-            "POST", f"{self.ig_user_id}/messages", json=body, call=f"send DM to {recipient_id}"
+            "POST", f"{self._sender}/messages", json=body, call=f"send DM to {recipient_id}"
         )
 
     async def get_messenger_profile(self) -> dict[str, Any]:
         """The account's ice breakers and persistent menu, as Meta answers them."""
         return await self.request(
             "GET",
-            f"{self.ig_user_id}/messenger_profile",
+            f"{self._sender}/messenger_profile",
             params={"fields": "ice_breakers,persistent_menu", "platform": "instagram"},
             call="read the ice breakers and menu",
         )
@@ -278,7 +281,7 @@ class GraphClient:
         """Set the account's ice breakers and/or persistent menu (``_profile.profile_body``)."""
         return await self.request(
             "POST",
-            f"{self.ig_user_id}/messenger_profile",
+            f"{self._sender}/messenger_profile",
             json=body,
             call="set the ice breakers and menu",
         )
@@ -287,7 +290,7 @@ class GraphClient:
         """Remove the account's ``ice_breakers`` and/or ``persistent_menu``."""
         return await self.request(
             "DELETE",
-            f"{self.ig_user_id}/messenger_profile",
+            f"{self._sender}/messenger_profile",
             json={"fields": fields, "platform": "instagram"},
             call="remove the ice breakers and menu",
         )
@@ -296,7 +299,7 @@ class GraphClient:
         """Show typing on/off or mark the conversation seen."""
         return await self.request(
             "POST",
-            f"{self.ig_user_id}/messages",
+            f"{self._sender}/messages",
             json={"recipient": {"id": recipient_id}, "sender_action": action},
             call=f"{action} for {recipient_id}",
         )
@@ -323,10 +326,10 @@ class GraphClient:
         }
 
     async def subscribe(self, fields: list[str]) -> dict[str, Any]:
-        """Subscribe the account to the app's webhook fields."""
+        """Subscribe the account (Facebook Login: its Page) to the app's webhook fields."""
         return await self.request(
             "POST",
-            f"{self.ig_user_id}/subscribed_apps",
+            f"{self._sender}/subscribed_apps",
             params={"subscribed_fields": ",".join(fields)},
             call="subscribe the account's webhooks",
         )

@@ -50,12 +50,21 @@ from socialflow.orchestration._wait_models import WaitStatus
 from socialflow.orchestration._waits import WaitResolution, resume_for_event
 from socialflow.orchestration._wakeup import Wakeup
 
-__all__ = ["Dispatcher", "backoff_seconds", "explain", "instagram_owners", "verdict"]
+__all__ = [
+    "Dispatcher",
+    "backoff_seconds",
+    "explain",
+    "instagram_owners",
+    "map_page_entries",
+    "verdict",
+]
 
 _log = get_logger(__name__)
 _MAX_BACKOFF = 600.0
 #: inbox kinds in which Instagram Login delivers @mentions of the account (SPEC U6)
 _MENTION_CARRIERS = ("instagram.comment",)
+#: inbox kinds whose account is the webhook's ``entry.id``, which may be a Page id (SPEC U3)
+_ENTRY_ADDRESSED = ("instagram.comment", "instagram.live_comment", "instagram.mention")
 _BASE_ACCEPTS = BaseNode.accepts.__func__  # type: ignore[attr-defined]
 
 #: reads the profiles of contacts that just messaged an account (``ProfileReader.refresh``)
@@ -118,6 +127,7 @@ class Dispatcher:
             if not events:
                 await session.rollback()
                 return 0
+            await map_page_entries(session, events)
             triggers = await self._triggers(session, events)
             owners = await self._instagram_owners(session, events)
             consented = await self._contacts(session, events, owners)
@@ -285,6 +295,43 @@ class Dispatcher:
     ) -> bool | Rejection | None:
         """What becomes of ``event`` for the flow of ``trigger`` (see ``verdict``)."""
         return verdict(self.registry, event, trigger, owners)
+
+
+async def map_page_entries(session: AsyncSession, events: list[WebhookEvent]) -> None:
+    """Readdress events whose account is a Facebook Page to the Instagram account linked to it.
+
+    Under Facebook Login a webhook's ``entry.id`` may be the Page id rather than the Instagram
+    account id (SPEC U3). Only the kinds whose account is taken from ``entry.id`` (comments,
+    live comments, mentions) are readdressed: a message names the Instagram account as its
+    recipient already, and a message whose recipient is the Page is a Messenger message to
+    the Facebook Page, no Instagram event. The event then names the linked account
+    (``entry_id`` keeps the Page id as sent), so triggers, templates and actions see one
+    account whichever id Meta used; a comment the account made itself becomes ``is_self``.
+    """
+    ids = {
+        e.account_id
+        for e in events
+        if e.source == "instagram" and e.kind in _ENTRY_ADDRESSED and e.account_id
+    }
+    if not ids:
+        return
+    rows = await session.execute(
+        select(InstagramAccount.page_id, InstagramAccount.ig_user_id)
+        .where(InstagramAccount.page_id.in_(ids))
+        .distinct()
+    )
+    linked = {page_id: ig_user_id for page_id, ig_user_id in rows.tuples() if page_id}
+    for event in events:
+        if event.source != "instagram" or event.kind not in _ENTRY_ADDRESSED:
+            continue
+        ig_user_id = linked.get(event.account_id or "")
+        if ig_user_id is None:
+            continue
+        payload = {**event.payload, "account_id": ig_user_id}
+        if event.kind != "instagram.mention" and payload.get("from_id") == ig_user_id:
+            payload["is_self"] = True
+        event.account_id = ig_user_id
+        event.payload = payload
 
 
 async def instagram_owners(session: AsyncSession, events: list[WebhookEvent]) -> Owners:

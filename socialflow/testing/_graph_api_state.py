@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from socialflow.testing._graph_api_publishing import Publishing
+from socialflow.testing._facebook_state import FacebookState
 
 __all__ = ["EmulatorState", "GraphFault", "Reply"]
 
@@ -92,6 +93,8 @@ class EmulatorState:
             self.data_list_answers = False
             # containers, media_publish, quota, published media and insights
             self.publishing = Publishing(new_id)
+            # Facebook Login: people, Pages, codes, user and Page tokens
+            self.facebook = FacebookState()
 
     # seeding, used by the control API
 

@@ -1,10 +1,12 @@
 """A Graph API emulator on loopback for tests and local development.
 
 It answers the endpoints the client uses on both hosts (``/{version}/…``), the Instagram Login
-OAuth endpoints, and a control API under ``/_emulator/`` that seeds accounts, comments and
-conversations, queues failures and lists recorded calls. It enforces one private reply per
-comment, the 7-day private-reply and 24-hour messaging windows, an optional call limit
-(code 80002 with usage headers), and answers with Meta's error shape.
+OAuth endpoints, Facebook Login (``_facebook_login.py``: dialog, code and long-lived exchanges,
+``me/permissions``, ``me/accounts`` with Page tokens, Page ``subscribed_apps``), and a control
+API under ``/_emulator/`` that seeds accounts, comments and conversations, queues failures and
+lists recorded calls. It enforces one private reply per comment, the 7-day private-reply and
+24-hour messaging windows, an optional call limit (code 80002 with usage headers), and answers
+with Meta's error shape.
 
 Run it with ``python -m socialflow.testing.graph_api_emulator --port 8790``.
 """
@@ -21,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 from socialflow.testing._graph_api_publishing import PublishingFault
+from socialflow.testing._facebook_login import facebook_route
 from socialflow.testing._graph_api_state import EmulatorState, GraphFault, Reply, new_id
 
 __all__ = ["GraphEmulator", "main"]
@@ -94,7 +97,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif raw:
             body = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
         try:
-            if url.path.startswith("/_emulator/"):
+            # Facebook Login (dialog, exchanges, user and Page tokens) answers first
+            facebook = facebook_route(
+                self.state, method, url.path, params, body or {}, self._token(params)
+            )
+            if facebook is not None:
+                reply = facebook
+            elif url.path.startswith("/_emulator/"):
                 reply = _control(self.state, method, url.path, body or {})
             elif url.path in (
                 "/oauth/authorize",

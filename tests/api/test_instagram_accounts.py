@@ -61,9 +61,29 @@ async def connect(client: httpx.AsyncClient, team: Team) -> dict[str, Any]:
     back = urlparse(login.headers["location"])
     assert back.path == "/api/instagram/oauth/callback"
     params = {k: v[0] for k, v in parse_qs(back.query).items()}
+    return await finish(client, team, params)
+
+
+async def finish(client: httpx.AsyncClient, team: Team, params: dict[str, str]) -> dict[str, Any]:
+    """The callback sends the browser to the web app's page for the attempt (not a JSON body);
+    returns the account the attempt connected, as the accounts list shows it."""
     answer = await client.get("/api/instagram/oauth/callback", params=params)
-    assert answer.status_code == 200, answer.text
-    result: dict[str, Any] = answer.json()
+    assert answer.status_code == 303, answer.text
+    landing = urlparse(answer.headers["location"])
+    assert landing.path == f"/w/{team.workspace_id}/instagram/connected"
+    attempt_id = parse_qs(landing.query)["attempt"][0]
+    attempt = await client.get(
+        f"{base(team)}/connect/attempts/{attempt_id}", headers=team.viewer.headers
+    )
+    assert attempt.status_code == 200, attempt.text
+    outcome = attempt.json()
+    assert "token" not in str(outcome).replace("token_", "")
+    if outcome["status"] != "connected":
+        return {"failed": outcome}
+    assert outcome["login_kind"] == "instagram" and len(outcome["accounts"]) == 1
+    listed = await client.get(f"{base(team)}/accounts", headers=team.viewer.headers)
+    [account] = [a for a in listed.json() if a["id"] == outcome["accounts"][0]["id"]]
+    result: dict[str, Any] = account
     return result
 
 
@@ -126,17 +146,45 @@ async def test_a_code_used_twice_or_a_forged_state_is_refused(
         await client.post(f"{base(team)}/connect", json={}, headers=team.admin.headers)
     ).json()
     code = graph_emulator.state.issue_code(ACCOUNT, "shop")
-    first = await client.get(
+    first = await finish(client, team, {"code": code, "state": started["state"]})
+    assert first["ig_user_id"] == ACCOUNT
+    # the same state again: spent, refused before Meta is asked anything
+    again = await client.get(
         "/api/instagram/oauth/callback", params={"code": code, "state": started["state"]}
     )
-    assert first.status_code == 200
-    second = await client.get(
-        "/api/instagram/oauth/callback", params={"code": code, "state": started["state"]}
-    )
-    assert second.status_code == 400 and "already used" in second.json()["message"]
+    assert again.status_code == 303
+    assert again.headers["location"].endswith("/instagram/connected?error=state_used")
+    # the same code with a fresh state: Meta refuses it, and the page says so in words
+    fresh = (await client.post(f"{base(team)}/connect", json={}, headers=team.admin.headers)).json()
+    second = await finish(client, team, {"code": code, "state": fresh["state"]})
+    assert second["failed"]["status"] == "failed"
+    assert "already used" in second["failed"]["error_message"]
     forged = started["state"][:-4] + "AAAA"
     bad = await client.get("/api/instagram/oauth/callback", params={"code": "x", "state": forged})
-    assert bad.status_code == 400 and bad.json()["code"] == "instagram_oauth_state_invalid"
+    assert bad.status_code == 303
+    assert bad.headers["location"].endswith("/instagram/connected?error=state_invalid")
+
+
+async def test_a_cancelled_instagram_login_lands_on_a_page_that_says_so(
+    ig_api: tuple[Any, httpx.AsyncClient],
+) -> None:
+    _, client = ig_api
+    team = await make_team(client)
+    started = (
+        await client.post(f"{base(team)}/connect", json={}, headers=team.admin.headers)
+    ).json()
+    cancelled = await finish(
+        client,
+        team,
+        {
+            "error": "access_denied",
+            "error_reason": "user_denied",
+            "error_description": "The user denied your request",
+            "state": started["state"],
+        },
+    )
+    assert cancelled["failed"]["error_code"] == "user_denied"
+    assert "cancelled the Instagram login" in cancelled["failed"]["error_message"]
 
 
 async def test_viewers_and_editors_cannot_manage_accounts(

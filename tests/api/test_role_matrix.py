@@ -85,6 +85,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ): "admin",
     ("DELETE", "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}"): "admin",
     ("POST", "/api/workspaces/{workspace_id}/instagram/connect"): "admin",
+    ("POST", "/api/workspaces/{workspace_id}/instagram/connect/facebook"): "admin",
+    ("GET", "/api/workspaces/{workspace_id}/instagram/connect/attempts/{attempt_id}"): "viewer",
     # knowledge: knowledge bases and documents
     ("GET", f"{KNOWLEDGE}"): "viewer",
     ("GET", f"{KNOWLEDGE}/{{knowledge_base_id}}"): "viewer",

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from socialflow.stack import ManagedProcess, api_server, worker_process
+from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.fixtures.asgi_server import serve_app
 from tests.fixtures.ports import free_port
 
@@ -57,6 +58,8 @@ class Stack:
     log_dir: Path
     env: dict[str, str]
     processes: list[ManagedProcess] = field(default_factory=list)
+    #: the Graph API emulator the stack's Facebook Login talks to
+    emulator: GraphEmulator | None = None
 
     def client(self) -> httpx.Client:
         """An HTTP client for the API (bearer auth is added by ``sign_up``)."""
@@ -75,6 +78,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         pytest.fail(f"{index} is missing: build the web app first (make frontend)")
     home = tmp_path_factory.mktemp("e2e-stack")
     port = free_port()
+    emulator = GraphEmulator().start()
     database_url = f"sqlite+aiosqlite:///{home / 'socialflow.db'}"
     env = {
         "SOCIALFLOW_ENVIRONMENT": "test",
@@ -87,6 +91,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # `socialflow simulate` signs with this too (Instagram webhooks are checked against it)
         "SOCIALFLOW_INSTAGRAM_APP_SECRETS": json.dumps(["e2e-instagram-app-secret"]),
         "PREFECT_API_URL": os.environ["PREFECT_API_URL"],
+        # Facebook Login against the Graph API emulator (Instagram Login accounts stay sandboxed)
+        "SOCIALFLOW_INSTAGRAM_FACEBOOK_APP_ID": "1234567890123456",
+        "SOCIALFLOW_INSTAGRAM_FACEBOOK_APP_SECRET": "e2e-meta-app-secret",
+        "SOCIALFLOW_INSTAGRAM_FACEBOOK_DIALOG_URL": emulator.url,
+        "SOCIALFLOW_INSTAGRAM_GRAPH_FACEBOOK_URL": emulator.url,
     }
     subprocess.run(
         [sys.executable, "-m", "socialflow.cli", "db", "upgrade"],
@@ -97,7 +106,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     log_dir = home / "logs"
     made = Stack(
-        base_url=f"http://127.0.0.1:{port}", database_url=database_url, log_dir=log_dir, env=env
+        base_url=f"http://127.0.0.1:{port}",
+        database_url=database_url,
+        log_dir=log_dir,
+        env=env,
+        emulator=emulator,
     )
     made.processes = [
         api_server(log_dir, port=port, env=env),
@@ -112,6 +125,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         for process in reversed(made.processes):
             process.stop()
+        emulator.stop()
 
 
 def connect_instagram(stack: Stack, workspace_id: str, ig_user_id: str) -> None:

@@ -34,3 +34,20 @@ describe("textPreview", () => {
     expect(textPreview({})).toBe("");
   });
 });
+
+describe("tokenAdvice for Facebook Login accounts", () => {
+  it("says a Page token does not expire", () => {
+    expect(tokenAdvice("valid", "facebook")).toEqual({
+      text: "Page token; it does not expire and is checked daily.",
+      reconnect: false,
+    });
+  });
+  it("asks to reconnect with Facebook when the Page token is revoked", () => {
+    const advice = tokenAdvice("revoked", "facebook");
+    expect(advice.reconnect).toBe(true);
+    expect(advice.text).toContain("reconnect with Facebook");
+  });
+  it("keeps the Instagram wording for Instagram Login accounts", () => {
+    expect(tokenAdvice("valid").text).toContain("refreshed automatically");
+  });
+});

@@ -26,7 +26,13 @@ export function ledgerQuery(filters: LedgerFilters, limit = 50): LedgerQuery {
 }
 
 /** What a token status means for the admin, and whether the account must be reconnected. */
-export function tokenAdvice(status: string): { text: string; reconnect: boolean } {
+export function tokenAdvice(status: string, loginKind = "instagram"): { text: string; reconnect: boolean } {
+  if (loginKind === "facebook") {
+    // Page tokens from a long-lived user token do not expire; they stop working when revoked
+    if (status === "valid") return { text: "Page token; it does not expire and is checked daily.", reconnect: false };
+    if (status === "revoked")
+      return { text: "Facebook no longer accepts the Page token: reconnect with Facebook.", reconnect: true };
+  }
   switch (status) {
     case "valid":
       return { text: "Token valid; refreshed automatically.", reconnect: false };

@@ -5,6 +5,7 @@ import { ErrorNote } from "../components/ErrorNote";
 import { StatusBadge, timeAgo } from "../components/Status";
 import { LEDGER_STATUSES, ledgerQuery, textPreview, tokenAdvice, type LedgerFilters } from "../instagram/ledger";
 import { EntryPoints } from "../instagram/EntryPoints";
+import { loginName, type LoginKind } from "../instagram/connect";
 import { useWorkspace } from "../state";
 
 /** Connected Instagram accounts and the send ledger of what actions did or would do. */
@@ -46,7 +47,10 @@ export function Instagram() {
     onSuccess: () => void refresh(),
   });
   const connect = useMutation({
-    mutationFn: async () => ok(await api.POST("/api/workspaces/{workspace_id}/instagram/connect", { params: { path }, body: {} })),
+    mutationFn: async (kind: LoginKind) =>
+      kind === "facebook"
+        ? ok(await api.POST("/api/workspaces/{workspace_id}/instagram/connect/facebook", { params: { path }, body: {} }))
+        : ok(await api.POST("/api/workspaces/{workspace_id}/instagram/connect", { params: { path }, body: {} })),
     onSuccess: (start) => window.location.assign(start.authorize_url),
   });
   const flowItems = flows.data?.items ?? [];
@@ -60,9 +64,19 @@ export function Instagram() {
       <div className="row">
         <h2>Accounts</h2>
         {isAdmin && (
-          <button type="button" className="primary" onClick={() => connect.mutate()} disabled={connect.isPending}>
-            Connect Instagram
-          </button>
+          <div className="row">
+            <button type="button" className="primary" onClick={() => connect.mutate("instagram")} disabled={connect.isPending}>
+              Connect Instagram
+            </button>
+            <button
+              type="button"
+              onClick={() => connect.mutate("facebook")}
+              disabled={connect.isPending}
+              title="For Instagram professional accounts linked to a Facebook Page"
+            >
+              Connect with Facebook
+            </button>
+          </div>
         )}
       </div>
       {accounts.isSuccess && items.length === 0 && <p className="empty">No Instagram account connected yet.</p>}
@@ -72,6 +86,7 @@ export function Instagram() {
             <tr>
               <th>Username</th>
               <th>Id</th>
+              <th>Connected with</th>
               <th>Mode</th>
               <th>Token</th>
               {isAdmin && <th>Actions</th>}
@@ -79,12 +94,16 @@ export function Instagram() {
           </thead>
           <tbody>
             {items.map((a) => {
-              const advice = tokenAdvice(a.token_status);
+              const advice = tokenAdvice(a.token_status, a.login_kind);
               const next = a.mode === "live" ? "sandbox" : "live";
               return (
                 <tr key={a.id}>
                   <td>@{a.username}</td>
                   <td className="mono">{a.ig_user_id}</td>
+                  <td>
+                    {loginName(a.login_kind)}
+                    {a.page_id && <div className="muted">Page {a.page_name || a.page_id}</div>}
+                  </td>
                   <td>
                     <StatusBadge status={a.mode} />
                     {isAdmin && (
@@ -104,7 +123,7 @@ export function Instagram() {
                     <StatusBadge status={a.token_status} /> <span className="muted">{advice.text}</span>
                     {a.last_error && <div className="muted">{a.last_error}</div>}
                     {advice.reconnect && isAdmin && (
-                      <button type="button" onClick={() => connect.mutate()}>
+                      <button type="button" onClick={() => connect.mutate(a.login_kind === "facebook" ? "facebook" : "instagram")}>
                         Reconnect
                       </button>
                     )}

@@ -7,12 +7,14 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import RedirectResponse
 
 from socialflow.api.deps import AdminMember, SessionDep, SettingsDep, ViewerMember
-from socialflow.api.instagram import profile, service
+from socialflow.api.instagram import connect, profile, service
 from socialflow.api.instagram.schemas import (
     AccountRead,
     AccountUpdate,
+    ConnectAttemptRead,
     ConnectStart,
     ConnectStartRead,
     OutboxPage,
@@ -21,6 +23,7 @@ from socialflow.api.instagram.schemas import (
 from socialflow.core.credentials import key_wrapper
 from socialflow.core.crypto import KeyWrapper
 from socialflow.instagram import MessengerProfile
+from socialflow.instagram import LoginKind
 
 __all__ = ["callback_router", "router"]
 
@@ -94,7 +97,11 @@ async def set_messenger_profile(
 
 @router.post("/connect", name="start_instagram_connect")
 async def start_connect(
-    body: ConnectStart, member: AdminMember, settings: SettingsDep, request: Request
+    body: ConnectStart,
+    member: AdminMember,
+    settings: SettingsDep,
+    session: SessionDep,
+    request: Request,
 ) -> ConnectStartRead:
     """Start Instagram Login: the URL to open and the state Meta sends back (admin)."""
     redirect_uri = (
@@ -102,8 +109,48 @@ async def start_connect(
         or settings.instagram.oauth_redirect_url
         or str(request.url_for("finish_instagram_connect"))
     )
-    url, state = service.start_connect(settings, member.workspace_id, member.user.id, redirect_uri)
+    url, state = await connect.start(
+        settings,
+        member.workspace_id,
+        member.user.id,
+        redirect_uri,
+        LoginKind.INSTAGRAM,
+        session=session,
+    )
     return ConnectStartRead(authorize_url=url, state=state, redirect_uri=redirect_uri)
+
+
+@router.post("/connect/facebook", name="start_facebook_connect")
+async def start_facebook_connect(
+    body: ConnectStart,
+    member: AdminMember,
+    settings: SettingsDep,
+    session: SessionDep,
+    request: Request,
+) -> ConnectStartRead:
+    """Start Facebook Login for the Instagram accounts linked to the admin's Pages (admin)."""
+    redirect_uri = (
+        body.redirect_uri
+        or settings.instagram.facebook_redirect_url
+        or str(request.url_for("finish_facebook_connect"))
+    )
+    url, state = await connect.start(
+        settings,
+        member.workspace_id,
+        member.user.id,
+        redirect_uri,
+        LoginKind.FACEBOOK,
+        session=session,
+    )
+    return ConnectStartRead(authorize_url=url, state=state, redirect_uri=redirect_uri)
+
+
+@router.get("/connect/attempts/{attempt_id}", name="get_instagram_connect_attempt")
+async def get_connect_attempt(
+    attempt_id: uuid.UUID, member: ViewerMember, session: SessionDep
+) -> ConnectAttemptRead:
+    """How a connect attempt ended: the accounts connected, or the error in words (viewer)."""
+    return await connect.get_attempt(member.workspace_id, attempt_id, session=session)
 
 
 @router.get("/outbox", name="list_instagram_outbox")
@@ -138,13 +185,61 @@ async def list_sample_events(member: ViewerMember, session: SessionDep) -> list[
     return await service.sample_events(member.workspace_id, session=session)
 
 
+# no length limits here: a bad value must still land on the web app's page, not a 422 body
+_State = Annotated[str, Query(description="The state from the connect start.")]
+_Code = Annotated[str | None, Query(description="Authorization code.")]
+_Error = Annotated[str | None, Query(description="Meta's error, if any.")]
+
+
 @callback_router.get("/oauth/callback", name="finish_instagram_connect")
 async def finish_connect(
-    state: Annotated[str, Query(max_length=2000, description="The state from the connect start.")],
-    code: Annotated[str, Query(min_length=1, max_length=2000, description="Authorization code.")],
     settings: SettingsDep,
     keys: KeysDep,
     session: SessionDep,
-) -> AccountRead:
-    """Where Instagram Login returns: stores the account, its token and its subscription."""
-    return await service.finish_connect(settings, keys, state, code, session=session)
+    state: _State = "",
+    code: _Code = None,
+    error: _Error = None,
+    error_reason: _Error = None,
+    error_description: _Error = None,
+) -> RedirectResponse:
+    """Where Instagram Login returns: stores the account, then sends the browser to the web
+    app's page saying what happened."""
+    target = await connect.finish(
+        settings,
+        keys,
+        LoginKind.INSTAGRAM,
+        state=state,
+        code=code,
+        error=error,
+        error_reason=error_reason,
+        error_description=error_description,
+        session=session,
+    )
+    return RedirectResponse(target, status_code=303)
+
+
+@callback_router.get("/oauth/facebook/callback", name="finish_facebook_connect")
+async def finish_facebook_connect(
+    settings: SettingsDep,
+    keys: KeysDep,
+    session: SessionDep,
+    state: _State = "",
+    code: _Code = None,
+    error: _Error = None,
+    error_reason: _Error = None,
+    error_description: _Error = None,
+) -> RedirectResponse:
+    """Where Facebook Login returns: stores the Pages' Instagram accounts, then sends the
+    browser to the web app's page saying what happened."""
+    target = await connect.finish(
+        settings,
+        keys,
+        LoginKind.FACEBOOK,
+        state=state,
+        code=code,
+        error=error,
+        error_reason=error_reason,
+        error_description=error_description,
+        session=session,
+    )
+    return RedirectResponse(target, status_code=303)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "AccountRead",
     "AccountUpdate",
+    "ConnectAttemptRead",
     "ConnectStart",
     "ConnectStartRead",
     "OutboxPage",
@@ -27,7 +28,12 @@ class AccountRead(BaseModel):
     id: uuid.UUID
     ig_user_id: str
     username: str
-    login_kind: str
+    login_kind: str = Field(
+        description="instagram (Instagram Login, graph.instagram.com) or facebook (Facebook "
+        "Login, graph.facebook.com, through the linked Page)."
+    )
+    page_id: str | None = Field(description="Facebook Login: the linked Facebook Page's id.")
+    page_name: str = Field(description="Facebook Login: the linked Facebook Page's name.")
     mode: str = Field(description="sandbox: actions are recorded, never sent; live: sent.")
     token_status: str = Field(description="valid, expiring, expired, revoked or invalid.")
     token_expires_at: datetime | None
@@ -46,14 +52,18 @@ class AccountUpdate(BaseModel):
 
 
 class ConnectStart(BaseModel):
-    """Start Instagram Login for this workspace."""
+    """Start Instagram Login or Facebook Login for this workspace."""
 
     model_config = ConfigDict(extra="forbid")
 
     redirect_uri: str | None = Field(
         default=None,
         max_length=2000,
-        description="Callback URL registered with the Instagram app; empty: the configured one.",
+        pattern=r"^https?://",
+        description=(
+            "Callback URL registered with the Meta app (http or https); empty: the configured "
+            "one, else the API's own callback."
+        ),
     )
 
 
@@ -63,6 +73,32 @@ class ConnectStartRead(BaseModel):
     authorize_url: str
     state: str
     redirect_uri: str
+
+
+class ConnectedAccount(BaseModel):
+    """An account a connect attempt connected."""
+
+    id: str
+    ig_user_id: str
+    username: str
+
+
+class ConnectAttemptRead(BaseModel):
+    """How one connect attempt went: what the web app's landing page shows."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    login_kind: str = Field(description="instagram or facebook.")
+    status: str = Field(description="pending, working, connected or failed.")
+    accounts: list[ConnectedAccount] = Field(description="The accounts connected.")
+    error_code: str | None = Field(
+        description="user_denied, facebook_permission_missing, facebook_no_pages, "
+        "facebook_no_instagram_account, meta_refused, meta_unreachable, not_admin, ..."
+    )
+    error_message: str | None = Field(description="What went wrong, in words.")
+    created_at: datetime
+    finished_at: datetime | None
 
 
 class OutboxRead(BaseModel):
