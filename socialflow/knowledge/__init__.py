@@ -10,6 +10,7 @@ from socialflow.knowledge._embedded_store import EmbeddedStore
 from socialflow.knowledge._embeddings import NamedEmbeddings, get_embeddings
 from socialflow.knowledge._hybrid import (
     DEFAULT_DENSE_WEIGHT,
+    DEFAULT_NORMALISATION,
     HybridFusion,
     Normalisation,
     convex_fusion,
@@ -36,7 +37,7 @@ from socialflow.knowledge._llm import (
 )
 from socialflow.knowledge._minilm import MiniLMEmbeddings, model_dir
 from socialflow.knowledge._models import Document, DocumentStatus, KnowledgeBase
-from socialflow.knowledge._parse import UnsupportedDocumentError, sniff
+from socialflow.knowledge._parse import UnsupportedDocumentError, parse, sniff
 from socialflow.knowledge._pinecone_store import PineconeStore
 from socialflow.knowledge._queue import IngestWorker
 from socialflow.knowledge._retriever import RetrievedChunk, StoreCache, WorkspaceRetriever
@@ -57,6 +58,7 @@ __all__ = [
     "CALIBRATIONS",
     "CONTEXT_FIELD",
     "DEFAULT_DENSE_WEIGHT",
+    "DEFAULT_NORMALISATION",
     "UNCALIBRATED_THRESHOLD",
     "ChatModel",
     "Chunk",
@@ -97,6 +99,7 @@ __all__ = [
     "map_llm_error",
     "model_dir",
     "open_store",
+    "parse",
     "reciprocal_rank_fusion",
     "refusal_threshold",
     "remove_document_data",
