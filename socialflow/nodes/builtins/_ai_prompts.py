@@ -84,7 +84,7 @@ def _from_json(content: str) -> Mapping[str, Any] | None:
         return None
     try:
         value = json.loads(found.group(0))
-    except ValueError:
+    except (ValueError, RecursionError):  # a reply nested deeper than the parser goes
         return None
     return value if isinstance(value, Mapping) else None
 
