@@ -40,7 +40,7 @@ from bench._corpus import (  # noqa: E402
     load_unanswerable,
 )
 from bench._harness import print_table  # noqa: E402
-from bench.retrieval import DEFAULT_MODE, Lists, rank, search  # noqa: E402
+from bench.retrieval import DEFAULT_MODE, Lists, Run, rank, search  # noqa: E402
 from socialflow.core.settings import Settings  # noqa: E402
 from socialflow.knowledge import (  # noqa: E402
     UNCALIBRATED_THRESHOLD,
@@ -122,6 +122,16 @@ def _passages(lists: Lists, threshold: float) -> list[str]:
     return kept[:TOP_K]
 
 
+def by_answerable(run: Run, split: str) -> tuple[dict[str, Lists], dict[str, Lists]]:
+    """A split's candidate lists: those of answerable questions, those of unanswerable ones."""
+    qrels = run.splits[split][1]
+    lists = run.lists[split]
+    return (
+        {q: v for q, v in lists.items() if q in qrels},
+        {q: v for q, v in lists.items() if q not in qrels},
+    )
+
+
 def main() -> None:
     """Search the FAQ set; calibrate each statistic on dev; print the tables on test."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -142,12 +152,8 @@ def main() -> None:
         collection = ingested(name, corpus, context=context, settings=Settings())
         run = search("faq", collection, splits, "dev", model, args.candidates)
 
-        def lists_of(split: str, *, answerable: bool, run: object = run) -> dict[str, Lists]:
-            qrels = splits[split][1]
-            return {q: v for q, v in run.lists[split].items() if (q in qrels) == answerable}  # type: ignore[attr-defined]
-
-        dev_yes, dev_no = lists_of("dev", answerable=True), lists_of("dev", answerable=False)
-        test_yes, test_no = lists_of("test", answerable=True), lists_of("test", answerable=False)
+        dev_yes, dev_no = by_answerable(run, "dev")
+        test_yes, test_no = by_answerable(run, "test")
         rows = []
         calibrated = {}
         for label, statistic in STATISTICS.items():

@@ -51,6 +51,7 @@ from socialflow.core.settings import Settings  # noqa: E402
 from socialflow.knowledge import (  # noqa: E402
     DEFAULT_DENSE_WEIGHT,
     DEFAULT_NORMALISATION,
+    EmbeddedStore,
     MiniLMEmbeddings,
     convex_fusion,
     fuse_ranks,
@@ -75,13 +76,13 @@ class Run:
 
 
 def candidates(
-    store: object, queries: dict[str, str], vectors: np.ndarray, n: int
+    store: EmbeddedStore, queries: dict[str, str], vectors: np.ndarray, n: int
 ) -> dict[str, Lists]:
     """Per query: the dense and the BM25 candidate chunks, ``(chunk id, score)`` best first."""
     out: dict[str, Lists] = {}
     for (qid, text), vector in zip(queries.items(), vectors, strict=True):
-        dense = [(str(d.id), s) for d, s in store._dense_search(vector, n, None)]  # type: ignore[attr-defined]
-        keyword = [(str(d.id), s) for d, s in store.keyword_search(text, k=n)]  # type: ignore[attr-defined]
+        dense = [(str(d.id), s) for d, s in store._dense_search(vector, n, None)]
+        keyword = [(str(d.id), s) for d, s in store.keyword_search(text, k=n)]
         out[qid] = (dense, keyword)
     return out
 

@@ -270,16 +270,30 @@ async def _ready_twin(db: Database, doc: Document) -> Document | None:
 async def _reusable_chunks(store: KnowledgeStore, twin: Document) -> int:
     """How many chunks of ``twin``'s checksum the store holds, 0 if they cannot be re-used.
 
-    A ready row whose ``chunks_done`` equals its ``chunks_total`` is the database's record
+    Chunks stored before chunks had a context are not re-used (``_without_context``). A
+    ready row whose ``chunks_done`` equals its ``chunks_total`` is the database's record
     that every chunk was written (a document turns ready only after its last upsert), so it
     is trusted as is: counting by listing ids lags behind writes on serverless Pinecone and
     would re-embed a file written a moment ago. Only a row without that record is checked by
     counting the stored chunks.
     """
+    if await _without_context(store, twin.sha256):
+        return 0
     if twin.chunks_total > 0 and twin.chunks_done == twin.chunks_total:
         return twin.chunks_total
     stored = await store.acount(chunk_prefix(twin.sha256))
     return stored if stored == twin.chunks_total and stored > 0 else 0
+
+
+async def _without_context(store: KnowledgeStore, sha256: str) -> bool:
+    """Whether the stored chunks of this content predate chunk context (no ``context`` field).
+
+    They keep answering searches as they are; uploading the same file again embeds it anew,
+    with context, instead of re-using them. A chunk not found (a store whose reads lag behind
+    its writes) is no reason to re-embed.
+    """
+    found = await asyncio.to_thread(store.get_by_ids, [f"{chunk_prefix(sha256)}0"])
+    return bool(found) and CONTEXT_FIELD not in found[0].metadata
 
 
 async def remove_document_data(
