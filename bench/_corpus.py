@@ -183,7 +183,8 @@ def build_store(
     folder: Path, collection: Collection, vectors: np.ndarray, model: MiniLMEmbeddings
 ) -> EmbeddedStore:
     """An embedded store in ``folder`` holding the collection with precomputed vectors."""
-    store = EmbeddedStore(folder, namespace=collection.name, embeddings=model)
+    namespace = collection.name.replace("+", "-")  # a store namespace has no "+"
+    store = EmbeddedStore(folder, namespace=namespace, embeddings=model)
     identity = (model.model_name, model.dimension)
     for start in range(0, len(collection.ids), 1000):
         stop = start + 1000

@@ -90,7 +90,7 @@ def candidates(
 def rank(lists: Lists, mode: str) -> list[str]:
     """The chunk ranking of one query in one mode."""
     dense, keyword = lists
-    n = max(len(dense), len(keyword))
+    n = len(dense) + len(keyword)  # every candidate of either side
     if mode == "bm25":
         return [c for c, _ in keyword]
     if mode == "dense":

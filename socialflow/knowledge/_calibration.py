@@ -6,7 +6,8 @@ embedder measured here has its own, calibrated on a labelled set of answerable a
 questions (``bench/refusal.py``): the highest threshold on the top chunk's cosine similarity at
 which at least 95 % of the answerable questions of the calibration split are still answered.
 An embedder not listed keeps the threshold used before calibration; a node may always set its
-own.
+own. A threshold trades answered for refused questions; where near-domain questions the base
+cannot answer score like real ones, the knowledge answer's grading step is what refuses them.
 """
 
 from __future__ import annotations
@@ -44,11 +45,16 @@ class RefusalCalibration:
 
 #: by ``(provider, model)`` as knowledge bases record their embedder
 CALIBRATIONS: dict[tuple[str, str], RefusalCalibration] = {
+    # top cosine at the 5th percentile of harvestbox-faq's 66 dev answerable questions
+    # (chunks with context): 0.333. On its test split 0.33 answers 95.5 % of 66 answerable
+    # questions and refuses 5 % of 20 unanswerable near-domain ones; refusing most of those
+    # (0.45: 65 %) would answer 85 %. Similarity alone cannot tell "Harvestbox password"
+    # from "HelloFresh password": that is the grading step's work.
     ("minilm", "all-MiniLM-L6-v2"): RefusalCalibration(
-        threshold=0.3,
-        answered=0.0,
-        refused=0.0,
-        measured_on="bench/refusal.py on bench/data/lumen-faq",
+        threshold=0.33,
+        answered=0.955,
+        refused=0.05,
+        measured_on="bench/refusal.py on bench/data/harvestbox-faq (dev to choose, test to report)",
     ),
 }
 
