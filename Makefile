@@ -72,6 +72,7 @@ bench: install
 	$(RUN) python bench/instagram_reply.py
 	$(RUN) python bench/throughput.py
 	$(RUN) python bench/retrieval.py
+	$(RUN) python bench/refusal.py
 	$(RUN) python bench/vector_search.py
 	$(RUN) python bench/embedding.py
 

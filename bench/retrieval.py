@@ -1,23 +1,31 @@
-"""Retrieval quality on SciFact (BEIR test split): BM25, dense MiniLM and hybrid search.
+"""Retrieval quality: BM25, dense MiniLM, rank fusion and convex fusion, with and without chunk
+context, on SciFact (train and test) and the harvestbox-faq help articles (dev and test).
 
-Every corpus document (title + abstract) becomes one record of an embedded store in a temp
-folder; each test query is answered by keyword search (BM25, Snowball stems), dense search
-(all-MiniLM-L6-v2 cosine) and the default hybrid search (both fused by reciprocal rank).
-Prints Recall@5, MRR@10 and nDCG@10 for each, with ratios against BM25, the baseline.
+Sets (BEIR layout, ``/work/shared/data/<name>`` or the copy in ``bench/data/<name>``):
 
-Corpus and query embeddings are cached under ``.cache/`` keyed by model and corpus hash, so
-only the first run pays the ~10 minutes of embedding on two cores.
+- ``scifact``: every abstract one record (``title. abstract``), as BEIR indexes it; with
+  ``--scifact-chunks`` also every abstract uploaded as a plain-text file and chunked by the
+  ingestion path, without and with chunk context (the title in front of every chunk's
+  embedded and indexed text).
+- ``faq``: every help article uploaded as a plain-text file and chunked by the ingestion path
+  (two chunks each), without and with chunk context.
+
+Each query gets the 50 best chunks of dense search and of BM25 from an embedded store; a
+document ranks at its best chunk. Modes: BM25, dense, reciprocal-rank fusion, convex fusion
+(z-scores) at the default dense weight and at the weight tuned on the set's tuning split
+(SciFact train, FAQ dev). Prints Recall@1, Recall@5, MRR@10 and nDCG@10 per mode, against the
+better of BM25 and dense ("best half").
+
+Embeddings are cached under ``.cache/bench`` keyed by model and texts, so only the first run
+pays for embedding (SciFact: ~10 minutes on two cores; ``--scifact-chunks`` twice that).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import math
 import sys
 import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,207 +33,211 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._corpus import (  # noqa: E402
+    Collection,
+    Qrels,
+    build_store,
+    cached_embeddings,
+    data_dir,
+    documents,
+    ingested,
+    load_corpus,
+    load_split,
+    metrics,
+    one_record_per_document,
+)
 from bench._harness import print_table  # noqa: E402
+from socialflow.core.settings import Settings  # noqa: E402
 from socialflow.knowledge import (  # noqa: E402
+    DEFAULT_DENSE_WEIGHT,
+    DEFAULT_NORMALISATION,
     EmbeddedStore,
     MiniLMEmbeddings,
     convex_fusion,
     fuse_ranks,
 )
 
-DATA = Path("/work/shared/data/scifact")
-CACHE = ROOT / ".cache" / "bench"
-
-
-def load(data: Path) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
-    """Corpus (id → title + text), test queries and their graded relevant documents."""
-    corpus: dict[str, str] = {}
-    for line in (data / "corpus.jsonl").read_text().splitlines():
-        doc = json.loads(line)
-        corpus[doc["_id"]] = f"{doc.get('title', '')}. {doc['text']}".strip()
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (data / "qrels" / "test.tsv").read_text().splitlines()[1:]:
-        qid, did, score = line.split("\t")
-        if int(score) > 0:
-            qrels.setdefault(qid, {})[did] = int(score)
-    queries = {}
-    for line in (data / "queries.jsonl").read_text().splitlines():
-        q = json.loads(line)
-        if q["_id"] in qrels:
-            queries[q["_id"]] = q["text"]
-    return corpus, queries, qrels
-
-
-def cached_embeddings(model: MiniLMEmbeddings, texts: list[str], label: str) -> np.ndarray:
-    """Embeddings of ``texts``, from ``.cache/bench`` when the model and texts are unchanged."""
-    digest = hashlib.sha256()
-    digest.update(f"{model.model_name}/{model.max_tokens}".encode())
-    for text in texts:
-        digest.update(hashlib.sha256(text.encode()).digest())
-    path = CACHE / f"{label}-{digest.hexdigest()[:16]}.npy"
-    if path.exists():
-        return np.load(path)
-    print(f"embedding {len(texts)} {label} texts (cached afterwards in {path})", file=sys.stderr)
-    started = time.perf_counter()
-    vectors = model.embed_array(texts)
-    print(f"  {len(texts) / (time.perf_counter() - started):.1f} texts/s", file=sys.stderr)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, vectors)
-    return vectors
-
-
-def metrics(ranked: list[str], relevant: dict[str, int]) -> tuple[float, float, float]:
-    """Recall@5, MRR@10 and nDCG@10 (graded gains, BEIR's definition) of one ranking."""
-    recall = sum(1 for d in ranked[:5] if d in relevant) / len(relevant)
-    mrr = next((1 / (i + 1) for i, d in enumerate(ranked[:10]) if d in relevant), 0.0)
-    dcg = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:10]))
-    ideal = sorted(relevant.values(), reverse=True)[:10]
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return recall, mrr, dcg / idcg
-
-
 WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 NORMALISATIONS = ("tmm", "minmax", "zscore")
+DEFAULT_MODE = f"convex:{DEFAULT_NORMALISATION}:{DEFAULT_DENSE_WEIGHT}"
 Lists = tuple[list[tuple[str, float]], list[tuple[str, float]]]
+Means = tuple[float, float, float, float]
+
+
+@dataclass
+class Run:
+    """One collection of one set, searched for every query of every split."""
+
+    set_name: str
+    collection: Collection
+    tune_split: str
+    splits: dict[str, tuple[dict[str, str], Qrels]]
+    lists: dict[str, dict[str, Lists]]
 
 
 def candidates(
     store: EmbeddedStore, queries: dict[str, str], vectors: np.ndarray, n: int
 ) -> dict[str, Lists]:
-    """Per query: the dense and the BM25 candidate lists, ``(doc id, score)`` best first."""
+    """Per query: the dense and the BM25 candidate chunks, ``(chunk id, score)`` best first."""
     out: dict[str, Lists] = {}
     for (qid, text), vector in zip(queries.items(), vectors, strict=True):
-        dense = [(d.metadata["doc"], s) for d, s in store._dense_search(vector, n, None)]
-        keyword = [(d.metadata["doc"], s) for d, s in store.keyword_search(text, k=n)]
+        dense = [(str(d.id), s) for d, s in store._dense_search(vector, n, None)]
+        keyword = [(str(d.id), s) for d, s in store.keyword_search(text, k=n)]
         out[qid] = (dense, keyword)
     return out
 
 
-def evaluate(
-    lists: dict[str, Lists], qrels: dict[str, dict[str, int]], mode: str
-) -> tuple[float, float, float]:
-    """Mean Recall@5, MRR@10 and nDCG@10 of one mode over the queries."""
-    rows = []
-    for qid, (dense, keyword) in lists.items():
-        if mode == "bm25":
-            ranked = [d for d, _ in keyword[:10]]
-        elif mode == "dense":
-            ranked = [d for d, _ in dense[:10]]
-        elif mode == "rrf":
-            ranked = [
-                d for d, _ in fuse_ranks([[d for d, _ in dense], [d for d, _ in keyword]], k=10)
-            ]
-        else:
-            _, normalisation, weight = mode.split(":")
-            fused = convex_fusion(
-                dense,
-                keyword,
-                k=10,
-                dense_weight=float(weight),
-                normalisation=normalisation,  # type: ignore[arg-type]
-            )
-            ranked = [d for d, _ in fused]
-        rows.append(metrics(ranked, qrels[qid]))
+def rank(lists: Lists, mode: str) -> list[str]:
+    """The chunk ranking of one query in one mode."""
+    dense, keyword = lists
+    n = len(dense) + len(keyword)  # every candidate of either side
+    if mode == "bm25":
+        return [c for c, _ in keyword]
+    if mode == "dense":
+        return [c for c, _ in dense]
+    if mode == "rrf":
+        return [c for c, _ in fuse_ranks([[c for c, _ in dense], [c for c, _ in keyword]], k=n)]
+    _, normalisation, weight = mode.split(":")
+    fused = convex_fusion(
+        dense,
+        keyword,
+        k=n,
+        dense_weight=float(weight),
+        normalisation=normalisation,  # type: ignore[arg-type]
+    )
+    return [c for c, _ in fused]
+
+
+def evaluate(run: Run, split: str, mode: str) -> Means:
+    """Mean Recall@1, Recall@5, MRR@10 and nDCG@10 of one mode over a split's queries."""
+    qrels = run.splits[split][1]
+    rows = [
+        metrics(documents(rank(lists, mode), run.collection.doc_of), qrels[qid])
+        for qid, lists in run.lists[split].items()
+    ]
     return tuple(np.mean(np.asarray(rows), axis=0))  # type: ignore[return-value]
 
 
-def load_split(data: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    """Queries and qrels of ``split``: test (queries.jsonl, qrels/test.tsv) or train
-    (queries-train.jsonl, qrels/train.tsv; see the data folder's README)."""
-    qfile = data / ("queries.jsonl" if split == "test" else f"queries-{split}.jsonl")
-    rfile = data / "qrels" / f"{split}.tsv"
-    if not qfile.exists() or not rfile.exists():
-        sys.exit(f"{split} split missing: {qfile} and {rfile} (see {data.parent}/README.md)")
-    qrels: dict[str, dict[str, int]] = {}
-    for line in rfile.read_text().splitlines()[1:]:
-        qid, did, score = line.split("\t")
-        if int(score) > 0:
-            qrels.setdefault(qid, {})[did] = int(score)
-    queries = {}
-    for line in qfile.read_text().splitlines():
-        q = json.loads(line)
-        if q["_id"] in qrels:
-            queries[q["_id"]] = q["text"]
-    return queries, qrels
+def search(
+    set_name: str,
+    collection: Collection,
+    splits: dict[str, tuple[dict[str, str], Qrels]],
+    tune_split: str,
+    model: MiniLMEmbeddings,
+    n: int,
+) -> Run:
+    """Embed the collection (cached), build a store and collect every query's candidates."""
+    vectors = cached_embeddings(model, collection.indexed, f"{collection.name}-chunks")
+    lists = {}
+    with tempfile.TemporaryDirectory() as folder:
+        store = build_store(Path(folder), collection, vectors, model)
+        for split, (queries, _) in splits.items():
+            qvectors = cached_embeddings(model, list(queries.values()), f"{set_name}-{split}-q")
+            lists[split] = candidates(store, queries, qvectors, n)
+        store.close()
+    return Run(set_name, collection, tune_split, splits, lists)
+
+
+def tuned(run: Run, *, show_sweep: bool) -> str:
+    """The convex mode with the best nDCG@10 (then MRR@10) on the run's tuning split."""
+    norms = NORMALISATIONS if show_sweep else (DEFAULT_NORMALISATION,)
+    sweep = {
+        f"convex:{norm}:{w}": evaluate(run, run.tune_split, f"convex:{norm}:{w}")
+        for norm in norms
+        for w in WEIGHTS
+    }
+    if show_sweep:
+        print_table(
+            f"{run.collection.name}, {run.tune_split} ({len(run.lists[run.tune_split])} "
+            "queries): convex fusion, nDCG@10 per dense weight",
+            ["normalisation", *[str(w) for w in WEIGHTS]],
+            [[n, *[f"{sweep[f'convex:{n}:{w}'][3]:.3f}" for w in WEIGHTS]] for n in norms],
+        )
+    zscore = {m: v for m, v in sweep.items() if m.startswith(f"convex:{DEFAULT_NORMALISATION}:")}
+    return max(zscore, key=lambda m: (zscore[m][3], zscore[m][2]))
+
+
+def report(run: Run, split: str, tuned_mode: str) -> list[str]:
+    """Print one split's table; return the bar's verdicts for the summary."""
+    modes = {"BM25": "bm25", "dense (MiniLM)": "dense", "RRF": "rrf"}
+    modes[f"convex {DEFAULT_DENSE_WEIGHT} (default)"] = DEFAULT_MODE
+    modes[f"convex {tuned_mode.rsplit(':', 1)[1]} (tuned on {run.tune_split})"] = tuned_mode
+    means = {label: evaluate(run, split, mode) for label, mode in modes.items()}
+    best_ndcg = max(means["BM25"][3], means["dense (MiniLM)"][3])
+    best_mrr = max(means["BM25"][2], means["dense (MiniLM)"][2])
+    print_table(
+        f"{run.collection.name}, {split}: {len(run.lists[split])} queries, "
+        f"{len(set(run.collection.doc_of.values()))} documents, {len(run.collection.ids)} chunks",
+        ["retrieval", "R@1", "R@5", "MRR@10", "nDCG@10", "nDCG / best half", "MRR / best half"],
+        [
+            [
+                label,
+                f"{m[0]:.3f}",
+                f"{m[1]:.3f}",
+                f"{m[2]:.3f}",
+                f"{m[3]:.3f}",
+                f"{m[3] / best_ndcg:.3f}",
+                f"{m[2] / best_mrr:.3f}",
+            ]
+            for label, m in means.items()
+        ],
+    )
+    verdicts = []
+    for label in list(means)[3:]:
+        holds = means[label][3] >= best_ndcg and means[label][2] >= best_mrr
+        verdicts.append(
+            f"{run.collection.name} {split}: {label}: nDCG@10 {means[label][3]:.3f} "
+            f"(best half {best_ndcg:.3f}), MRR@10 {means[label][2]:.3f} (best half "
+            f"{best_mrr:.3f}): {'meets' if holds else 'MISSES'} the bar"
+        )
+    return verdicts
 
 
 def main() -> None:
-    """Build the store; tune the convex fusion on the train split; report every mode on test."""
+    """Search every set and collection; tune on each set's tuning split; report every split."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=DATA, help="SciFact folder (BEIR layout)")
-    parser.add_argument("--candidates", type=int, default=50, help="hybrid candidates per side")
-    parser.add_argument("--queries", type=int, default=0, help="only the first N queries")
+    parser.add_argument("--sets", default="faq,scifact", help="comma-separated: faq, scifact")
+    parser.add_argument(
+        "--scifact-chunks",
+        action="store_true",
+        help="also chunk SciFact through the ingestion path, without and with context",
+    )
+    parser.add_argument("--candidates", type=int, default=50, help="candidates per side")
+    parser.add_argument("--queries", type=int, default=0, help="only the first N per split")
     args = parser.parse_args()
 
-    corpus, _, _ = load(args.data)
     model = MiniLMEmbeddings.shared()
-    doc_ids = list(corpus)
-    doc_vectors = cached_embeddings(model, [corpus[d] for d in doc_ids], "scifact-corpus")
-    splits = {name: load_split(args.data, name) for name in ("train", "test")}
-    if args.queries:
-        splits = {
-            name: (dict(list(q.items())[: args.queries]), r) for name, (q, r) in splits.items()
-        }
+    settings = Settings()
+    runs: list[tuple[Run, bool]] = []
+    for set_name in args.sets.split(","):
+        folder = data_dir({"faq": "harvestbox-faq", "scifact": "scifact"}[set_name])
+        corpus = load_corpus(folder)
+        tune_split = "train" if set_name == "scifact" else "dev"
+        report_splits = (tune_split, "test")
+        splits = {split: load_split(folder, split) for split in report_splits}
+        if args.queries:
+            splits = {s: (dict(list(q.items())[: args.queries]), r) for s, (q, r) in splits.items()}
+        collections: list[Collection] = []
+        if set_name == "scifact":
+            collections.append(one_record_per_document("scifact", corpus))
+        if set_name == "faq" or args.scifact_chunks:
+            for context in (False, True):
+                name = f"{set_name}-chunks" + ("+context" if context else "")
+                collections.append(ingested(name, corpus, context=context, settings=settings))
+        for n, collection in enumerate(collections):
+            run = search(set_name, collection, splits, tune_split, model, args.candidates)
+            runs.append((run, n == 0))
 
-    with tempfile.TemporaryDirectory() as folder:
-        store = EmbeddedStore(
-            folder, namespace="scifact", embeddings=model, hybrid_candidates=args.candidates
-        )
-        identity = (model.model_name, model.dimension)
-        for start in range(0, len(doc_ids), 1000):
-            part = doc_ids[start : start + 1000]
-            store._upsert(
-                part,
-                [corpus[d] for d in part],
-                [{"doc": d} for d in part],
-                doc_vectors[start : start + 1000],
-                identity,
-            )
-        lists = {}
-        for name, (queries, _) in splits.items():
-            vectors = cached_embeddings(model, list(queries.values()), f"scifact-{name}-queries")
-            lists[name] = candidates(store, queries, vectors, args.candidates)
-        store.close()
-
-    train_lists, train_qrels = lists["train"], splits["train"][1]
-    sweep = {
-        f"convex:{norm}:{weight}": evaluate(train_lists, train_qrels, f"convex:{norm}:{weight}")
-        for norm in NORMALISATIONS
-        for weight in WEIGHTS
-    }
-    chosen = max(sweep, key=lambda mode: (sweep[mode][2], sweep[mode][1]))
-    print_table(
-        f"SciFact train ({len(train_lists)} queries): convex fusion, nDCG@10 per dense weight",
-        ["normalisation", *[str(w) for w in WEIGHTS]],
-        [
-            [norm, *[f"{sweep[f'convex:{norm}:{w}'][2]:.3f}" for w in WEIGHTS]]
-            for norm in NORMALISATIONS
-        ],
-    )
-    print(f"chosen on train: {chosen}")
-    for name in ("train", "test"):
-        split_lists, qrels = lists[name], splits[name][1]
-        means = {
-            mode: evaluate(split_lists, qrels, mode) for mode in ("bm25", "dense", "rrf", chosen)
-        }
-        base = means["bm25"]
-        best_half = max(means["bm25"][2], means["dense"][2])
-        print_table(
-            f"SciFact {name}: {len(split_lists)} queries, {len(doc_ids)} documents "
-            f"({args.candidates} candidates per side)",
-            ["retrieval", "Recall@5", "MRR@10", "nDCG@10", "nDCG@10 / BM25", "vs best half"],
-            [
-                [
-                    mode,
-                    f"{m[0]:.3f}",
-                    f"{m[1]:.3f}",
-                    f"{m[2]:.3f}",
-                    f"{m[2] / base[2]:.3f}",
-                    f"{m[2] / best_half:.3f}",
-                ]
-                for mode, m in means.items()
-            ],
-        )
+    summary = []
+    for run, first in runs:
+        mode = tuned(run, show_sweep=first)
+        print(f"\n{run.collection.name}: tuned on {run.tune_split}: {mode}")
+        for split in run.splits:
+            summary += report(run, split, mode)
+    print(f"\ndefault: {DEFAULT_MODE} (knowledge.hybrid_dense_weight; a base may set its own)")
+    print("bar: hybrid >= the better of BM25 and dense on nDCG@10 and MRR@10")
+    for line in summary:
+        print(f"  {line}")
 
 
 if __name__ == "__main__":

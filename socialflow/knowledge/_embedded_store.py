@@ -32,6 +32,7 @@ from socialflow.knowledge._store import (
     EmbedderMismatchError,
     KnowledgeStore,
     MetadataFilter,
+    indexed_text,
     validate_filter,
 )
 
@@ -176,7 +177,7 @@ class EmbeddedStore(KnowledgeStore):
                 text,
                 json.dumps(meta, ensure_ascii=False, default=str),
                 array[i].tobytes(),
-                terms_blob(text),
+                terms_blob(indexed_text(text, meta)),
             )
             for i, (id_, text, meta) in enumerate(zip(ids, texts, metadatas, strict=True))
         ]

@@ -27,19 +27,21 @@ from socialflow.core.settings import Settings, get_settings
 from socialflow.knowledge._embeddings import get_embeddings
 from socialflow.knowledge._models import Document, DocumentStatus, KnowledgeBase
 from socialflow.knowledge._parse import ArchiveLimits, DocumentKind, parse, sniff
-from socialflow.knowledge._split import Chunk, split_markdown
+from socialflow.knowledge._split import Chunk, document_title, split_markdown
 from socialflow.knowledge._storage import ObjectStorage
-from socialflow.knowledge._store import KnowledgeStore, open_store
+from socialflow.knowledge._store import CONTEXT_FIELD, KnowledgeStore, open_store
 
 __all__ = [
     "IngestContext",
     "IngestOutcome",
+    "chunk_metadata",
     "chunk_prefix",
     "embeddings_for_base",
     "get_ingest_context",
     "ingest_document",
     "remove_document_data",
     "set_ingest_context",
+    "split_document",
 ]
 
 _log = get_logger(__name__)
@@ -175,10 +177,42 @@ async def _parse(filename: str, data: bytes) -> str:
     return await asyncio.to_thread(parse, data, kind, limits=limits)
 
 
+def split_document(text: str, filename: str, settings: Settings) -> list[Chunk]:
+    """A parsed document's chunks, each knowing its document's title and its heading path.
+
+    Args:
+        text: The document as ``parse`` returned it.
+        filename: The upload's name (the title when the text starts with no short line).
+        settings: Chunk size and overlap (``knowledge.chunk_size``, ``chunk_overlap``).
+    """
+    ks = settings.knowledge
+    return split_markdown(
+        text,
+        chunk_size=ks.chunk_size,
+        chunk_overlap=ks.chunk_overlap,
+        title=document_title(text, filename),
+    )
+
+
+def chunk_metadata(
+    chunk: Chunk, n: int, *, document_id: str, sha256: str, filename: str
+) -> dict[str, Any]:
+    """What the store keeps with the ``n``-th chunk of a document; its ``context`` field is
+    embedded and indexed with the text (``indexed_text``) but not shown as part of it."""
+    return {
+        "document_id": document_id,
+        "sha256": sha256,
+        "filename": filename,
+        "chunk": n,
+        "title": chunk.title,
+        "section": chunk.section,
+        CONTEXT_FIELD: chunk.context,
+    }
+
+
 @task(name="split document", cache_policy=NO_CACHE)
-def _split(text: str) -> list[Chunk]:
-    ks = get_ingest_context().settings.knowledge
-    return split_markdown(text, chunk_size=ks.chunk_size, chunk_overlap=ks.chunk_overlap)
+def _split(text: str, filename: str) -> list[Chunk]:
+    return split_document(text, filename, get_ingest_context().settings)
 
 
 @task(name="embed and upsert", cache_policy=NO_CACHE)
@@ -194,17 +228,17 @@ async def _embed(
     for start in range(0, len(chunks), batch):
         part = chunks[start : start + batch]
         ids = [f"{prefix}{start + n}" for n in range(len(part))]
-        metadatas: list[dict[str, Any]] = [
-            {
-                "document_id": str(document_id),
-                "sha256": doc.sha256,
-                "filename": doc.filename,
-                "chunk": start + n,
-                "section": chunk.section,
-            }
+        metadatas = [
+            chunk_metadata(
+                chunk,
+                start + n,
+                document_id=str(document_id),
+                sha256=doc.sha256,
+                filename=doc.filename,
+            )
             for n, chunk in enumerate(part)
         ]
-        texts = [chunk.content for chunk in part]
+        texts = [chunk.text for chunk in part]
         await asyncio.to_thread(store.add_texts, texts, metadatas, ids=ids, batch_size=batch)
         done += len(part)
         await _set(ctx.db, document_id, chunks_done=done, claimed_at=utcnow())
@@ -236,16 +270,30 @@ async def _ready_twin(db: Database, doc: Document) -> Document | None:
 async def _reusable_chunks(store: KnowledgeStore, twin: Document) -> int:
     """How many chunks of ``twin``'s checksum the store holds, 0 if they cannot be re-used.
 
-    A ready row whose ``chunks_done`` equals its ``chunks_total`` is the database's record
+    Chunks stored before chunks had a context are not re-used (``_without_context``). A
+    ready row whose ``chunks_done`` equals its ``chunks_total`` is the database's record
     that every chunk was written (a document turns ready only after its last upsert), so it
     is trusted as is: counting by listing ids lags behind writes on serverless Pinecone and
     would re-embed a file written a moment ago. Only a row without that record is checked by
     counting the stored chunks.
     """
+    if await _without_context(store, twin.sha256):
+        return 0
     if twin.chunks_total > 0 and twin.chunks_done == twin.chunks_total:
         return twin.chunks_total
     stored = await store.acount(chunk_prefix(twin.sha256))
     return stored if stored == twin.chunks_total and stored > 0 else 0
+
+
+async def _without_context(store: KnowledgeStore, sha256: str) -> bool:
+    """Whether the stored chunks of this content predate chunk context (no ``context`` field).
+
+    They keep answering searches as they are; uploading the same file again embeds it anew,
+    with context, instead of re-using them. A chunk not found (a store whose reads lag behind
+    its writes) is no reason to re-embed.
+    """
+    found = await asyncio.to_thread(store.get_by_ids, [f"{chunk_prefix(sha256)}0"])
+    return bool(found) and CONTEXT_FIELD not in found[0].metadata
 
 
 async def remove_document_data(
@@ -371,7 +419,7 @@ async def _ingest(ctx: IngestContext, base: KnowledgeBase, doc: Document) -> Ing
             return IngestOutcome(DocumentStatus.READY, chunks=reused, reused=True)
     data = await _load(doc.storage_url)
     text = await _parse(doc.filename, data)
-    chunks = _split(text)
+    chunks = _split(text, doc.filename)
     if not chunks:
         msg = f"no text found in {doc.filename!r}; scanned PDFs and images need OCR before upload"
         raise UserError(msg, code="document_empty")

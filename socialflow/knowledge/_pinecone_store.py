@@ -19,7 +19,7 @@ from langchain_core.embeddings import Embeddings
 
 from socialflow.core.errors import TransientError, UserError
 from socialflow.knowledge._bm25 import bm25_rank
-from socialflow.knowledge._store import KnowledgeStore, MetadataFilter
+from socialflow.knowledge._store import KnowledgeStore, MetadataFilter, indexed_text
 
 if TYPE_CHECKING:
     from pinecone import Index
@@ -270,7 +270,9 @@ class PineconeStore(KnowledgeStore):
                 return []
             vector = self._embeddings.embed_query(query)
             dense = self._dense_search(vector, max(self.hybrid_candidates, k), filter)
-        ranked = bm25_rank(query, [doc.page_content for doc, _ in dense])
+        ranked = bm25_rank(
+            query, [indexed_text(doc.page_content, doc.metadata) for doc, _ in dense]
+        )
         return [(dense[position][0], score) for position, score in ranked[:k]]
 
     # -- deletes, counts -----------------------------------------------------------------

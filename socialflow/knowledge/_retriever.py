@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from socialflow.core.errors import NotFoundError, UserError
 from socialflow.core.logging import get_logger
+from socialflow.knowledge._calibration import refusal_threshold
 from socialflow.knowledge._models import KnowledgeBase
 from socialflow.knowledge._store import KnowledgeStore, MetadataFilter, open_store
 
@@ -37,6 +38,13 @@ class RetrievedChunk(BaseModel):
     text: str = Field(description="The chunk's text.")
     score: float = Field(description="Cosine similarity to the query (higher is closer).")
     source: str | None = Field(default=None, description="File the chunk comes from.")
+    title: str | None = Field(
+        default=None,
+        description="Its document's title (first heading or line, else the file name).",
+    )
+    section: str | None = Field(
+        default=None, description="The headings it sits under, joined with ' > '."
+    )
     metadata: dict[str, Any] = Field(default_factory=dict, description="Chunk metadata.")
 
 
@@ -141,12 +149,15 @@ def _search(
             continue
         metadata = dict(doc.metadata)
         source = metadata.get("filename") or metadata.get("source")
+        title, section = metadata.get("title"), metadata.get("section")
         found.append(
             RetrievedChunk(
                 id=str(doc.id),
                 text=doc.page_content,
                 score=round(score, 6),
                 source=str(source) if source else None,
+                title=str(title) if title else None,
+                section=str(section) if section else None,
                 metadata=metadata,
             )
         )
@@ -189,7 +200,7 @@ class WorkspaceRetriever:
     ) -> list[RetrievedChunk]:
         """The chunks of a knowledge base most relevant to ``query``.
 
-        Ranking is hybrid (dense + BM25, reciprocal-rank fusion); chunks whose cosine
+        Ranking is hybrid (dense + BM25, fused by the base's fusion); chunks whose cosine
         similarity to the query is below ``score_threshold`` are left out.
 
         Args:
@@ -225,7 +236,18 @@ class WorkspaceRetriever:
         )
         return chunks
 
-    async def _store(self, knowledge_base_id: uuid.UUID) -> KnowledgeStore:
+    async def refusal_threshold(self, knowledge_base_id: uuid.UUID) -> float:
+        """The cosine similarity below which nothing of this base answers a question: the
+        calibrated threshold of the base's embedder (``refusal_threshold``).
+
+        Raises:
+            NotFoundError: No such knowledge base in this workspace.
+        """
+        base, _ = await self._base(knowledge_base_id)
+        return refusal_threshold(base.embedder_provider, base.embedder_model)
+
+    async def _base(self, knowledge_base_id: uuid.UUID) -> tuple[KnowledgeBase, datetime | None]:
+        """The base of this workspace, and when its credential last changed."""
         from socialflow.core.credentials import Credential
 
         if self._workspace_id is None:
@@ -247,6 +269,10 @@ class WorkspaceRetriever:
                     select(Credential.updated_at).where(Credential.id == base.credential_id)
                 )
             session.expunge(base)
+        return base, stamp
+
+    async def _store(self, knowledge_base_id: uuid.UUID) -> KnowledgeStore:
+        base, stamp = await self._base(knowledge_base_id)
         # a rotated credential or re-created base gets a fresh embedder
         key = (
             base.id,

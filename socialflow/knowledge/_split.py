@@ -3,47 +3,94 @@
 A document is cut at its headings (``#`` … ``######`` lines outside code fences), so a chunk
 never spans two sections; a section longer than ``chunk_size`` is split recursively at
 paragraph, line, sentence and word boundaries, neighbouring pieces sharing ``chunk_overlap``
-characters. Each chunk keeps the path of headings it sits under (instead of the heading lines),
-and ``Chunk.content`` puts that path in front of the text for embedding and BM25.
+characters. Each chunk keeps the path of headings it sits under (instead of the heading lines)
+and its document's title (``document_title``: the first heading or a short first line, else the
+file name). ``Chunk.text`` is what a reader is shown; ``Chunk.context`` (title and heading path)
+is what the chunk alone would lose, and the stores put it in front of the text for embedding and
+BM25 only (``indexed_text``), so the twentieth chunk of a help article still names its subject.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
-__all__ = ["Chunk", "split_markdown", "split_text"]
+__all__ = ["Chunk", "document_title", "split_markdown", "split_text"]
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _SEPARATORS = ("\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", "")
+#: a first line longer than this is a paragraph, not a title
+_TITLE_CHARS = 150
+_CONTEXT_SEPARATOR = " > "
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """One piece of a document to embed."""
+    """One piece of a document to embed: its text, and where in the document it sits."""
 
     text: str
     headings: tuple[str, ...] = ()
+    title: str = ""
 
     @property
     def section(self) -> str:
         """The headings joined with `` > ``, empty outside any section."""
-        return " > ".join(self.headings)
+        return _CONTEXT_SEPARATOR.join(self.headings)
 
     @property
-    def content(self) -> str:
-        """The text as stored and embedded: the section's headings first, for context."""
-        return f"{self.section}\n\n{self.text}" if self.headings else self.text
+    def context(self) -> str:
+        """What a reader of this chunk alone would miss: the document's title, then the
+        headings it sits under, joined with `` > ``. The title is left out where the text
+        already starts with it (a plain-text document's first chunk) or the first heading
+        repeats it."""
+        headings = list(self.headings)
+        if headings and headings[0].casefold() == self.title.casefold():
+            headings.pop(0)  # a Markdown title is the first heading: named once, as the title
+        named = not self.title or self.text.startswith(self.title)
+        return _CONTEXT_SEPARATOR.join([*([] if named else [self.title]), *headings])
 
 
-def split_markdown(text: str, *, chunk_size: int = 1000, chunk_overlap: int = 150) -> list[Chunk]:
+def document_title(text: str, filename: str = "") -> str:
+    """What a document is about, in a line: its first heading, else a short first line (a
+    title or a help thread's question), else its file name without the extension.
+
+    Args:
+        text: The parsed document (Markdown-flavoured).
+        filename: The upload's name.
+
+    Returns:
+        The title; empty when the text has no short first line and there is no file name.
+    """
+    lines = [line.strip() for line in text.splitlines()]
+    first = next((n for n, line in enumerate(lines) if line), None)
+    if first is not None:
+        heading = _HEADING.match(lines[first])
+        if heading is None and len(lines[first]) <= _TITLE_CHARS:
+            return lines[first]
+        # a heading titles the document only when no later heading is of its rank or above
+        # (a file of several "# ..." sections is named by its file name instead)
+        if heading is not None and not any(
+            (later := _HEADING.match(line)) is not None
+            and len(later.group(1)) <= len(heading.group(1))
+            for line in lines[first + 1 :]
+        ):
+            return heading.group(2).strip()
+    stem = PurePosixPath(filename.replace("\\", "/")).stem
+    return re.sub(r"[-_\s]+", " ", stem).strip()
+
+
+def split_markdown(
+    text: str, *, chunk_size: int = 1000, chunk_overlap: int = 150, title: str = ""
+) -> list[Chunk]:
     """Split a document at its Markdown headings, then by size.
 
     Args:
         text: The document's text (Markdown or plain).
         chunk_size: Target characters per chunk (a single word longer than this is cut).
         chunk_overlap: Characters neighbouring chunks of one section share.
+        title: The document's title (``document_title``), kept on every chunk.
 
     Returns:
         The chunks in document order; blank sections yield none.
@@ -51,7 +98,7 @@ def split_markdown(text: str, *, chunk_size: int = 1000, chunk_overlap: int = 15
     chunks: list[Chunk] = []
     for headings, body in _sections(text):
         for piece in split_text(body, chunk_size=chunk_size, chunk_overlap=chunk_overlap):
-            chunks.append(Chunk(text=piece, headings=headings))
+            chunks.append(Chunk(text=piece, headings=headings, title=title))
     return chunks
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from abc import abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,17 +20,31 @@ if TYPE_CHECKING:
     from socialflow.core.settings import Settings
 
 __all__ = [
+    "CONTEXT_FIELD",
     "EmbedderMismatchError",
     "KnowledgeStore",
     "MetadataFilter",
     "StoreInfo",
     "embedder_identity",
+    "indexed_text",
     "open_store",
 ]
 
 MetadataFilter = dict[str, str | int | float | bool]
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: the metadata field holding what a chunk alone would lose (its document's title, its
+#: heading path): embedded and indexed for BM25 in front of the text, never shown as the text
+CONTEXT_FIELD = "context"
+
+
+def indexed_text(text: str, metadata: Mapping[str, Any] | None) -> str:
+    """What is embedded and indexed for a chunk: its ``context`` metadata, a blank line, then
+    its text; the text alone when it has no context (chunks stored before there was one)."""
+    context = (metadata or {}).get(CONTEXT_FIELD)
+    if isinstance(context, str) and context.strip():
+        return f"{context.strip()}\n\n{text}"
+    return text
 
 
 @dataclass(frozen=True)
@@ -229,8 +243,11 @@ class KnowledgeStore(VectorStore):
     ) -> list[str]:
         """Embed and store texts, ``batch_size`` at a time.
 
+        A metadata's ``context`` field (``CONTEXT_FIELD``) is embedded and indexed in front of
+        its text (``indexed_text``) but not stored as part of it: searches return the text.
+
         Args:
-            texts: Chunk texts.
+            texts: Chunk texts, as they are to be shown.
             metadatas: One dict per text (JSON values), or None.
             ids: One id per text; random UUIDs when None.
             batch_size: Texts embedded and written per batch.
@@ -258,7 +275,12 @@ class KnowledgeStore(VectorStore):
         identity = self._checked_identity()
         for start in range(0, len(texts), batch_size):
             stop = start + batch_size
-            vectors = self._embeddings.embed_documents(texts[start:stop])
+            vectors = self._embeddings.embed_documents(
+                [
+                    indexed_text(text, meta)
+                    for text, meta in zip(texts[start:stop], metadatas[start:stop], strict=True)
+                ]
+            )
             if vectors and len(vectors[0]) != identity[1]:
                 given = (identity[0], len(vectors[0]))
                 raise EmbedderMismatchError(self.namespace, recorded=identity, given=given)

@@ -161,6 +161,8 @@ class KnowledgeRetriever(Protocol):
         filter: Mapping[str, str | int | float | bool] | None = None,
     ) -> list[RetrievedChunk]: ...
 
+    async def refusal_threshold(self, knowledge_base_id: uuid.UUID) -> float: ...
+
 
 class _NoCredentials:
     async def get(self, kind: str, name: str | None = None) -> dict[str, Any]:

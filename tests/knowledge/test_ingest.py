@@ -224,3 +224,59 @@ def test_local_storage_round_trip(tmp_path: Path) -> None:
     assert not storage.exists(url)
     with pytest.raises(ValueError, match="safe"):
         storage.url_for("../escape")
+
+
+@pytest.mark.prefect
+async def test_a_plain_text_article_gives_every_chunk_its_title_as_context(
+    context: IngestContext,
+) -> None:
+    counting: CountingEmbeddings = context.counting  # type: ignore[attr-defined]
+    base = await make_base(context)
+    title = "How to skip a delivery week"
+    body = " ".join(f"Step {n}: open the app and pick a card before the cutoff." for n in range(12))
+    doc = await add_document(context, base, "hb-001.txt", f"{title}\n\n{body}\n".encode())
+
+    outcome = await ingest_document(str(doc.id))
+
+    assert outcome.chunks > 2 and counting.documents == outcome.chunks
+    store = await context.store(base)
+    chunks = store.get_by_ids([f"{chunk_prefix(doc.sha256)}{n}" for n in range(outcome.chunks)])
+    assert chunks[0].page_content.startswith(title)
+    assert chunks[0].metadata["context"] == ""
+    for chunk in chunks[1:]:
+        assert title not in chunk.page_content  # shown as the document has it
+        assert chunk.metadata["context"] == title and chunk.metadata["title"] == title
+    # the title's words find every chunk of the article, not only the first
+    found = {d.id for d, _ in store.keyword_search("skip delivery week", k=20)}
+    assert found == {d.id for d in chunks}
+
+
+@pytest.mark.prefect
+async def test_chunks_stored_before_chunk_context_are_embedded_anew_on_upload(
+    context: IngestContext,
+) -> None:
+    counting: CountingEmbeddings = context.counting  # type: ignore[attr-defined]
+    base = await make_base(context)
+    data = ("Gift cards\n\n" + "They never expire and are used before your card. " * 10).encode()
+    first = await add_document(context, base, "gift-cards.txt", data)
+    done = await ingest_document(str(first.id))
+    store = await context.store(base)
+    ids = [f"{chunk_prefix(first.sha256)}{n}" for n in range(done.chunks)]
+    # what an older version stored: the same ids, no context field
+    old = store.get_by_ids(ids)
+    store.add_texts(
+        [d.page_content for d in old],
+        [{k: v for k, v in d.metadata.items() if k != "context"} for d in old],
+        ids=ids,
+    )
+    assert all("context" not in d.metadata for d in store.get_by_ids(ids))
+    embedded = counting.documents
+
+    again = await add_document(context, base, "gift-cards.txt", data)
+    outcome = await ingest_document(str(again.id))
+
+    assert not outcome.reused and outcome.embedded == done.chunks
+    assert counting.documents == embedded + done.chunks
+    assert all(d.metadata["context"] in ("", "Gift cards") for d in store.get_by_ids(ids))
+    assert store.count() == done.chunks
+    assert (await fetch(context, again)).status == DocumentStatus.READY  # type: ignore[union-attr]

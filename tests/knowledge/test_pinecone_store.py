@@ -151,3 +151,20 @@ def test_configuration_errors_are_user_errors(emulator: Any) -> None:
     store = _store(emulator, pinecone_api_key="wrong-key")
     with pytest.raises(UserError, match="Pinecone fetch failed"):
         store.similarity_search("x")
+
+
+def test_chunk_context_is_embedded_and_ranked_but_not_returned(emulator: Any) -> None:
+    store = _store(emulator, "ctx")
+    store.add_texts(
+        ["There is no limit on how many weeks in a row.", "Our shop opens at 9 am."],
+        [{"doc": "skip", "context": "How to skip a delivery week"}, {"doc": "hours"}],
+        ids=["skip#1", "hours#0"],
+    )
+    (hit,) = store.keyword_search("skip delivery")
+    assert hit[0].id == "skip#1"
+    assert hit[0].page_content == "There is no limit on how many weeks in a row."
+    assert hit[0].metadata["context"] == "How to skip a delivery week"
+    dense = store.similarity_search_with_score(
+        "How to skip a delivery week\n\nThere is no limit on how many weeks in a row.", k=1
+    )
+    assert dense[0][0].id == "skip#1" and dense[0][1] == pytest.approx(1.0, abs=1e-5)

@@ -18,6 +18,7 @@ from socialflow.knowledge import (
     MiniLMEmbeddings,
     WorkspaceRetriever,
     open_store,
+    refusal_threshold,
 )
 from socialflow.nodes import BaseNode
 from socialflow.nodes.builtins import BUILTIN_NODES
@@ -283,6 +284,14 @@ async def test_knowledge_answer_without_relevant_chunks_does_not_call_the_model(
     assert result == {
         "answer": "I don't know that one, ana.",
         "sources": [],
+        "citations": [],
+        "decision": {
+            "answered": False,
+            "reason": "below_threshold",
+            "threshold": refusal_threshold("minilm", "all-MiniLM-L6-v2"),
+            "top_score": None,
+            "grade": None,
+        },
         "usage": result["usage"],
     }
     assert result["usage"]["calls"] == 0 and result["usage"]["cost_usd"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -12,10 +13,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OTHER",
+    "Grade",
     "classifier_system",
     "classify_tool",
     "format_context",
+    "grading_system",
     "grounded_system",
+    "parse_grade",
     "parse_label",
 ]
 
@@ -80,7 +84,7 @@ def _from_json(content: str) -> Mapping[str, Any] | None:
         return None
     try:
         value = json.loads(found.group(0))
-    except ValueError:
+    except (ValueError, RecursionError):  # a reply nested deeper than the parser goes
         return None
     return value if isinstance(value, Mapping) else None
 
@@ -139,9 +143,71 @@ def grounded_system(fallback: str, instructions: str) -> str:
 
 
 def format_context(chunks: Sequence[RetrievedChunk]) -> str:
-    """Chunks as numbered passages: ``[1] (source: faq.md)`` then the text."""
+    """Chunks as numbered passages: ``[1] (source: faq.md, section: Returns)`` then the text."""
     parts = []
     for n, chunk in enumerate(chunks, start=1):
-        source = f" (source: {chunk.source})" if chunk.source else ""
-        parts.append(f"[{n}]{source}\n{chunk.text.strip()}")
+        where = [f"source: {chunk.source}"] if chunk.source else []
+        if chunk.section:
+            where.append(f"section: {chunk.section}")
+        label = f" ({', '.join(where)})" if where else ""
+        parts.append(f"[{n}]{label}\n{chunk.text.strip()}")
     return "\n\n".join(parts)
+
+
+def grading_system() -> str:
+    """The grading step's system prompt: do the passages answer the question? JSON only."""
+    return "\n".join(
+        [
+            "You check whether numbered passages from a business's knowledge base answer a "
+            "customer's question. You do not answer the question yourself.",
+            "The passages answer it only if they state what the question asks. A passage "
+            "about a similar topic, another product, platform or feature, or one that only "
+            "says where to look, does not answer it.",
+            'Reply with a JSON object only: {"answerable": true or false, "passages": '
+            '[numbers of the passages that answer it], "reason": "<one short sentence>"}.',
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Grade:
+    """A grading step's verdict: whether the passages answer the question, and which do.
+
+    ``answerable`` is None when the model's reply could not be read as a verdict.
+    """
+
+    answerable: bool | None
+    passages: list[int] = field(default_factory=list)
+    reason: str = ""
+
+
+def _flag(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "yes"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"false", "no"}:
+        return False
+    return None
+
+
+def parse_grade(content: str, count: int) -> Grade:
+    """Read a grading reply: a JSON object with ``answerable``, ``passages`` and ``reason``.
+
+    Args:
+        content: The model's reply.
+        count: How many passages it was shown; other numbers are dropped.
+
+    Returns:
+        The verdict; ``answerable`` None when the reply holds no readable verdict.
+    """
+    parsed = _from_json(content)
+    if parsed is None:
+        return Grade(answerable=None, reason="the grading reply was not a JSON object")
+    raw = parsed.get("passages")
+    numbers = raw if isinstance(raw, list) else []
+    passages = sorted(
+        {n for n in numbers if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= count}
+    )
+    reason = str(parsed.get("reason") or "")[:_MAX_REASON]
+    return Grade(answerable=_flag(parsed.get("answerable")), passages=passages, reason=reason)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -17,10 +18,13 @@ from socialflow.nodes._base import BaseNode, NodeConfig, NodeContext, Port
 from socialflow.nodes._template import Template
 from socialflow.nodes.builtins._ai_prompts import (
     OTHER,
+    Grade,
     classifier_system,
     classify_tool,
     format_context,
+    grading_system,
     grounded_system,
+    parse_grade,
     parse_label,
 )
 
@@ -105,10 +109,7 @@ async def _chat(ctx: NodeContext, cfg: _ModelConfig) -> ChatModel:
 
 
 async def _retrieve(ctx: NodeContext, cfg: _RetrievalConfig, query: str) -> list[RetrievedChunk]:
-    retriever: KnowledgeRetriever | None = ctx.retriever
-    if retriever is None:
-        msg = f"node {ctx.node_id!r}: knowledge bases need a run of a workspace flow"
-        raise UserError(msg, code="knowledge_base_unavailable")
+    retriever = _retriever(ctx)
     if not query.strip():
         msg = f"node {ctx.node_id!r} field 'query': the query rendered empty"
         raise UserError(msg, code="empty_query", details={"field": "query"})
@@ -116,7 +117,7 @@ async def _retrieve(ctx: NodeContext, cfg: _RetrievalConfig, query: str) -> list
         cfg.knowledge_base_id,
         query,
         k=cfg.top_k,
-        score_threshold=cfg.score_threshold,
+        score_threshold=cfg.score_threshold or 0.0,
         filter=cfg.filter or None,
     )
 
@@ -323,7 +324,20 @@ class KnowledgeAnswerNode(BaseNode):
         Port(
             name="sources",
             type="knowledge.sources",
-            description="Chunks given to the model: n, id, source, score, cited.",
+            description="Chunks given to the model: n, id, title, source, section, score, cited.",
+        ),
+        Port(
+            name="citations",
+            type="knowledge.citations",
+            description="The passages the answer rests on: n, id, title, source, section.",
+        ),
+        Port(
+            name="decision",
+            type="knowledge.decision",
+            description=(
+                "Whether it answered and why not: answered, reason, threshold, top_score, "
+                "and the grading verdict with its usage when grading is on."
+            ),
         ),
         _USAGE,
     )
@@ -334,6 +348,24 @@ class KnowledgeAnswerNode(BaseNode):
             min_length=1,
             max_length=4000,
             description="The question, also the retrieval query; templates allowed.",
+        )
+        score_threshold: float | None = Field(  # type: ignore[assignment]
+            default=None,
+            ge=0,
+            le=1,
+            description=(
+                "Minimum cosine similarity (0-1) between the question and a chunk; when no "
+                "chunk reaches it, the fallback is said without asking the model. Empty: the "
+                "threshold calibrated for the knowledge base's embedder."
+            ),
+        )
+        grade: bool = Field(
+            default=False,
+            description=(
+                "Before answering, ask the model whether the passages answer the question (a "
+                "short JSON verdict, one more small call); when it says they do not, say the "
+                "fallback."
+            ),
         )
         instructions: str = Field(
             default="",
@@ -353,30 +385,105 @@ class KnowledgeAnswerNode(BaseNode):
         cfg = self.config
         question = ctx.render_text(cfg.question, field_name="question")
         fallback = ctx.render_text(cfg.fallback_answer, field_name="fallback_answer")
-        chunks = await _retrieve(ctx, cfg, question)
+        threshold = cfg.score_threshold
+        if threshold is None:
+            threshold = await _retriever(ctx).refusal_threshold(cfg.knowledge_base_id)
+        chunks = await _retrieve(
+            ctx, cfg.model_copy(update={"score_threshold": threshold}), question
+        )
+        decision: dict[str, Any] = {
+            "answered": False,
+            "reason": "below_threshold",
+            "threshold": threshold,
+            "top_score": max((chunk.score for chunk in chunks), default=None),
+            "grade": None,
+        }
         if not chunks:
             # nothing relevant: answer without asking a model, so nothing can be invented
-            ctx.logger.info("knowledge answer: nothing relevant found")
+            ctx.logger.info("knowledge answer: nothing relevant found", threshold=threshold)
             usage = {"provider": cfg.provider, "model": cfg.model, "calls": 0}
-            return {"answer": fallback, "sources": [], "usage": _zero_usage(usage)}
-        system = grounded_system(fallback, cfg.instructions)
-        user = f"Context:\n{format_context(chunks)}\n\nQuestion: {question}"
+            return _refusal(fallback, [], decision, _zero_usage(usage))
         chat = await _chat(ctx, cfg)
+        context = format_context(chunks)
+        replies = []
+        grade: Grade | None = None
+        if cfg.grade:
+            grade, reply = await _grade(chat, chunks, question)
+            replies.append(reply)
+            decision["grade"] = {**asdict(grade), "usage": chat.usage(reply).model_dump()}
+            if grade.answerable is False:
+                ctx.logger.info("knowledge answer: graded unanswerable", reason=grade.reason)
+                decision["reason"] = "graded_unanswerable"
+                usage = chat.usage(*replies).model_dump()
+                return _refusal(fallback, _sources(chunks, set()), decision, usage)
+        system = grounded_system(fallback, cfg.instructions)
+        user = f"Context:\n{context}\n\nQuestion: {question}"
         answer = await chat.invoke(_messages(system, user))
+        replies.append(answer)
         text = _text(answer.content).strip() or fallback
-        cited = {int(n) for n in _CITATION.findall(text)}
-        sources = [
-            {
-                "n": n,
-                "id": chunk.id,
-                "source": chunk.source,
-                "score": chunk.score,
-                "cited": n in cited,
-                "text": chunk.text,
-            }
-            for n, chunk in enumerate(chunks, start=1)
-        ]
-        return {"answer": text, "sources": sources, "usage": chat.usage(answer).model_dump()}
+        cited = {int(n) for n in _CITATION.findall(text)} & set(range(1, len(chunks) + 1))
+        if text == fallback.strip():
+            decision["reason"] = "model_fallback"
+            cited = set()
+        else:
+            decision.update(answered=True, reason="answered")
+            if not cited and grade is not None:
+                cited = set(grade.passages)  # the answer named none: what the grader found
+        sources = _sources(chunks, cited)
+        return {
+            "answer": text,
+            "sources": sources,
+            "citations": [_citation(source) for source in sources if source["cited"]],
+            "decision": decision,
+            "usage": chat.usage(*replies).model_dump(),
+        }
+
+
+def _retriever(ctx: NodeContext) -> KnowledgeRetriever:
+    retriever: KnowledgeRetriever | None = ctx.retriever
+    if retriever is None:
+        msg = f"node {ctx.node_id!r}: knowledge bases need a run of a workspace flow"
+        raise UserError(msg, code="knowledge_base_unavailable")
+    return retriever
+
+
+async def _grade(chat: ChatModel, chunks: list[RetrievedChunk], question: str) -> tuple[Grade, Any]:
+    """Ask the model whether the passages answer the question; its verdict and reply."""
+    user = f"Passages:\n{format_context(chunks)}\n\nQuestion: {question}"
+    reply = await chat.invoke(_messages(grading_system(), user), json_mode=True)
+    return parse_grade(_text(reply.content), len(chunks)), reply
+
+
+def _sources(chunks: list[RetrievedChunk], cited: set[int]) -> list[dict[str, Any]]:
+    return [
+        {
+            "n": n,
+            "id": chunk.id,
+            "title": chunk.title,
+            "source": chunk.source,
+            "section": chunk.section,
+            "score": chunk.score,
+            "cited": n in cited,
+            "text": chunk.text,
+        }
+        for n, chunk in enumerate(chunks, start=1)
+    ]
+
+
+def _citation(source: dict[str, Any]) -> dict[str, Any]:
+    return {key: source[key] for key in ("n", "id", "title", "source", "section")}
+
+
+def _refusal(
+    fallback: str, sources: list[dict[str, Any]], decision: dict[str, Any], usage: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "answer": fallback,
+        "sources": sources,
+        "citations": [],
+        "decision": decision,
+        "usage": usage,
+    }
 
 
 def _zero_usage(fields: dict[str, Any]) -> dict[str, Any]:
