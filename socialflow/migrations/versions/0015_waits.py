@@ -1,7 +1,7 @@
 """runs that wait for a contact's reply: conversation_wait; the workspace's global keywords
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-07 23:30:00
 
 An ``instagram.ask`` node parks its run until the contact answers: ``conversation_wait`` keeps
@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql
 import socialflow.core.db
 
 revision: str = "0015"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

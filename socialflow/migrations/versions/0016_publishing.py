@@ -1,7 +1,7 @@
 """publishing: post media and the posts of the content calendar
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-07 23:30:00
 
 ``post_media`` keeps uploaded images and videos (generated storage names, what Pillow or
@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql
 import socialflow.core.db
 
 revision: str = "0016"
-down_revision: str | None = "0013"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Facebook Login: the Page an account is linked to; connect attempts (state, PKCE, outcome)
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0016
 Create Date: 2026-12-07 23:40:00
 
 Accounts connected through Facebook Login are reached through their Facebook Page: its id
@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql
 import socialflow.core.db
 
 revision: str = "0017"
-down_revision: str | None = "0013"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
