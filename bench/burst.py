@@ -210,7 +210,7 @@ def prefect_storage(prefect_url: str, prefect_api: str, before: int) -> dict[str
     from prefect.client.orchestration import PrefectClient
     from sqlalchemy import create_engine, text
 
-    from socialflow.orchestration._prefect_prune import prune_prefect_runs
+    from socialflow.orchestration import prune_prefect_runs
 
     engine = create_engine(_sync_url(prefect_url), isolation_level="AUTOCOMMIT")
 

@@ -44,6 +44,7 @@ from socialflow.orchestration._models import (
     NodeRunStatus,
     NodeType,
 )
+from socialflow.orchestration._prefect_prune import prune_prefect_runs
 from socialflow.orchestration._publishing import activate_version, deactivate_flow
 from socialflow.orchestration._queue import enqueue_run
 from socialflow.orchestration._recorder import prune_executions, readable_json
@@ -121,6 +122,7 @@ __all__ = [
     "open_trigger_secret",
     "prefect_clients",
     "prune_executions",
+    "prune_prefect_runs",
     "readable_json",
     "request_cancel",
     "rotate_trigger_secret",
