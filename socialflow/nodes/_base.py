@@ -126,6 +126,8 @@ class ContactService(Protocol):
     async def remove_tags(self, names: list[str]) -> list[str]: ...
 
     async def set_field(self, key: str, value: Any) -> Any: ...
+
+
 class PublishingService(Protocol):
     """Publishes posts through the calendar's engine and reads insights, for Instagram nodes."""
 

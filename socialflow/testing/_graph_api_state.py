@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from socialflow.testing._graph_api_publishing import Publishing
 from socialflow.testing._facebook_state import FacebookState
+from socialflow.testing._graph_api_publishing import Publishing
 
 __all__ = ["EmulatorState", "GraphFault", "Reply"]
 

@@ -22,8 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
-from socialflow.testing._graph_api_publishing import PublishingFault
 from socialflow.testing._facebook_login import facebook_route
+from socialflow.testing._graph_api_publishing import PublishingFault
 from socialflow.testing._graph_api_state import EmulatorState, GraphFault, Reply, new_id
 
 __all__ = ["GraphEmulator", "main"]

@@ -22,8 +22,7 @@ from socialflow.api.instagram.schemas import (
 )
 from socialflow.core.credentials import key_wrapper
 from socialflow.core.crypto import KeyWrapper
-from socialflow.instagram import MessengerProfile
-from socialflow.instagram import LoginKind
+from socialflow.instagram import LoginKind, MessengerProfile
 
 __all__ = ["callback_router", "router"]
 
