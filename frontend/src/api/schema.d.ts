@@ -248,9 +248,31 @@ export interface paths {
         };
         /**
          * Finish Instagram Connect
-         * @description Where Instagram Login returns: stores the account, its token and its subscription.
+         * @description Where Instagram Login returns: stores the account, then sends the browser to the web
+         *     app's page saying what happened.
          */
         get: operations["finish_instagram_connect"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instagram/oauth/facebook/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Finish Facebook Connect
+         * @description Where Facebook Login returns: stores the Pages' Instagram accounts, then sends the
+         *     browser to the web app's page saying what happened.
+         */
+        get: operations["finish_facebook_connect"];
         put?: never;
         post?: never;
         delete?: never;
@@ -581,6 +603,52 @@ export interface paths {
          * @description Add or remove tags, set or clear fields (checked by type), set the opt-out (editor).
          */
         patch: operations["update_contact"];
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/conversations/keywords": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Global Keywords
+         * @description The workspace's global keywords (viewer).
+         */
+        get: operations["get_global_keywords"];
+        /**
+         * Replace Global Keywords
+         * @description Replace the global keywords: sent alone by a contact, such a word goes to the flows
+         *     even while a run waits for that contact's answer, and ends that run (editor).
+         */
+        put: operations["replace_global_keywords"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/conversations/waits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Waits
+         * @description Runs of the workspace waiting for (or that waited for) a contact's answer: contact,
+         *     account, question, deadline, and the reply that resumed them (viewer).
+         */
+        get: operations["list_waits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/workspaces/{workspace_id}/credentials": {
@@ -1184,6 +1252,32 @@ export interface paths {
         patch: operations["update_instagram_account"];
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/instagram/accounts/{account_id}/messenger-profile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Instagram Messenger Profile
+         * @description The account's ice breakers and persistent menu, read from Meta (viewer).
+         */
+        get: operations["get_instagram_messenger_profile"];
+        /**
+         * Set Instagram Messenger Profile
+         * @description Replace the account's ice breakers (at most 4) and persistent menu (at most 20 items);
+         *     each postback item's payload starts the flows whose DM trigger takes postbacks with that
+         *     keyword (admin).
+         */
+        put: operations["set_instagram_messenger_profile"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workspaces/{workspace_id}/instagram/connect": {
         parameters: {
             query?: never;
@@ -1198,6 +1292,46 @@ export interface paths {
          * @description Start Instagram Login: the URL to open and the state Meta sends back (admin).
          */
         post: operations["start_instagram_connect"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/instagram/connect/attempts/{attempt_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Instagram Connect Attempt
+         * @description How a connect attempt ended: the accounts connected, or the error in words (viewer).
+         */
+        get: operations["get_instagram_connect_attempt"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/instagram/connect/facebook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start Facebook Connect
+         * @description Start Facebook Login for the Instagram accounts linked to the admin's Pages (admin).
+         */
+        post: operations["start_facebook_connect"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1692,13 +1826,26 @@ export interface components {
             ig_user_id: string;
             /** Last Error */
             last_error: string | null;
-            /** Login Kind */
+            /**
+             * Login Kind
+             * @description instagram (Instagram Login, graph.instagram.com) or facebook (Facebook Login, graph.facebook.com, through the linked Page).
+             */
             login_kind: string;
             /**
              * Mode
              * @description sandbox: actions are recorded, never sent; live: sent.
              */
             mode: string;
+            /**
+             * Page Id
+             * @description Facebook Login: the linked Facebook Page's id.
+             */
+            page_id: string | null;
+            /**
+             * Page Name
+             * @description Facebook Login: the linked Facebook Page's name.
+             */
+            page_name: string;
             /** Subscribed Fields */
             subscribed_fields: string[];
             /** Token Expires At */
@@ -1855,13 +2002,56 @@ export interface components {
             tags: string[];
         };
         /**
+         * ConnectAttemptRead
+         * @description How one connect attempt went: what the web app's landing page shows.
+         */
+        ConnectAttemptRead: {
+            /**
+             * Accounts
+             * @description The accounts connected.
+             */
+            accounts: components["schemas"]["ConnectedAccount"][];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Error Code
+             * @description user_denied, facebook_permission_missing, facebook_no_pages, facebook_no_instagram_account, meta_refused, meta_unreachable, not_admin, ...
+             */
+            error_code: string | null;
+            /**
+             * Error Message
+             * @description What went wrong, in words.
+             */
+            error_message: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Login Kind
+             * @description instagram or facebook.
+             */
+            login_kind: string;
+            /**
+             * Status
+             * @description pending, working, connected or failed.
+             */
+            status: string;
+        };
+        /**
          * ConnectStart
-         * @description Start Instagram Login for this workspace.
+         * @description Start Instagram Login or Facebook Login for this workspace.
          */
         ConnectStart: {
             /**
              * Redirect Uri
-             * @description Callback URL registered with the Instagram app; empty: the configured one.
+             * @description Callback URL registered with the Meta app (http or https); empty: the configured one, else the API's own callback.
              */
             redirect_uri?: string | null;
         };
@@ -1876,6 +2066,18 @@ export interface components {
             redirect_uri: string;
             /** State */
             state: string;
+        };
+        /**
+         * ConnectedAccount
+         * @description An account a connect attempt connected.
+         */
+        ConnectedAccount: {
+            /** Id */
+            id: string;
+            /** Ig User Id */
+            ig_user_id: string;
+            /** Username */
+            username: string;
         };
         /**
          * ContactDetail
@@ -2480,7 +2682,7 @@ export interface components {
              * Outcome
              * @enum {string}
              */
-            outcome: "ran" | "not_run" | "pending" | "failed";
+            outcome: "ran" | "resumed" | "not_run" | "pending" | "failed";
             /**
              * Payload
              * @description The event as triggers receive it (``trigger.*``).
@@ -2528,12 +2730,12 @@ export interface components {
         EventFlowOutcome: {
             /**
              * Code
-             * @description Why it did not run: filter_not_matched, kind_off, account_filter, media_filter, not_mentioned, echo, own_comment, dashboard_test, flow_paused.
+             * @description Why it did not run: filter_not_matched, kind_off, account_filter, media_filter, not_mentioned, echo, own_comment, dashboard_test, flow_paused; resumed_wait when it answered a waiting run; wait_cancelled when, a global keyword, it ended one.
              */
             code?: string | null;
             /**
              * Execution Id
-             * @description The run, when it ran.
+             * @description The run, when it ran or was resumed.
              */
             execution_id?: string | null;
             /**
@@ -2560,6 +2762,12 @@ export interface components {
              * @description Why it did not run, in words.
              */
             reason?: string | null;
+            /**
+             * Resumed
+             * @description The event answered this flow's run that waited for the sender's reply: that run went on (execution_id), no new one started.
+             * @default false
+             */
+            resumed?: boolean;
             /**
              * Sandbox
              * @description Whether the run sent nothing.
@@ -2613,7 +2821,7 @@ export interface components {
              * Outcome
              * @enum {string}
              */
-            outcome: "ran" | "not_run" | "pending" | "failed";
+            outcome: "ran" | "resumed" | "not_run" | "pending" | "failed";
             /**
              * Preview
              * @description The event's text or what it is, shortened.
@@ -2731,7 +2939,7 @@ export interface components {
          * @description Where a run of a flow is.
          * @enum {string}
          */
-        ExecutionStatus: "pending" | "queued" | "running" | "completed" | "failed" | "cancelled" | "crashed";
+        ExecutionStatus: "pending" | "queued" | "running" | "waiting" | "completed" | "failed" | "cancelled" | "crashed";
         /**
          * ExecutionSummaryRead
          * @description One run of a flow, without its node runs.
@@ -3135,6 +3343,22 @@ export interface components {
             header_value: string;
         };
         /**
+         * IceBreaker
+         * @description A question shown when someone opens a conversation; tapping it sends ``payload``.
+         */
+        IceBreaker: {
+            /**
+             * Payload
+             * @description Sent back when tapped.
+             */
+            payload: string;
+            /**
+             * Question
+             * @description The question (80 chars).
+             */
+            question: string;
+        };
+        /**
          * InstagramSecret
          * @description kind ``instagram``: an Instagram (Graph API) access token.
          */
@@ -3145,6 +3369,25 @@ export interface components {
              * @description Instagram access token.
              */
             access_token: string;
+        };
+        /**
+         * KeywordsRead
+         * @description The workspace's global keywords, as stored (trimmed, lower case).
+         */
+        KeywordsRead: {
+            /** Keywords */
+            keywords: string[];
+        };
+        /**
+         * KeywordsUpdate
+         * @description The workspace's global keywords, replaced as a whole.
+         */
+        KeywordsUpdate: {
+            /**
+             * Keywords
+             * @description Words that, sent alone by a contact, go to the workspace's flows even while a run waits for that contact's answer, and end that wait (e.g. stop). At most 50, each 1 to 100 characters, compared case-insensitively.
+             */
+            keywords: string[];
         };
         /**
          * KnowledgeBaseCreate
@@ -3369,6 +3612,49 @@ export interface components {
         MemberUpdate: {
             /** @description admin, editor or viewer. */
             role: components["schemas"]["Role"];
+        };
+        /**
+         * MenuItem
+         * @description A persistent-menu item: opens a URL (``web_url``) or sends a postback.
+         */
+        MenuItem: {
+            /**
+             * Payload
+             * @description For postback: sent back when tapped (1000 chars).
+             */
+            payload?: string | null;
+            /**
+             * Title
+             * @description Item text (30 chars).
+             */
+            title: string;
+            /**
+             * Type
+             * @description web_url or postback.
+             * @enum {string}
+             */
+            type: "web_url" | "postback";
+            /**
+             * Url
+             * @description For web_url: the http(s) URL.
+             */
+            url?: string | null;
+        };
+        /**
+         * MessengerProfile
+         * @description An account's conversation entry points.
+         */
+        MessengerProfile: {
+            /**
+             * Ice Breakers
+             * @description At most 4 questions.
+             */
+            ice_breakers?: components["schemas"]["IceBreaker"][];
+            /**
+             * Persistent Menu
+             * @description At most 20 items.
+             */
+            persistent_menu?: components["schemas"]["MenuItem"][];
         };
         /**
          * NodeDescription
@@ -4519,6 +4805,81 @@ export interface components {
             password?: string | null;
         };
         /**
+         * WaitPage
+         * @description A page of waits, newest first.
+         */
+        WaitPage: {
+            /** Items */
+            items: components["schemas"]["WaitRead"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /**
+         * WaitRead
+         * @description One wait of a run for a contact's answer.
+         */
+        WaitRead: {
+            /** Account Id */
+            account_id: string;
+            /** Contact Id */
+            contact_id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Event Id
+             * @description The event that answered or cancelled it.
+             */
+            event_id: string | null;
+            /**
+             * Execution Id
+             * Format: uuid
+             */
+            execution_id: string;
+            /** Expects */
+            expects: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /** Flow Id */
+            flow_id: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Node Id */
+            node_id: string;
+            /** Question */
+            question: string;
+            /**
+             * Reply
+             * @description The reply or timeout that ended it.
+             */
+            reply: {
+                [key: string]: unknown;
+            } | null;
+            /** Resolved At */
+            resolved_at: string | null;
+            /** Status */
+            status: string;
+            /**
+             * Tries
+             * @description Answers given so far (invalid ones re-asked).
+             */
+            tries: number;
+            /** Window Expires At */
+            window_expires_at: string | null;
+        };
+        /**
          * WebhookInfo
          * @description Where and how to call a flow's webhook.
          */
@@ -5422,11 +5783,17 @@ export interface operations {
     };
     finish_instagram_connect: {
         parameters: {
-            query: {
+            query?: {
                 /** @description The state from the connect start. */
-                state: string;
+                state?: string;
                 /** @description Authorization code. */
-                code: string;
+                code?: string | null;
+                /** @description Meta's error, if any. */
+                error?: string | null;
+                /** @description Meta's error, if any. */
+                error_reason?: string | null;
+                /** @description Meta's error, if any. */
+                error_description?: string | null;
             };
             header?: never;
             path?: never;
@@ -5440,7 +5807,83 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AccountRead"];
+                    "application/json": unknown;
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    finish_facebook_connect: {
+        parameters: {
+            query?: {
+                /** @description The state from the connect start. */
+                state?: string;
+                /** @description Authorization code. */
+                code?: string | null;
+                /** @description Meta's error, if any. */
+                error?: string | null;
+                /** @description Meta's error, if any. */
+                error_reason?: string | null;
+                /** @description Meta's error, if any. */
+                error_description?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Bad input. */
@@ -7323,6 +7766,223 @@ export interface operations {
             };
         };
     };
+    get_global_keywords: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeywordsRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    replace_global_keywords: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeywordsUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeywordsRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_waits: {
+        parameters: {
+            query?: {
+                /** @description Waits in this status (default: the open ones). */
+                status?: ("waiting" | "answered" | "timed_out" | "cancelled") | null;
+                /** @description One contact. */
+                contact_id?: string | null;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Waits to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WaitPage"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_credentials: {
         parameters: {
             query?: {
@@ -7687,7 +8347,7 @@ export interface operations {
                 /** @description Events addressed to this flow, that ran it, or that it did not take. */
                 flow_id?: string | null;
                 /** @description What became of them. */
-                outcome?: ("ran" | "not_run" | "pending" | "failed") | null;
+                outcome?: ("ran" | "resumed" | "not_run" | "pending" | "failed") | null;
                 /** @description Received at or after this time (UTC when no offset). */
                 received_after?: string | null;
                 /** @description Received before this time (UTC when no offset). */
@@ -9780,7 +10440,290 @@ export interface operations {
             };
         };
     };
+    get_instagram_messenger_profile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                account_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessengerProfile"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_instagram_messenger_profile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                account_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MessengerProfile"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessengerProfile"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     start_instagram_connect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConnectStart"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectStartRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_instagram_connect_attempt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                attempt_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectAttemptRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    start_facebook_connect: {
         parameters: {
             query?: never;
             header?: never;
