@@ -12,7 +12,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialflow.core.credentials import Credential, key_wrapper, open_credential
-from socialflow.core.crypto import KeyWrapper
+from socialflow.core.crypto import DecryptionError, KeyWrapper
 from socialflow.core.db import Database, utcnow
 from socialflow.core.errors import AppError
 from socialflow.core.logging import get_logger
@@ -150,13 +150,13 @@ async def _check_page_tokens(
             account.last_error = "no stored token; reconnect with Facebook"
             report.failed.append(name)
             continue
-        page = GraphClient(
-            open_credential(credential, keys)["access_token"],
-            settings,
-            login_kind=LoginKind.FACEBOOK,
-            http=http,
-        )
         try:
+            page = GraphClient(
+                open_credential(credential, keys)["access_token"],
+                settings,
+                login_kind=LoginKind.FACEBOOK,
+                http=http,
+            )
             await page.request("GET", "me", params={"fields": "id"}, call="check the Page token")
         except TokenInvalidError as exc:
             account.token_status = TokenStatus.REVOKED
@@ -165,6 +165,12 @@ async def _check_page_tokens(
                 f"or the app removed); reconnect with Facebook. {exc.message}"
             )
             report.expired.append(name)
+            continue
+        except DecryptionError as exc:
+            # one account's unreadable token must not stop the pass for the others
+            account.token_status = TokenStatus.INVALID
+            account.last_error = f"the stored token cannot be opened ({exc.message}); reconnect"
+            report.failed.append(name)
             continue
         except AppError as exc:
             account.last_error = exc.message

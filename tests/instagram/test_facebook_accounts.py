@@ -14,6 +14,13 @@ import pytest
 
 from socialflow.api.app import create_app
 from socialflow.api.auth.email import LogEmailSender
+from socialflow.core.credentials import (
+    Credential,
+    InstagramSecret,
+    key_wrapper,
+    seal_credential,
+)
+from socialflow.core.settings import Settings
 from socialflow.instagram import (
     GraphClient,
     InstagramAccount,
@@ -206,6 +213,16 @@ async def test_the_daily_check_flags_a_page_token_meta_no_longer_accepts(
     lost, lost_page, _ = await connect_facebook_account(
         runtime, graph_emulator, workspace_id=workspace
     )
+    unreadable, _, _ = await connect_facebook_account(
+        runtime, graph_emulator, workspace_id=workspace
+    )
+    # a token sealed under a master key this process does not have
+    other_keys = key_wrapper(Settings(secret_key="another-secret-key-that-is-long-enough"))
+    async with runtime.db.sessionmaker() as session:
+        credential = await session.get(Credential, unreadable.credential_id)
+        assert credential is not None
+        seal_credential(credential, InstagramSecret(access_token="EAApage-x"), other_keys)
+        await session.commit()
     # the person changed their password: Meta forgets the Page's tokens
     async with httpx.AsyncClient(trust_env=False) as http:
         revoked = await http.post(
@@ -222,5 +239,9 @@ async def test_the_daily_check_flags_a_page_token_meta_no_longer_accepts(
         lost_row = await session.get(InstagramAccount, lost.id)
     assert kept_row is not None and kept_row.token_status == "valid"
     assert kept_row.token_expires_at is None  # Page tokens from a long-lived user token
+    assert str(unreadable.id) in report.failed
+    async with runtime.db.sessionmaker() as session:
+        unreadable_row = await session.get(InstagramAccount, unreadable.id)
+    assert unreadable_row is not None and unreadable_row.token_status == "invalid"
     assert lost_row is not None and lost_row.token_status == "revoked"
     assert lost_row.last_error is not None and "reconnect with Facebook" in lost_row.last_error
