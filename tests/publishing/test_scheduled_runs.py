@@ -112,7 +112,7 @@ async def scene(runtime: EngineRuntime, tmp_path: Path, pool: str) -> AsyncItera
             await session.commit()
 
 
-async def run_worker_until(runtime: EngineRuntime, done: Any, timeout: float = 90) -> None:
+async def run_worker_until(runtime: EngineRuntime, done: Any, timeout: float = 180) -> None:
     worker = Worker(runtime, concurrency=2, poll_interval=0.05, schedule_poll=0.3)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
@@ -149,19 +149,19 @@ async def test_a_post_is_a_prefect_run_at_its_time_and_a_worker_publishes_it(
     assert f"workspace:{post.workspace_id}" in run.tags
     assert str(post.id)[:8] in run.name
 
-    async def published() -> bool:
-        return (await scene.read(post.id)).status == PostStatus.PUBLISHED
+    async def published_and_run_ended() -> bool:
+        # the worker stops only once the run has ended: stopping it earlier would crash it
+        row = await scene.read(post.id)
+        if row.status != PostStatus.PUBLISHED:
+            return False
+        state = (await flow_run(row.prefect_flow_run_id)).state
+        return state is not None and state.is_final()
 
-    await run_worker_until(scene.runtime, published)
+    await run_worker_until(scene.runtime, published_and_run_ended)
     done = await scene.read(post.id)
     assert len(scene.on_meta()) == 1 and done.permalink == scene.on_meta()[0]["permalink"]
     assert done.published_at is not None and done.published_at >= at
     finished = await flow_run(done.prefect_flow_run_id)
-    for _ in range(50):
-        if finished.state.is_final():
-            break
-        await asyncio.sleep(0.1)
-        finished = await flow_run(done.prefect_flow_run_id)
     assert finished.state.is_completed(), finished.state
 
 
