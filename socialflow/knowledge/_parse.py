@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import PurePosixPath
-from typing import IO
+from typing import IO, Any
 
 from socialflow.core.errors import UserError
 
@@ -41,6 +41,8 @@ _SNIFF_BYTES = 1024
 #: parts at most this large may compress any amount (styles, settings: a few KB of XML)
 _RATIO_FLOOR = 1_000_000
 _INFLATE_STEP = 64 * 1024
+#: bookmarks of a PDF read as headings, at most
+_MAX_OUTLINE = 1_000
 
 
 class DocumentKind(StrEnum):
@@ -283,8 +285,41 @@ def _pdf(data: bytes) -> str:
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data), strict=False)
-    pages = [(page.extract_text() or "").strip() for page in reader.pages]
+    outline = _pdf_outline(reader)
+    pages = []
+    for index, page in enumerate(reader.pages):
+        # the outline's entries become headings at the start of the page they point to, so
+        # the splitter cuts there and chunks carry the section path
+        headings = [f"{'#' * level} {title}" for level, title in outline.get(index, [])]
+        pages.append("\n".join([*headings, (page.extract_text() or "").strip()]).strip())
     return "\n\n".join(page for page in pages if page)
+
+
+def _pdf_outline(reader: Any) -> dict[int, list[tuple[int, str]]]:
+    """The PDF's bookmarks by page index: ``(level, title)``, at most 6 levels and 1,000
+    entries; an outline pypdf cannot read yields none (the text still counts)."""
+    found: dict[int, list[tuple[int, str]]] = {}
+    count = 0
+
+    def walk(items: Any, level: int) -> None:
+        nonlocal count
+        for item in items:
+            if count >= _MAX_OUTLINE:
+                return
+            if isinstance(item, list):
+                walk(item, level + 1)
+                continue
+            title = " ".join(str(getattr(item, "title", "") or "").split())[:200]
+            page = reader.get_destination_page_number(item)
+            if title and page is not None and page >= 0:
+                found.setdefault(page, []).append((min(level, 6), title))
+                count += 1
+
+    try:
+        walk(reader.outline, 1)
+    except Exception:  # a damaged or cyclic outline (pypdf raises many types): no headings
+        return {}
+    return found
 
 
 def _docx(data: bytes) -> str:

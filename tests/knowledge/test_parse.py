@@ -115,3 +115,38 @@ def test_a_corrupt_pdf_fails_with_the_parsers_reason() -> None:
     message = caught.value.message
     assert message.startswith("could not read the pdf document: ")
     assert len(message) > len("could not read the pdf document: ") + 5
+
+
+def _pdf_with_outline(depth: int = 2) -> bytes:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for lines in (["Returns are accepted within 30 days."], ["Refunds take five days."]):
+        writer.append(PdfReader(io.BytesIO(make_pdf(lines))))
+    parent = writer.add_outline_item(title="Store policy", page_number=0)
+    for level in range(1, depth):
+        parent = writer.add_outline_item(title=f"Refunds {level}", page_number=1, parent=parent)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_pdf_bookmarks_become_the_heading_path_of_its_chunks() -> None:
+    from socialflow.knowledge import document_title, split_markdown
+
+    text = parse(_pdf_with_outline(), DocumentKind.PDF)
+    assert text == (
+        "# Store policy\nReturns are accepted within 30 days.\n\n"
+        "## Refunds 1\nRefunds take five days."
+    )
+    chunks = split_markdown(text, title=document_title(text, "policy.pdf"))
+    assert [(c.context, c.text) for c in chunks] == [
+        ("Store policy", "Returns are accepted within 30 days."),
+        ("Store policy > Refunds 1", "Refunds take five days."),
+    ]
+
+
+def test_a_deep_pdf_outline_is_capped_at_six_heading_levels() -> None:
+    text = parse(_pdf_with_outline(depth=30), DocumentKind.PDF)
+    assert "\n###### Refunds 29\n" in text and "#######" not in text
+    assert text.endswith("Refunds take five days.")
