@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
+import socialflow.broadcasts  # noqa: F401 - registers its tables
 import socialflow.orchestration  # noqa: F401 - registers every table
 from socialflow.core.db import Base
 
