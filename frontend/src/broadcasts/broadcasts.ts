@@ -22,7 +22,7 @@ export const NO_SEGMENT: SegmentForm = { tagsAny: "", tagsAll: "", fields: "", s
 export const REASON_TEXT: Record<string, string> = {
   opted_out: "Opted out",
   never_messaged: "Never messaged the account",
-  human_agent_only: "Last message 24 h – 7 days ago (a person only)",
+  human_agent_only: "Last message 24 h to 7 days ago (a person only)",
   outside_window: "Last message over 7 days ago",
 };
 
