@@ -157,7 +157,14 @@ async def send(session: AsyncSession, row: Broadcast, at: datetime | None) -> Br
     row.status = BroadcastStatus.SCHEDULED
     row.scheduled_at = when
     await session.commit()
-    row.prefect_flow_run_id = await schedule_run(row.id, row.workspace_id, row.name, when)
+    try:
+        run_id = await schedule_run(row.id, row.workspace_id, row.name, when)
+    except Exception:
+        # Prefect unreachable: the broadcast stays a draft, to be sent again
+        row.status, row.scheduled_at = BroadcastStatus.DRAFT, None
+        await session.commit()
+        raise
+    row.prefect_flow_run_id = run_id
     await session.commit()
     await session.refresh(row)
     return row
