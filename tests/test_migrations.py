@@ -10,6 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
+# importing a package registers its tables (broadcasts is not imported by orchestration)
+import socialflow.broadcasts
 import socialflow.orchestration  # noqa: F401 - registers every table
 from socialflow.core.db import Base
 

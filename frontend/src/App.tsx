@@ -19,6 +19,7 @@ const Events = lazy(() => import("./pages/Events").then((m) => ({ default: m.Eve
 const EventDetail = lazy(() => import("./pages/EventDetail").then((m) => ({ default: m.EventDetail })));
 const Replay = lazy(() => import("./pages/Replay").then((m) => ({ default: m.Replay })));
 const Contacts = lazy(() => import("./contacts/Contacts").then((m) => ({ default: m.Contacts })));
+const Broadcasts = lazy(() => import("./broadcasts/Broadcasts").then((m) => ({ default: m.Broadcasts })));
 const ContactProfile = lazy(() => import("./contacts/ContactProfile").then((m) => ({ default: m.ContactProfile })));
 const Calendar = lazy(() => import("./pages/Calendar").then((m) => ({ default: m.Calendar })));
 const Instagram = lazy(() => import("./pages/Instagram").then((m) => ({ default: m.Instagram })));
@@ -69,6 +70,7 @@ export function App() {
           <Route path="contacts" element={<Contacts />} />
           <Route path="contacts/:contactId" element={<ContactProfile />} />
           <Route path="conversations" element={<Conversations />} />
+          <Route path="broadcasts" element={<Broadcasts />} />
           <Route path="calendar" element={<Calendar />} />
           <Route path="instagram/connected" element={<InstagramConnected />} />
         </Route>

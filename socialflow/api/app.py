@@ -16,6 +16,7 @@ from socialflow.api import health, metrics
 from socialflow.api.auth.email import EmailSender, LogEmailSender
 from socialflow.api.auth.ratelimit import LoginLimiter
 from socialflow.api.auth.router import router as auth_router
+from socialflow.api.broadcasts.router import router as broadcasts_router
 from socialflow.api.contacts.router import router as contacts_router
 from socialflow.api.conversations.router import router as conversations_router
 from socialflow.api.credentials.router import router as credentials_router
@@ -160,6 +161,7 @@ def create_app(
         instagram_callback_router,
         posts_router,
         post_media_router,
+        broadcasts_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(executions_ws_router)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 # importing a package registers its tables on Base.metadata
 import socialflow.api.models
+import socialflow.broadcasts
 import socialflow.contacts
 import socialflow.knowledge
 import socialflow.orchestration

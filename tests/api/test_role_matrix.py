@@ -22,6 +22,7 @@ CONTACTS = "/api/workspaces/{workspace_id}/contacts"
 CONTACT_TAGS = "/api/workspaces/{workspace_id}/contact-tags"
 CONTACT_FIELDS = "/api/workspaces/{workspace_id}/contact-fields"
 POSTS = "/api/workspaces/{workspace_id}/posts"
+BROADCASTS = "/api/workspaces/{workspace_id}/broadcasts"
 
 MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/workspaces/{workspace_id}"): "viewer",
@@ -123,6 +124,15 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", f"{POSTS}/{{post_id}}/schedule"): "editor",
     ("POST", f"{POSTS}/{{post_id}}/cancel"): "editor",
     ("DELETE", f"{POSTS}/{{post_id}}"): "admin",
+    # broadcasts: viewers read and preview, editors compose, send and cancel, admins delete
+    ("GET", f"{BROADCASTS}"): "viewer",
+    ("POST", f"{BROADCASTS}/preview"): "viewer",
+    ("GET", f"{BROADCASTS}/{{broadcast_id}}"): "viewer",
+    ("GET", f"{BROADCASTS}/{{broadcast_id}}/recipients"): "viewer",
+    ("POST", f"{BROADCASTS}"): "editor",
+    ("POST", f"{BROADCASTS}/{{broadcast_id}}/send"): "editor",
+    ("POST", f"{BROADCASTS}/{{broadcast_id}}/cancel"): "editor",
+    ("DELETE", f"{BROADCASTS}/{{broadcast_id}}"): "admin",
 }
 
 

@@ -415,6 +415,136 @@ export interface paths {
         patch: operations["rename_workspace"];
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/broadcasts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Broadcasts
+         * @description The workspace's broadcasts, newest first.
+         */
+        get: operations["list_broadcasts"];
+        put?: never;
+        /**
+         * Create Broadcast
+         * @description Compose a broadcast (editor); a draft until it is sent.
+         */
+        post: operations["create_broadcast"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/broadcasts/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview Broadcast
+         * @description How many contacts of the segment a broadcast would reach now and, per reason, how many
+         *     it would skip (opted out, never messaged, human-agent only, outside every window).
+         *     Counted in one SQL query.
+         */
+        post: operations["preview_broadcast"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/broadcasts/{broadcast_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Broadcast
+         * @description A broadcast with its progress: sent, skipped per reason, failed (live while it runs).
+         */
+        get: operations["get_broadcast"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Broadcast
+         * @description Delete a broadcast that is not scheduled or sending (admin).
+         */
+        delete: operations["delete_broadcast"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/broadcasts/{broadcast_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel Broadcast
+         * @description Stop a scheduled or sending broadcast (editor); what was sent stays sent.
+         */
+        post: operations["cancel_broadcast"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/broadcasts/{broadcast_id}/recipients": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Broadcast Recipients
+         * @description What became of each recipient handled so far, by contact id.
+         */
+        get: operations["list_broadcast_recipients"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/broadcasts/{broadcast_id}/send": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send Broadcast
+         * @description Send a draft now or at ``at`` (editor): one Prefect run, scheduled at that time.
+         */
+        post: operations["send_broadcast"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workspaces/{workspace_id}/contact-fields": {
         parameters: {
             query?: never;
@@ -1966,6 +2096,168 @@ export interface components {
             token: string;
         };
         /**
+         * BroadcastCreate
+         * @description A new broadcast (a draft until it is sent).
+         */
+        BroadcastCreate: {
+            /**
+             * Account Id
+             * Format: uuid
+             * @description The Instagram account (its Socialflow id).
+             */
+            account_id: string;
+            /**
+             * Buttons
+             * @description Up to 3 buttons (web_url or postback).
+             */
+            buttons?: components["schemas"]["Button"][];
+            /**
+             * Name
+             * @description A name to find it by.
+             */
+            name: string;
+            /**
+             * Quick Replies
+             * @description Up to 13 quick replies.
+             */
+            quick_replies?: components["schemas"]["QuickReply"][];
+            /** @description Who receives it. */
+            segment?: components["schemas"]["Segment"];
+            /**
+             * Text
+             * @description The message: at most 1000 bytes of UTF-8, 640 characters with buttons.
+             */
+            text: string;
+        };
+        /**
+         * BroadcastDetail
+         * @description A broadcast with its progress.
+         */
+        BroadcastDetail: {
+            /**
+             * Account Id
+             * Format: uuid
+             */
+            account_id: string;
+            /** Buttons */
+            buttons: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Error */
+            error: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            /** Prefect Flow Run Id */
+            prefect_flow_run_id: string | null;
+            progress: components["schemas"]["Progress"];
+            /** Quick Replies */
+            quick_replies: {
+                [key: string]: unknown;
+            }[];
+            /** Scheduled At */
+            scheduled_at: string | null;
+            /** Segment */
+            segment: {
+                [key: string]: unknown;
+            };
+            /** Started At */
+            started_at: string | null;
+            /** Status */
+            status: string;
+            /** Text */
+            text: string;
+            /** Total */
+            total: number | null;
+        };
+        /**
+         * BroadcastPage
+         * @description A page of broadcasts, newest first.
+         */
+        BroadcastPage: {
+            /** Items */
+            items: components["schemas"]["BroadcastRead"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /**
+         * BroadcastRead
+         * @description A broadcast and where it stands.
+         */
+        BroadcastRead: {
+            /**
+             * Account Id
+             * Format: uuid
+             */
+            account_id: string;
+            /** Buttons */
+            buttons: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Error */
+            error: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Name */
+            name: string;
+            /** Prefect Flow Run Id */
+            prefect_flow_run_id: string | null;
+            /** Quick Replies */
+            quick_replies: {
+                [key: string]: unknown;
+            }[];
+            /** Scheduled At */
+            scheduled_at: string | null;
+            /** Segment */
+            segment: {
+                [key: string]: unknown;
+            };
+            /** Started At */
+            started_at: string | null;
+            /** Status */
+            status: string;
+            /** Text */
+            text: string;
+            /** Total */
+            total: number | null;
+        };
+        /**
+         * BroadcastSend
+         * @description When to send: now (``at`` empty or past) or at a time.
+         */
+        BroadcastSend: {
+            /**
+             * At
+             * @description When to send (ISO); empty: now.
+             */
+            at?: string | null;
+        };
+        /**
          * BulkTagRequest
          * @description Tag or untag many contacts: by ids, or every contact a filter matches.
          */
@@ -2000,6 +2292,34 @@ export interface components {
             matched: number;
             /** Tags */
             tags: string[];
+        };
+        /**
+         * Button
+         * @description A button under a DM or a card: opens a URL (``web_url``) or sends ``payload`` back
+         *     to the account as a postback webhook (``postback``).
+         */
+        Button: {
+            /**
+             * Payload
+             * @description For postback: sent back when tapped (1000 chars).
+             */
+            payload?: string | null;
+            /**
+             * Title
+             * @description Button text (20 chars).
+             */
+            title: string;
+            /**
+             * Type
+             * @description web_url or postback.
+             * @enum {string}
+             */
+            type: "web_url" | "postback";
+            /**
+             * Url
+             * @description For web_url: the http(s) URL.
+             */
+            url?: string | null;
         };
         /**
          * ConnectAttemptRead
@@ -2325,6 +2645,12 @@ export interface components {
             username: string | null;
             window: components["schemas"]["WindowRead"];
         };
+        /**
+         * ContactSource
+         * @description How a person first reached the account.
+         * @enum {string}
+         */
+        ContactSource: "comment" | "live_comment" | "dm" | "story_reply" | "story_mention" | "postback" | "referral" | "ad";
         /**
          * ContactTagCreate
          * @description A new tag.
@@ -3004,6 +3330,30 @@ export interface components {
             readonly usage: components["schemas"]["RunUsageRead"] | null;
             /** Workspace Id */
             workspace_id: string | null;
+        };
+        /**
+         * FieldCondition
+         * @description A condition on a custom field's value (compared as its text).
+         */
+        FieldCondition: {
+            /**
+             * Key
+             * @description The field's key (lowercase letters, digits, _).
+             */
+            key: string;
+            /**
+             * Op
+             * @description eq, neq, contains (case-insensitive), set or unset.
+             * @default eq
+             * @enum {string}
+             */
+            op?: "eq" | "neq" | "contains" | "set" | "unset";
+            /**
+             * Value
+             * @description The text compared with.
+             * @default
+             */
+            value?: string;
         };
         /**
          * FieldType
@@ -4225,6 +4575,50 @@ export interface components {
             type?: components["schemas"]["PostType"] | null;
         };
         /**
+         * Preview
+         * @description How many contacts of a segment a broadcast would reach now, and why not the others.
+         */
+        Preview: {
+            /**
+             * Eligible
+             * @description Inside Meta's 24-hour window and not opted out.
+             */
+            eligible: number;
+            /**
+             * Reasons
+             * @description What each reason means.
+             */
+            reasons: {
+                [key: string]: string;
+            };
+            /**
+             * Skipped
+             * @description Contacts not messaged, per reason.
+             */
+            skipped: {
+                [key: string]: number;
+            };
+            /**
+             * Total
+             * @description Contacts in the segment.
+             */
+            total: number;
+        };
+        /**
+         * PreviewRequest
+         * @description A segment of an account to count.
+         */
+        PreviewRequest: {
+            /**
+             * Account Id
+             * Format: uuid
+             * @description The Instagram account (its Socialflow id).
+             */
+            account_id: string;
+            /** @description Who would receive it. */
+            segment?: components["schemas"]["Segment"];
+        };
+        /**
          * Problem
          * @description Something Meta would refuse, with the field to change.
          */
@@ -4235,6 +4629,91 @@ export interface components {
             field: string;
             /** Message */
             message: string;
+        };
+        /**
+         * Progress
+         * @description Where a broadcast's send stands.
+         */
+        Progress: {
+            /** Failed */
+            failed: number;
+            /**
+             * Failures
+             * @description Recipients failed, per error code.
+             */
+            failures: {
+                [key: string]: number;
+            };
+            /** Handled */
+            handled: number;
+            /** Sent */
+            sent: number;
+            /**
+             * Skipped
+             * @description Recipients skipped, per reason.
+             */
+            skipped: {
+                [key: string]: number;
+            };
+            /**
+             * Total
+             * @description Contacts in the segment when the send started.
+             */
+            total: number | null;
+        };
+        /**
+         * QuickReply
+         * @description A quick-reply button under the message.
+         */
+        QuickReply: {
+            /**
+             * Payload
+             * @description Sent back when tapped.
+             */
+            payload: string;
+            /**
+             * Title
+             * @description Button text (20 characters).
+             */
+            title: string;
+        };
+        /**
+         * RecipientPage
+         * @description A page of recipients by contact id; ``next_after`` continues it.
+         */
+        RecipientPage: {
+            /** Items */
+            items: components["schemas"]["RecipientRead"][];
+            /** Next After */
+            next_after: string | null;
+        };
+        /**
+         * RecipientRead
+         * @description What became of one recipient.
+         */
+        RecipientRead: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Contact Id
+             * Format: uuid
+             */
+            contact_id: string;
+            /** Detail */
+            detail: string | null;
+            /** Igsid */
+            igsid: string | null;
+            /** Ledger Id */
+            ledger_id: string | null;
+            /** Reason */
+            reason: string | null;
+            /** Status */
+            status: string;
+            /** Username */
+            username: string | null;
         };
         /**
          * ReplayItemRead
@@ -4571,6 +5050,42 @@ export interface components {
             hits: components["schemas"]["SearchHit"][];
             /** Query */
             query: string;
+        };
+        /**
+         * Segment
+         * @description Which contacts of the account a broadcast goes to; every part narrows it.
+         */
+        Segment: {
+            /**
+             * Fields
+             * @description Every condition must hold.
+             */
+            fields?: components["schemas"]["FieldCondition"][];
+            /**
+             * Seen After
+             * @description Last seen at or after.
+             */
+            seen_after?: string | null;
+            /**
+             * Seen Before
+             * @description Last seen before.
+             */
+            seen_before?: string | null;
+            /**
+             * Sources
+             * @description How they first came (any of these).
+             */
+            sources?: components["schemas"]["ContactSource"][];
+            /**
+             * Tags All
+             * @description Contacts with every one of these.
+             */
+            tags_all?: string[];
+            /**
+             * Tags Any
+             * @description Contacts with at least one of these.
+             */
+            tags_any?: string[];
         };
         /**
          * SendRead
@@ -6689,6 +7204,584 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WorkspaceRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_broadcasts: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description Items to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastPage"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_broadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BroadcastCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    preview_broadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PreviewRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preview"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_broadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Broadcast id. */
+                broadcast_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastDetail"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_broadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Broadcast id. */
+                broadcast_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cancel_broadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Broadcast id. */
+                broadcast_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastRead"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_broadcast_recipients: {
+        parameters: {
+            query?: {
+                /** @description Only this outcome. */
+                status?: ("sent" | "skipped" | "failed") | null;
+                /** @description Only recipients with this reason or code. */
+                reason?: string | null;
+                /** @description Continue after this contact. */
+                after?: string | null;
+                /** @description Page size. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Broadcast id. */
+                broadcast_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecipientPage"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    send_broadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Broadcast id. */
+                broadcast_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BroadcastSend"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BroadcastRead"];
                 };
             };
             /** @description Bad input. */

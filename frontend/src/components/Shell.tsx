@@ -79,6 +79,7 @@ export function Shell() {
           <NavLink to="events">Events</NavLink>
           <NavLink to="contacts">Contacts</NavLink>
           <NavLink to="conversations">Conversations</NavLink>
+          <NavLink to="broadcasts">Broadcasts</NavLink>
           <NavLink to="runs">Runs</NavLink>
           <NavLink to="credentials">Credentials</NavLink>
           {isAdmin && <NavLink to="members">Members</NavLink>}

@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from socialflow.broadcasts import BroadcastContext, set_broadcast_context
 from socialflow.core.db import utcnow
 from socialflow.core.lease import Held
 from socialflow.core.logging import get_logger
@@ -68,6 +69,10 @@ class ScheduledRuns:
         # database and keys
         set_publishing_context(
             PublishingContext(settings=runtime.settings, db=runtime.db, keys=runtime.key_wrapper())
+        )
+        # so do broadcast runs (their deployment sits in the same pool)
+        set_broadcast_context(
+            BroadcastContext(settings=runtime.settings, db=runtime.db, keys=runtime.key_wrapper())
         )
 
     async def run(self, stop: asyncio.Event) -> None:

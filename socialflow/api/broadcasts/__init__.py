@@ -1,0 +1,1 @@
+"""Broadcasts: compose, preview, send now or at a time, progress, recipients, cancel."""
