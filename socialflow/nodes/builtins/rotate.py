@@ -37,7 +37,8 @@ class RotateNode(BaseNode):
         "the comment's id) always picks the same text, different keys spread over all of them."
     )
     example_config: ClassVar[dict[str, Any]] = {
-        "texts": ["Sent you a DM!", "Check your inbox 📩", "Just messaged you!"]
+        "texts": ["Sent you a DM!", "Check your inbox 📩", "Just messaged you!"],
+        "key": "",
     }
     inputs = (Port(name="in", description="Optional: passed on."),)
     outputs = (Port(name="out", type="json", description="text, index (from 0) and count."),)
