@@ -176,7 +176,7 @@ class InstagramAskNode(BaseNode):
             "answered_at": reply.occurred_at.isoformat() if reply.occurred_at else None,
         }
         if checked.valid:
-            answer = {**found, "answer": checked.value, "valid": True}
+            answer: dict[str, Any] = {**found, "answer": checked.value, "valid": True}
             if cfg.save_to_field:
                 answer["saved"] = {cfg.save_to_field: await self._save(ctx, checked.value)}
             return {"answer": answer}
