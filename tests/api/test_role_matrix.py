@@ -102,6 +102,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", f"{CONTACTS}"): "viewer",
     ("GET", f"{CONTACTS}/{{contact_id}}"): "viewer",
     ("PATCH", f"{CONTACTS}/{{contact_id}}"): "editor",
+    ("POST", f"{CONTACTS}/{{contact_id}}/takeover"): "editor",
+    ("DELETE", f"{CONTACTS}/{{contact_id}}/takeover"): "editor",
     ("POST", f"{CONTACTS}/bulk-tags"): "editor",
     ("GET", f"{CONTACTS}/export"): "admin",
     ("DELETE", f"{CONTACTS}/{{contact_id}}"): "admin",

@@ -9,10 +9,17 @@ import json
 import uuid
 from typing import Any
 
-from socialflow.contacts import Contact, ContactFieldValue, ContactTag, ContactTagLink
+from socialflow.contacts import (
+    Contact,
+    ContactFieldValue,
+    ContactTag,
+    ContactTagLink,
+    release,
+    take_over,
+)
 from socialflow.instagram import build_comment, build_postback
 from socialflow.nodes.builtins.rotate import pick
-from socialflow.orchestration import EngineRuntime
+from socialflow.orchestration import EngineRuntime, EventOutcome, WebhookEvent
 from socialflow.testing.graph_api_emulator import GraphEmulator
 from tests.api.test_ask_field_checks import growth_graph
 from tests.fixtures.contacts import rows
@@ -128,3 +135,44 @@ async def test_the_growth_template_captures_an_email_from_a_keyword_comment(
     )
     assert {r.status for r in sends} == {"sent"}
     assert len({r.idempotency_key for r in sends}) == 5
+
+
+async def test_a_taken_over_contact_s_reply_leaves_their_waiting_run_waiting(
+    runtime: EngineRuntime,
+    graph_emulator: GraphEmulator,  # noqa: F811
+    workers: Workers,  # noqa: F811
+) -> None:
+    use_emulator(runtime, graph_emulator)
+    shop = await Shop(runtime, graph_emulator).open()
+    person = f"56{uuid.uuid4().int % 10**10:010d}"
+    workers.start()
+    await shop.say("hi", person)
+    await until(lambda: shop.status("waiting"))
+    [contact] = await rows(runtime.db, Contact, Contact.workspace_id == shop.workspace_id)
+    async with runtime.db.sessionmaker() as session:
+        row = await session.get(Contact, contact.id)
+        assert row is not None
+        take_over(row, None)
+        await session.commit()
+    # words a trigger takes too: neither the waiting run nor the DM flow gets them
+    answer = await shop.say("hi, me@example.com", person)
+    await until(lambda: _dispatched(runtime, answer))
+    [wait] = await shop.waits()
+    assert wait.status == "waiting"  # the person answering it is a human now
+    [outcome] = await rows(runtime.db, EventOutcome, EventOutcome.event_id == answer)
+    assert outcome.code == "human_takeover"
+    assert shop.texts(person) == ["What is your email?"]
+
+    async with runtime.db.sessionmaker() as session:
+        row = await session.get(Contact, contact.id)
+        assert row is not None
+        release(row)
+        await session.commit()
+    await shop.say("me@example.com", person)
+    await until(lambda: shop.status("completed"))
+    assert shop.texts(person)[-1] == "Thanks, me@example.com"
+
+
+async def _dispatched(runtime: EngineRuntime, event_id: uuid.UUID) -> bool:
+    [event] = await rows(runtime.db, WebhookEvent, WebhookEvent.id == event_id)
+    return bool(event.status != "pending")

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from socialflow.contacts import FieldType
+from socialflow.contacts import MAX_TAKEOVER_MINUTES, FieldType
 
 __all__ = [
     "BulkTagRequest",
@@ -117,6 +117,12 @@ class ContactRead(BaseModel):
     opted_out: bool
     tags: list[str]
     fields: dict[str, Any] = Field(description="Custom field values by key (set ones only).")
+    taken_over: bool = Field(
+        default=False, description="A person took the conversation over: flows skip them."
+    )
+    takeover_until: datetime | None = Field(
+        default=None, description="When automation comes back (None: when released)."
+    )
 
 
 class ContactPage(BaseModel):
@@ -276,4 +282,15 @@ class EraseReport(BaseModel):
     kept: dict[str, int] = Field(
         description="What is kept, as counts: the event, run and ledger rows, without their "
         "personal data (so usage and limits stay right)."
+    )
+
+
+class TakeoverRequest(_Strict):
+    """Take a contact's conversation over: flows skip them for a time or until released."""
+
+    minutes: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TAKEOVER_MINUTES,
+        description="How long, 1 minute to 30 days; null: until released.",
     )
