@@ -135,3 +135,65 @@ def test_the_growth_template_captures_an_email_from_a_keyword_comment(
     expect(events.filter(has_text="received: Ann@Example.com")).to_have_count(1)
     expect(timeline.locator("li[data-type=run]")).to_contain_text("(completed)", timeout=60_000)
     shots(page, "growth-contact")
+
+
+def test_a_human_takeover_stops_the_flows_for_that_contact(
+    stack: Stack, context: Any, shots: Shots
+) -> None:
+    admin = sign_up(stack)
+    tag_on_dm = {
+        "nodes": [
+            {"id": "dm", "kind": "instagram.dm", "label": "New DM", "config": {}},
+            {"id": "tag", "kind": "contact.add_tag", "label": "Tag", "config": {"tags": ["bot"]}},
+        ],
+        "edges": [{"source": "dm", "source_port": "event", "target": "tag", "target_port": "in"}],
+    }
+    with stack.client() as http:
+        ws = http.post("/api/workspaces", json={"name": "Live chat"}, headers=admin.headers)
+        workspace_id = ws.json()["id"]
+        base = f"/api/workspaces/{workspace_id}/flows"
+        flow = http.post(base, json={"name": "Bot", "graph": tag_on_dm}, headers=admin.headers)
+        assert flow.status_code == 201, flow.text
+        published = http.post(f"{base}/{flow.json()['id']}/publish", headers=admin.headers)
+        assert published.status_code == 201, published.text
+    account = f"1788{uuid.uuid4().int % 10**13:013d}"
+    connect_instagram(stack, workspace_id, account)
+    person = f"67{uuid.uuid4().int % 10**10:010d}"
+    deliver(stack, build_dm("hello bot", account_id=account, sender_id=person))
+
+    page = context.new_page()
+    page.goto("/signin")
+    page.get_by_label("Email").fill(admin.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(rf"/w/{workspace_id}/flows$"))
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Contacts").click()
+    row = page.get_by_role("table", name="Contacts").locator("tbody tr")
+    expect(row).to_have_count(1, timeout=60_000)
+    row.get_by_role("link").click()
+    automation = page.get_by_label("Automation")
+    expect(automation).to_contain_text("on: flows answer this contact")
+    page.get_by_label("Take over for").select_option(label="Until released")
+    page.get_by_role("button", name="Human takes over").click()
+    expect(automation).to_contain_text("paused: a person took over, until released")
+    shots(page, "taken-over")
+
+    deliver(stack, build_dm("I want a human", account_id=account, sender_id=person))
+    timeline = page.get_by_role("list", name="Timeline")
+    expect(timeline.locator("li[data-type=event]").filter(has_text="I want a human")).to_have_count(
+        1, timeout=60_000
+    )
+    # one run only (the first message's); the event log says why the second ran nothing
+    expect(timeline.locator("li[data-type=run]")).to_have_count(1)
+    deadline = time.monotonic() + 60
+    while True:
+        with stack.client() as http:
+            events = http.get(f"/api/workspaces/{workspace_id}/events", headers=admin.headers)
+        latest = events.json()["items"][0]
+        codes = [f["code"] for f in latest["flows"]]
+        if codes == ["human_takeover"]:
+            break
+        assert time.monotonic() < deadline, latest
+        time.sleep(0.5)
+    page.get_by_role("button", name="Release to the flows").click()
+    expect(automation).to_contain_text("on: flows answer this contact")

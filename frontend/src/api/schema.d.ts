@@ -605,6 +605,31 @@ export interface paths {
         patch: operations["update_contact"];
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/contacts/{contact_id}/takeover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Take Over Contact
+         * @description A person takes the conversation over: flows skip this contact (the event log says
+         *     human_takeover) for ``minutes`` or until released (editor).
+         */
+        post: operations["take_over_contact"];
+        /**
+         * Release Contact
+         * @description Give the contact back to the flows (editor).
+         */
+        delete: operations["release_contact"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workspaces/{workspace_id}/conversations/keywords": {
         parameters: {
             query?: never;
@@ -2138,6 +2163,17 @@ export interface components {
             source: string;
             /** Tags */
             tags: string[];
+            /**
+             * Taken Over
+             * @description A person took the conversation over: flows skip them.
+             * @default false
+             */
+            taken_over?: boolean;
+            /**
+             * Takeover Until
+             * @description When automation comes back (None: when released).
+             */
+            takeover_until?: string | null;
             /** Timeline */
             timeline: components["schemas"]["TimelineItem"][];
             /** Username */
@@ -2321,6 +2357,17 @@ export interface components {
             source: string;
             /** Tags */
             tags: string[];
+            /**
+             * Taken Over
+             * @description A person took the conversation over: flows skip them.
+             * @default false
+             */
+            taken_over?: boolean;
+            /**
+             * Takeover Until
+             * @description When automation comes back (None: when released).
+             */
+            takeover_until?: string | null;
             /** Username */
             username: string | null;
             window: components["schemas"]["WindowRead"];
@@ -2730,7 +2777,7 @@ export interface components {
         EventFlowOutcome: {
             /**
              * Code
-             * @description Why it did not run: filter_not_matched, kind_off, account_filter, media_filter, not_mentioned, echo, own_comment, dashboard_test, flow_paused; resumed_wait when it answered a waiting run; wait_cancelled when, a global keyword, it ended one.
+             * @description Why it did not run: filter_not_matched, kind_off, account_filter, media_filter, not_mentioned, echo, own_comment, dashboard_test, flow_paused, human_takeover; resumed_wait when it answered a waiting run; wait_cancelled when, a global keyword, it ended one.
              */
             code?: string | null;
             /**
@@ -4592,6 +4639,17 @@ export interface components {
             target: string;
             /** Text */
             text: string | null;
+        };
+        /**
+         * TakeoverRequest
+         * @description Take a contact's conversation over: flows skip them for a time or until released.
+         */
+        TakeoverRequest: {
+            /**
+             * Minutes
+             * @description How long, 1 minute to 30 days; null: until released.
+             */
+            minutes?: number | null;
         };
         /**
          * TestRunRequest
@@ -7709,6 +7767,150 @@ export interface operations {
                 "application/json": components["schemas"]["ContactUpdate"];
             };
         };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactDetail"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    take_over_contact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Contact id. */
+                contact_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TakeoverRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactDetail"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    release_contact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Contact id. */
+                contact_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             /** @description Successful Response */
             200: {
