@@ -104,6 +104,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("PATCH", f"{CONTACTS}/{{contact_id}}"): "editor",
     ("POST", f"{CONTACTS}/{{contact_id}}/takeover"): "editor",
     ("DELETE", f"{CONTACTS}/{{contact_id}}/takeover"): "editor",
+    ("POST", f"{CONTACTS}/{{contact_id}}/messages"): "editor",
     ("POST", f"{CONTACTS}/bulk-tags"): "editor",
     ("GET", f"{CONTACTS}/export"): "admin",
     ("DELETE", f"{CONTACTS}/{{contact_id}}"): "admin",

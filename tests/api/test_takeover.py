@@ -1,6 +1,7 @@
-"""Human takeover: an editor takes a contact's conversation over (for a time or until
+"""Live chat basics: an editor takes a contact's conversation over (for a time or until
 released); meanwhile the dispatcher starts no flow for them and answers none of their waiting
-runs, and the event log says human_takeover; released, they run flows again."""
+runs, and the event log says human_takeover; released, they run flows again. A person replies
+from the app through the send ledger, inside Meta's window."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from socialflow.contacts import Contact
 from socialflow.core.db import utcnow
 from socialflow.core.settings import Settings
-from socialflow.instagram import build_dm
+from socialflow.instagram import AccountMode, OutboxMessage, build_dm
 from socialflow.orchestration import EventOutcome, FlowExecution
 from tests.api.conftest import Team, make_team
 from tests.fixtures.contacts import connect, drain, new_account_id, new_igsid, rows, store
@@ -61,7 +62,7 @@ async def chat(app: Any, client: httpx.AsyncClient, test_registry: Any) -> Chat:
     team = await make_team(client)
     made = Chat(app, test_registry, team, new_account_id(), new_igsid())
     workspace = uuid.UUID(team.workspace_id)
-    await connect(made.db, workspace, made.account)
+    await connect(made.db, workspace, made.account, mode=AccountMode.SANDBOX)
     made.flow_id, _ = await publish(
         made.db, test_registry, Settings(), ON_DM, name="on dm", workspace_id=workspace
     )
@@ -146,3 +147,76 @@ async def test_other_workspaces_contacts_and_viewers_are_refused(
     viewer = await client.post(chat.url(), json={}, headers=team.viewer.headers)
     assert viewer.status_code == 403
     assert await chat.runs() == 1
+
+
+def message_url(chat: Chat, contact_id: str | None = None) -> str:
+    return chat.url(contact_id).removesuffix("/takeover") + "/messages"
+
+
+async def test_a_reply_from_the_app_goes_through_the_ledger_once(
+    client: httpx.AsyncClient, chat: Chat
+) -> None:
+    body = {"text": "Hi, a human here!", "client_id": str(uuid.uuid4())}
+    sent = await client.post(message_url(chat), json=body, headers=chat.team.editor.headers)
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["status"] == "sandboxed" and sent.json()["duplicate"] is False
+    again = await client.post(message_url(chat), json=body, headers=chat.team.editor.headers)
+    assert again.json()["duplicate"] is True
+    assert again.json()["ledger_id"] == sent.json()["ledger_id"]
+    [row] = await rows(
+        chat.db, OutboxMessage, OutboxMessage.id == uuid.UUID(sent.json()["ledger_id"])
+    )
+    assert (row.action, row.target, row.node_id) == ("send_dm", chat.person, "live_chat")
+
+
+async def test_a_reply_outside_the_window_is_refused_with_the_reason(
+    client: httpx.AsyncClient, chat: Chat
+) -> None:
+    async with chat.db.sessionmaker() as session:
+        row = await session.get(Contact, uuid.UUID(chat.contact_id))
+        assert row is not None
+        row.last_inbound_at = utcnow() - timedelta(days=2)
+        await session.commit()
+    late = {"text": "Still there?", "client_id": str(uuid.uuid4())}
+    refused = await client.post(message_url(chat), json=late, headers=chat.team.editor.headers)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["code"] == "instagram_policy_refused"
+    assert "24-hour" in refused.json()["message"]
+    [row] = await rows(chat.db, OutboxMessage, OutboxMessage.target == chat.person)
+    assert row.status == "refused"  # the ledger keeps the refusal and its reason
+    tagged = {**late, "client_id": str(uuid.uuid4()), "human_agent": True}
+    human = await client.post(message_url(chat), json=tagged, headers=chat.team.editor.headers)
+    assert human.json()["status"] == "sandboxed", human.text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"text": ""}, "text"),
+        ({"text": "x" * 1001}, "text"),
+        ({"text": "hi", "client_id": "not-a-uuid"}, "client_id"),
+        ({"text": "hi"}, "client_id"),
+        ({"text": "hi", "human_agent": "maybe"}, "human_agent"),
+    ],
+)
+async def test_bad_replies_are_refused_naming_the_field(
+    client: httpx.AsyncClient, chat: Chat, body: dict[str, Any], field: str
+) -> None:
+    body = {"client_id": str(uuid.uuid4()), **body} if field != "client_id" else body
+    refused = await client.post(message_url(chat), json=body, headers=chat.team.editor.headers)
+    assert refused.status_code == 422
+    assert field in refused.text
+
+
+async def test_replies_to_other_workspaces_contacts_or_by_viewers_are_refused(
+    client: httpx.AsyncClient, chat: Chat
+) -> None:
+    team = chat.team
+    body = {"text": "hi", "client_id": str(uuid.uuid4())}
+    other = f"/api/workspaces/{team.other_workspace_id}/contacts/{chat.contact_id}/messages"
+    assert (await client.post(other, json=body, headers=team.outsider.headers)).status_code == 404
+    missing = message_url(chat, str(uuid.uuid4()))
+    assert (await client.post(missing, json=body, headers=team.editor.headers)).status_code == 404
+    viewer = await client.post(message_url(chat), json=body, headers=team.viewer.headers)
+    assert viewer.status_code == 403
+    assert await rows(chat.db, OutboxMessage, OutboxMessage.target == chat.person) == []

@@ -195,5 +195,11 @@ def test_a_human_takeover_stops_the_flows_for_that_contact(
             break
         assert time.monotonic() < deadline, latest
         time.sleep(0.5)
+    # the person answers from the app, through the ledger (the account is sandboxed here)
+    page.get_by_label("Message").fill("Hi, a human here!")
+    page.get_by_role("form", name="Reply").get_by_role("button", name="Send").click()
+    expect(
+        timeline.locator("li[data-type=message]").filter(has_text="Hi, a human here!")
+    ).to_contain_text("send dm sandboxed", timeout=30_000)
     page.get_by_role("button", name="Release to the flows").click()
     expect(automation).to_contain_text("on: flows answer this contact")

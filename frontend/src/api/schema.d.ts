@@ -605,6 +605,28 @@ export interface paths {
         patch: operations["update_contact"];
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/contacts/{contact_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reply To Contact
+         * @description Send the contact a DM from the app, through the send ledger and Meta's rules (within
+         *     24 h of their last message, or 7 days with human_agent); the same client_id sends once
+         *     (editor).
+         */
+        post: operations["reply_to_contact"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workspaces/{workspace_id}/contacts/{contact_id}/takeover": {
         parameters: {
             query?: never;
@@ -3559,6 +3581,52 @@ export interface components {
             hybrid_dense_weight?: number | null;
             /** Name */
             name?: string | null;
+        };
+        /**
+         * LiveReply
+         * @description A message a person of the workspace sends a contact from the app.
+         */
+        LiveReply: {
+            /**
+             * Client Id
+             * Format: uuid
+             * @description Chosen by the app per message: sending again with the same id sends once.
+             */
+            client_id: string;
+            /**
+             * Human Agent
+             * @description Send with Meta's HUMAN_AGENT tag (up to 7 days after their last message; the app must be approved for it).
+             * @default false
+             */
+            human_agent?: boolean;
+            /**
+             * Text
+             * @description The message (1000 characters).
+             */
+            text: string;
+        };
+        /**
+         * LiveReplyResult
+         * @description What became of a reply: sent, sandboxed, queued, or refused and why.
+         */
+        LiveReplyResult: {
+            /**
+             * Duplicate
+             * @description This client_id was sent before; nothing new was sent.
+             */
+            duplicate: boolean;
+            /**
+             * Ledger Id
+             * Format: uuid
+             */
+            ledger_id: string;
+            /**
+             * Policy Reason
+             * @description Why Meta's rules refuse it, when they do.
+             */
+            policy_reason: string | null;
+            /** Status */
+            status: string;
         };
         /**
          * LoginRead
@@ -7775,6 +7843,80 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ContactDetail"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    reply_to_contact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Contact id. */
+                contact_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LiveReply"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiveReplyResult"];
                 };
             };
             /** @description Bad input. */

@@ -69,6 +69,50 @@ export function Takeover({ ws, contact, canEdit }: { ws: string; contact: Detail
         </button>
       )}
       <ErrorNote error={take.error ?? release.error} />
+      {canEdit && <LiveReply ws={ws} contact={contact} />}
     </div>
+  );
+}
+
+/** A DM from the app, through the send ledger: Meta's window decides, the same message once. */
+function LiveReply({ ws, contact }: { ws: string; contact: Detail }) {
+  const queries = useQueryClient();
+  const [text, setText] = useState("");
+  const [humanAgent, setHumanAgent] = useState(false);
+  const [clientId, setClientId] = useState(() => crypto.randomUUID());
+  const send = useMutation({
+    mutationFn: async () =>
+      ok(
+        await api.POST("/api/workspaces/{workspace_id}/contacts/{contact_id}/messages", {
+          params: { path: { workspace_id: ws, contact_id: contact.id } },
+          body: { text, client_id: clientId, human_agent: humanAgent },
+        }),
+      ),
+    onSuccess: () => {
+      // a new message gets a new id; a retry of a failed one keeps it, so it sends once
+      setClientId(crypto.randomUUID());
+      setText("");
+      void queries.invalidateQueries({ queryKey: ["contact", ws, contact.id] });
+    },
+  });
+  return (
+    <form
+      className="live-reply"
+      aria-label="Reply"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (text.trim()) send.mutate();
+      }}
+    >
+      <textarea aria-label="Message" value={text} maxLength={1000} onChange={(e) => setText(e.target.value)} placeholder="Write a reply…" />
+      <label className="small">
+        <input type="checkbox" checked={humanAgent} onChange={(e) => setHumanAgent(e.target.checked)} /> Human agent tag (up to 7 days)
+      </label>
+      <button type="submit" disabled={!text.trim() || send.isPending}>
+        Send
+      </button>
+      {send.data && <span className="muted small">{send.data.duplicate ? "already sent" : send.data.status}</span>}
+      <ErrorNote error={send.error} />
+    </form>
   );
 }

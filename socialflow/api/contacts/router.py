@@ -30,6 +30,8 @@ from socialflow.api.contacts.schemas import (
     ContactTagUpdate,
     ContactUpdate,
     EraseReport,
+    LiveReply,
+    LiveReplyResult,
     TakeoverRequest,
 )
 from socialflow.api.deps import (
@@ -37,6 +39,7 @@ from socialflow.api.deps import (
     DatabaseDep,
     EditorMember,
     SessionDep,
+    SettingsDep,
     ViewerMember,
 )
 
@@ -111,6 +114,23 @@ async def release_contact(
 ) -> ContactDetail:
     """Give the contact back to the flows (editor)."""
     return await takeover.release_contact(member.workspace_id, contact_id, session=session)
+
+
+@router.post("/contacts/{contact_id}/messages", name="reply_to_contact")
+async def reply_to_contact(
+    contact_id: ContactId,
+    body: LiveReply,
+    member: EditorMember,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    session: SessionDep,
+) -> LiveReplyResult:
+    """Send the contact a DM from the app, through the send ledger and Meta's rules (within
+    24 h of their last message, or 7 days with human_agent); the same client_id sends once
+    (editor)."""
+    return await takeover.reply(
+        member.workspace_id, contact_id, body, settings=settings, db=db, session=session
+    )
 
 
 @router.delete("/contacts/{contact_id}", name="erase_contact")

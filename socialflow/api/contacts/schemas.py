@@ -294,3 +294,26 @@ class TakeoverRequest(_Strict):
         le=MAX_TAKEOVER_MINUTES,
         description="How long, 1 minute to 30 days; null: until released.",
     )
+
+
+class LiveReply(_Strict):
+    """A message a person of the workspace sends a contact from the app."""
+
+    text: str = Field(min_length=1, max_length=1000, description="The message (1000 characters).")
+    client_id: uuid.UUID = Field(
+        description="Chosen by the app per message: sending again with the same id sends once."
+    )
+    human_agent: bool = Field(
+        default=False,
+        description="Send with Meta's HUMAN_AGENT tag (up to 7 days after their last message; "
+        "the app must be approved for it).",
+    )
+
+
+class LiveReplyResult(BaseModel):
+    """What became of a reply: sent, sandboxed, queued, or refused and why."""
+
+    status: str
+    ledger_id: uuid.UUID
+    duplicate: bool = Field(description="This client_id was sent before; nothing new was sent.")
+    policy_reason: str | None = Field(description="Why Meta's rules refuse it, when they do.")
