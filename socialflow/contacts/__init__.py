@@ -37,9 +37,17 @@ from socialflow.contacts._service import (
     remove_tags,
     set_field,
 )
+from socialflow.contacts._takeover import (
+    MAX_TAKEOVER_MINUTES,
+    is_taken_over,
+    release,
+    take_over,
+    taken_over,
+)
 from socialflow.contacts._upsert import EventRef, Sighting, record_sightings, sighting
 
 __all__ = [
+    "MAX_TAKEOVER_MINUTES",
     "MAX_TEXT",
     "REFRESH_AFTER",
     "TAG_NAME",
@@ -64,10 +72,14 @@ __all__ = [
     "check_value",
     "contact_id",
     "contact_view",
+    "is_taken_over",
     "record_sightings",
+    "release",
     "remove_tags",
     "set_field",
     "sighting",
+    "take_over",
+    "taken_over",
     "value_text",
     "window",
 ]

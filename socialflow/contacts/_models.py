@@ -91,6 +91,10 @@ class Contact(Base):
     last_inbound_at: Mapped[datetime | None] = mapped_column(default=None)
     opted_out: Mapped[bool] = mapped_column(default=False)
     opted_out_at: Mapped[datetime | None] = mapped_column(default=None)
+    # a person of the workspace took the conversation over: flows skip this contact from
+    # takeover_at until takeover_until (None: until released)
+    takeover_at: Mapped[datetime | None] = mapped_column(default=None)
+    takeover_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from socialflow.contacts import EventRef, record_sightings
+from socialflow.contacts import EventRef, contact_id, record_sightings, sighting, taken_over
 from socialflow.core.db import Database, utcnow
 from socialflow.core.lease import lock_for_claim
 from socialflow.core.logging import get_logger
@@ -131,17 +131,20 @@ class Dispatcher:
             triggers = await self._triggers(session, events)
             owners = await self._instagram_owners(session, events)
             consented = await self._contacts(session, events, owners)
+            paused = await self._taken_over(session, events, owners)
             queued = 0
             cancelled: list[uuid.UUID] = []
             for event in events:
                 try:
                     async with session.begin_nested():
-                        # a run waiting for this sender's answer takes it before any trigger
+                        # a run waiting for this sender's answer takes it before any trigger;
+                        # a person who took the conversation over answers it instead
+                        held = paused.get(event.id, frozenset())
                         resolved = await resume_for_event(
-                            session, event, set(owners.get(event.account_id or "", {}))
+                            session, event, set(owners.get(event.account_id or "", {})) - held
                         )
                         queued += await self._dispatch(
-                            session, event, triggers, postgres, owners, resolved
+                            session, event, triggers, postgres, owners, resolved, held
                         )
                         cancelled += [
                             r.prefect_flow_run_id
@@ -221,6 +224,31 @@ class Dispatcher:
             _log.exception("contacts not recorded for a batch of events", events=len(refs))
             return []
 
+    async def _taken_over(
+        self, session: AsyncSession, events: list[WebhookEvent], owners: Owners
+    ) -> dict[uuid.UUID, frozenset[uuid.UUID]]:
+        """For each event from a contact a person took over: the workspaces whose flows skip
+        it (a contact is per workspace and account)."""
+        people: dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]] = {}
+        for event in events:
+            if event.source != "instagram" or not event.account_id:
+                continue
+            seen = sighting(EventRef(event.id, event.account_id, event.payload))
+            if seen is None:
+                continue
+            people[event.id] = [
+                (workspace, contact_id(workspace, event.account_id, seen.igsid))
+                for workspace in owners.get(event.account_id, {})
+            ]
+        held = await taken_over(session, (c for found in people.values() for _, c in found))
+        if not held:
+            return {}
+        return {
+            event_id: frozenset(w for w, c in found if c in held)
+            for event_id, found in people.items()
+            if any(c in held for _, c in found)
+        }
+
     async def _dispatch(
         self,
         session: AsyncSession,
@@ -229,6 +257,7 @@ class Dispatcher:
         postgres: bool,
         owners: Owners | None = None,
         resolved: list[WaitResolution] | None = None,
+        held: frozenset[uuid.UUID] = frozenset(),
     ) -> int:
         matches: list[FlowTrigger] = []
         refused: list[tuple[FlowTrigger, Rejection]] = []
@@ -238,6 +267,12 @@ class Dispatcher:
             if trigger.workspace_id in answered:
                 continue
             verdict = self.verdict(event, trigger, owners or {})
+            if verdict is True and trigger.workspace_id in held:
+                verdict = Rejection(
+                    "human_takeover",
+                    "a person took over the conversation with this contact; flows skip them "
+                    "until the takeover ends or is released",
+                )
             if verdict is True:
                 matches.append(trigger)
             elif isinstance(verdict, Rejection):

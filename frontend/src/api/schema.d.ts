@@ -735,6 +735,53 @@ export interface paths {
         patch: operations["update_contact"];
         trace?: never;
     };
+    "/api/workspaces/{workspace_id}/contacts/{contact_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reply To Contact
+         * @description Send the contact a DM from the app, through the send ledger and Meta's rules (within
+         *     24 h of their last message, or 7 days with human_agent); the same client_id sends once
+         *     (editor).
+         */
+        post: operations["reply_to_contact"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{workspace_id}/contacts/{contact_id}/takeover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Take Over Contact
+         * @description A person takes the conversation over: flows skip this contact (the event log says
+         *     human_takeover) for ``minutes`` or until released (editor).
+         */
+        post: operations["take_over_contact"];
+        /**
+         * Release Contact
+         * @description Give the contact back to the flows (editor).
+         */
+        delete: operations["release_contact"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workspaces/{workspace_id}/conversations/keywords": {
         parameters: {
             query?: never;
@@ -2458,6 +2505,17 @@ export interface components {
             source: string;
             /** Tags */
             tags: string[];
+            /**
+             * Taken Over
+             * @description A person took the conversation over: flows skip them.
+             * @default false
+             */
+            taken_over?: boolean;
+            /**
+             * Takeover Until
+             * @description When automation comes back (None: when released).
+             */
+            takeover_until?: string | null;
             /** Timeline */
             timeline: components["schemas"]["TimelineItem"][];
             /** Username */
@@ -2641,6 +2699,17 @@ export interface components {
             source: string;
             /** Tags */
             tags: string[];
+            /**
+             * Taken Over
+             * @description A person took the conversation over: flows skip them.
+             * @default false
+             */
+            taken_over?: boolean;
+            /**
+             * Takeover Until
+             * @description When automation comes back (None: when released).
+             */
+            takeover_until?: string | null;
             /** Username */
             username: string | null;
             window: components["schemas"]["WindowRead"];
@@ -3056,7 +3125,7 @@ export interface components {
         EventFlowOutcome: {
             /**
              * Code
-             * @description Why it did not run: filter_not_matched, kind_off, account_filter, media_filter, not_mentioned, echo, own_comment, dashboard_test, flow_paused; resumed_wait when it answered a waiting run; wait_cancelled when, a global keyword, it ended one.
+             * @description Why it did not run: filter_not_matched, kind_off, account_filter, media_filter, not_mentioned, echo, own_comment, dashboard_test, flow_paused, human_takeover; resumed_wait when it answered a waiting run; wait_cancelled when, a global keyword, it ended one.
              */
             code?: string | null;
             /**
@@ -3862,6 +3931,52 @@ export interface components {
             hybrid_dense_weight?: number | null;
             /** Name */
             name?: string | null;
+        };
+        /**
+         * LiveReply
+         * @description A message a person of the workspace sends a contact from the app.
+         */
+        LiveReply: {
+            /**
+             * Client Id
+             * Format: uuid
+             * @description Chosen by the app per message: sending again with the same id sends once.
+             */
+            client_id: string;
+            /**
+             * Human Agent
+             * @description Send with Meta's HUMAN_AGENT tag (up to 7 days after their last message; the app must be approved for it).
+             * @default false
+             */
+            human_agent?: boolean;
+            /**
+             * Text
+             * @description The message (1000 characters).
+             */
+            text: string;
+        };
+        /**
+         * LiveReplyResult
+         * @description What became of a reply: sent, sandboxed, queued, or refused and why.
+         */
+        LiveReplyResult: {
+            /**
+             * Duplicate
+             * @description This client_id was sent before; nothing new was sent.
+             */
+            duplicate: boolean;
+            /**
+             * Ledger Id
+             * Format: uuid
+             */
+            ledger_id: string;
+            /**
+             * Policy Reason
+             * @description Why Meta's rules refuse it, when they do.
+             */
+            policy_reason: string | null;
+            /** Status */
+            status: string;
         };
         /**
          * LoginRead
@@ -5107,6 +5222,17 @@ export interface components {
             target: string;
             /** Text */
             text: string | null;
+        };
+        /**
+         * TakeoverRequest
+         * @description Take a contact's conversation over: flows skip them for a time or until released.
+         */
+        TakeoverRequest: {
+            /**
+             * Minutes
+             * @description How long, 1 minute to 30 days; null: until released.
+             */
+            minutes?: number | null;
         };
         /**
          * TestRunRequest
@@ -8802,6 +8928,224 @@ export interface operations {
                 "application/json": components["schemas"]["ContactUpdate"];
             };
         };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactDetail"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    reply_to_contact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Contact id. */
+                contact_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LiveReply"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiveReplyResult"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    take_over_contact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Contact id. */
+                contact_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TakeoverRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContactDetail"];
+                };
+            };
+            /** @description Bad input. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not signed in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request; every problem listed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    release_contact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Contact id. */
+                contact_id: string;
+                /** @description Workspace id. */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             /** @description Successful Response */
             200: {

@@ -5,6 +5,7 @@ import { api, ok, type Schemas } from "../api/client";
 import { ErrorNote } from "../components/ErrorNote";
 import { timeAgo } from "../components/Status";
 import { useWorkspace } from "../state";
+import { Takeover } from "./Takeover";
 import { displayName, fieldInput, fieldText, inputType, parseTags, sourceText, timelineText, windowText } from "./contacts";
 
 type Update = Schemas["ContactUpdate"];
@@ -78,6 +79,7 @@ export function ContactProfile() {
           </>
         )}
       </dl>
+      <Takeover ws={ws} contact={c} canEdit={canEdit} />
       <h2>Tags</h2>
       <div className="tags" aria-label="Tags">
         {c.tags.length === 0 && <span className="muted">No tags.</span>}

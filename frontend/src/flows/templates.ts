@@ -1,17 +1,35 @@
 // Starter flows as graph JSON. A template whose node kinds this server does not offer yet is
 // shown disabled with what it needs (computed from /node-types).
 import type { GraphSpec } from "../api/client";
+// The growth template is JSON so the server's tests run exactly the graph the gallery offers.
+import growthGraph from "./growth.json";
+
+/** A contact field a template saves to; created in the workspace with the flow when missing. */
+export interface TemplateField {
+  key: string;
+  label: string;
+  type: "text" | "number" | "date" | "boolean" | "email" | "phone" | "url" | "choice";
+}
 
 export interface Template {
   id: string;
   name: string;
   description: string;
   graph: GraphSpec;
+  fields?: TemplateField[];
 }
 
 const at = (x: number, y: number) => ({ x, y });
 
 export const TEMPLATES: Template[] = [
+  {
+    id: "comment-growth",
+    name: "Comment → DM growth: email capture",
+    description:
+      "A keyword comment gets one of several public replies and a private reply with a button; a tap asks for the email (re-asked until valid), saves it to the contact's email field, tags them lead and notifies your URL. Fill in the keyword and the notify URL.",
+    graph: growthGraph as GraphSpec,
+    fields: [{ key: "email", label: "Email", type: "email" }],
+  },
   {
     id: "comment-auto-reply",
     name: "Comment auto-reply",

@@ -4,7 +4,7 @@ import { useMutation, useQuery } from "@tanstack/react-query";
 import { api, ok, type ExecutionSummary, type GraphSpec } from "../api/client";
 import { ErrorNote } from "../components/ErrorNote";
 import { StatusBadge, timeAgo } from "../components/Status";
-import { TEMPLATES, missingKinds } from "../flows/templates";
+import { TEMPLATES, missingKinds, type TemplateField } from "../flows/templates";
 import { useNodeTypes, useWorkspace } from "../state";
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -23,6 +23,22 @@ export function runStats(runs: ExecutionSummary[], now = Date.now()) {
   return stats;
 }
 
+/** Creates the contact fields a template saves to that the workspace does not have yet. */
+async function ensureFields(ws: string, fields: TemplateField[]) {
+  const existing = ok(
+    await api.GET("/api/workspaces/{workspace_id}/contact-fields", { params: { path: { workspace_id: ws } } }),
+  );
+  const keys = new Set(existing.map((f) => f.key));
+  for (const field of fields.filter((f) => !keys.has(f.key))) {
+    ok(
+      await api.POST("/api/workspaces/{workspace_id}/contact-fields", {
+        params: { path: { workspace_id: ws } },
+        body: { key: field.key, label: field.label, type: field.type },
+      }),
+    );
+  }
+}
+
 function NewFlow({ onClose }: { onClose: () => void }) {
   const { id: ws } = useWorkspace();
   const navigate = useNavigate();
@@ -35,6 +51,7 @@ function NewFlow({ onClose }: { onClose: () => void }) {
       const chosen = TEMPLATES.find((t) => t.id === template);
       const graph: GraphSpec = chosen ? structuredClone(chosen.graph) : { nodes: [], edges: [] };
       const flowName = name.trim() || chosen?.name || "Untitled flow";
+      if (chosen?.fields?.length) await ensureFields(ws, chosen.fields);
       return ok(
         await api.POST("/api/workspaces/{workspace_id}/flows", {
           params: { path: { workspace_id: ws }, query: { validate: false } },

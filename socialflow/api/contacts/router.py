@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
-from socialflow.api.contacts import erase, export, service
+from socialflow.api.contacts import erase, export, service, takeover
 from socialflow.api.contacts.schemas import (
     BulkTagRequest,
     BulkTagResult,
@@ -30,12 +30,16 @@ from socialflow.api.contacts.schemas import (
     ContactTagUpdate,
     ContactUpdate,
     EraseReport,
+    LiveReply,
+    LiveReplyResult,
+    TakeoverRequest,
 )
 from socialflow.api.deps import (
     AdminMember,
     DatabaseDep,
     EditorMember,
     SessionDep,
+    SettingsDep,
     ViewerMember,
 )
 
@@ -93,6 +97,40 @@ async def update_contact(
 ) -> ContactDetail:
     """Add or remove tags, set or clear fields (checked by type), set the opt-out (editor)."""
     return await service.update_contact(member.workspace_id, contact_id, body, session=session)
+
+
+@router.post("/contacts/{contact_id}/takeover", name="take_over_contact")
+async def take_over_contact(
+    contact_id: ContactId, body: TakeoverRequest, member: EditorMember, session: SessionDep
+) -> ContactDetail:
+    """A person takes the conversation over: flows skip this contact (the event log says
+    human_takeover) for ``minutes`` or until released (editor)."""
+    return await takeover.take_over_contact(member.workspace_id, contact_id, body, session=session)
+
+
+@router.delete("/contacts/{contact_id}/takeover", name="release_contact")
+async def release_contact(
+    contact_id: ContactId, member: EditorMember, session: SessionDep
+) -> ContactDetail:
+    """Give the contact back to the flows (editor)."""
+    return await takeover.release_contact(member.workspace_id, contact_id, session=session)
+
+
+@router.post("/contacts/{contact_id}/messages", name="reply_to_contact")
+async def reply_to_contact(
+    contact_id: ContactId,
+    body: LiveReply,
+    member: EditorMember,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    session: SessionDep,
+) -> LiveReplyResult:
+    """Send the contact a DM from the app, through the send ledger and Meta's rules (within
+    24 h of their last message, or 7 days with human_agent); the same client_id sends once
+    (editor)."""
+    return await takeover.reply(
+        member.workspace_id, contact_id, body, settings=settings, db=db, session=session
+    )
 
 
 @router.delete("/contacts/{contact_id}", name="erase_contact")

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from socialflow.contacts import FieldType
+from socialflow.contacts import MAX_TAKEOVER_MINUTES, FieldType
 
 __all__ = [
     "BulkTagRequest",
@@ -117,6 +117,12 @@ class ContactRead(BaseModel):
     opted_out: bool
     tags: list[str]
     fields: dict[str, Any] = Field(description="Custom field values by key (set ones only).")
+    taken_over: bool = Field(
+        default=False, description="A person took the conversation over: flows skip them."
+    )
+    takeover_until: datetime | None = Field(
+        default=None, description="When automation comes back (None: when released)."
+    )
 
 
 class ContactPage(BaseModel):
@@ -277,3 +283,37 @@ class EraseReport(BaseModel):
         description="What is kept, as counts: the event, run and ledger rows, without their "
         "personal data (so usage and limits stay right)."
     )
+
+
+class TakeoverRequest(_Strict):
+    """Take a contact's conversation over: flows skip them for a time or until released."""
+
+    minutes: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TAKEOVER_MINUTES,
+        description="How long, 1 minute to 30 days; null: until released.",
+    )
+
+
+class LiveReply(_Strict):
+    """A message a person of the workspace sends a contact from the app."""
+
+    text: str = Field(min_length=1, max_length=1000, description="The message (1000 characters).")
+    client_id: uuid.UUID = Field(
+        description="Chosen by the app per message: sending again with the same id sends once."
+    )
+    human_agent: bool = Field(
+        default=False,
+        description="Send with Meta's HUMAN_AGENT tag (up to 7 days after their last message; "
+        "the app must be approved for it).",
+    )
+
+
+class LiveReplyResult(BaseModel):
+    """What became of a reply: sent, sandboxed, queued, or refused and why."""
+
+    status: str
+    ledger_id: uuid.UUID
+    duplicate: bool = Field(description="This client_id was sent before; nothing new was sent.")
+    policy_reason: str | None = Field(description="Why Meta's rules refuse it, when they do.")

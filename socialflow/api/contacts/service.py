@@ -40,6 +40,7 @@ from socialflow.contacts import (
     FieldType,
     add_tags,
     check_tag_name,
+    is_taken_over,
     remove_tags,
     set_field,
     window,
@@ -158,6 +159,8 @@ async def reads(session: AsyncSession, contacts: list[Contact]) -> list[ContactR
                 opted_out=c.opted_out,
                 tags=tags[c.id],
                 fields=fields[c.id],
+                taken_over=is_taken_over(c, now),
+                takeover_until=c.takeover_until if is_taken_over(c, now) else None,
             )
         )
     return found

@@ -83,7 +83,8 @@ class EventFlowOutcome(BaseModel):
         default=None,
         description=(
             "Why it did not run: filter_not_matched, kind_off, account_filter, media_filter, "
-            "not_mentioned, echo, own_comment, dashboard_test, flow_paused; resumed_wait when "
+            "not_mentioned, echo, own_comment, dashboard_test, flow_paused, human_takeover; "
+            "resumed_wait when "
             "it answered a waiting run; wait_cancelled when, a global keyword, it ended one."
         ),
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socialflow.api.flows.field_checks import field_problems
 from socialflow.core.credentials import Credential
 from socialflow.core.errors import NotFoundError, ValidationError
 from socialflow.nodes import NodeRegistry
@@ -57,7 +58,8 @@ async def graph_problems(
     registry: NodeRegistry,
     session: AsyncSession,
 ) -> list[GraphProblem]:
-    """Every problem of ``graph`` in ``workspace_id``: the registry's, then the credentials'.
+    """Every problem of ``graph`` in ``workspace_id``: the registry's, the contact fields' its
+    answers are saved to, then the credentials'.
 
     Args:
         graph: The graph to check.
@@ -69,6 +71,7 @@ async def graph_problems(
         The problems, empty when the graph can be published.
     """
     problems = validate_graph(graph, registry)
+    problems += await field_problems(graph, workspace_id, session=session)
     references = credential_references(graph)
     if not references:
         return problems

@@ -33,6 +33,7 @@ from socialflow.nodes.builtins.instagram_triggers import (
     InstagramMentionTriggerNode,
 )
 from socialflow.nodes.builtins.logic import ConditionNode, DelayNode, StopNode, SwitchNode
+from socialflow.nodes.builtins.rotate import RotateNode
 from socialflow.nodes.builtins.triggers import (
     ManualTriggerNode,
     ScheduleTriggerNode,
@@ -62,6 +63,7 @@ __all__ = [
     "KnowledgeRetrieveNode",
     "LLMPromptNode",
     "ManualTriggerNode",
+    "RotateNode",
     "ScheduleTriggerNode",
     "SetNode",
     "StopNode",
@@ -79,6 +81,7 @@ BUILTIN_NODES: tuple[type[BaseNode], ...] = (
     ConditionNode,
     SwitchNode,
     SetNode,
+    RotateNode,
     DelayNode,
     StopNode,
     HttpRequestNode,

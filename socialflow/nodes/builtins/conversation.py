@@ -6,6 +6,10 @@ calls the node again with ``ctx.reply`` when the same contact answers on the sam
 when the wait times out. A valid answer fires ``answer``; an invalid one sends the retry prompt
 and waits again, up to ``max_tries`` answers, then fires ``invalid``; no answer in time fires
 ``timeout``. Each port's value carries ``answer``, ``valid`` and ``attempts``.
+
+With ``save_to_field``, a valid answer is also stored in that custom field of the run's contact
+through ``ctx.contacts`` (the same service, checks and sandbox rules as ``contact.set_field``);
+the flow's checks make sure the field exists and takes what the node expects.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ from socialflow.nodes._wait import AwaitReply, WaitRequest
 from socialflow.nodes.builtins._answers import Expects, check_answer
 from socialflow.nodes.builtins.instagram_actions import QuickReply, _time
 
-__all__ = ["InstagramAskNode"]
+__all__ = ["SAVE_TO_FIELD", "InstagramAskNode"]
+
+#: the config field naming the contact field a valid answer is saved to
+SAVE_TO_FIELD = "save_to_field"
 
 #: inbound kinds that open the 24-hour messaging window
 _WINDOW_KINDS = frozenset({"dm", "postback", "reaction", "referral"})
@@ -116,6 +123,12 @@ class InstagramAskNode(BaseNode):
             description="When the person last messaged the account (ISO); empty: taken from "
             "a DM trigger.",
         )
+        save_to_field: str = Field(
+            default="",
+            pattern=r"^([a-z][a-z0-9_]{0,39})?$",
+            description="Key of a contact field the valid answer is saved to (the person "
+            "whose event started the run); empty: not saved.",
+        )
 
         @model_validator(mode="after")
         def _choices(self) -> InstagramAskNode.Config:
@@ -163,7 +176,10 @@ class InstagramAskNode(BaseNode):
             "answered_at": reply.occurred_at.isoformat() if reply.occurred_at else None,
         }
         if checked.valid:
-            return {"answer": {**found, "answer": checked.value, "valid": True}}
+            answer: dict[str, Any] = {**found, "answer": checked.value, "valid": True}
+            if cfg.save_to_field:
+                answer["saved"] = {cfg.save_to_field: await self._save(ctx, checked.value)}
+            return {"answer": answer}
         if tries >= cfg.max_tries:
             return {"invalid": {**found, "answer": None, "valid": False, "reason": checked.reason}}
         retry_ctx = _with_inputs(ctx, {"reason": checked.reason, "question": question})
@@ -171,6 +187,22 @@ class InstagramAskNode(BaseNode):
         last = reply.occurred_at or datetime.now(UTC)
         await self._send(ctx, account, contact, prompt, last, step=f"retry-{tries}")
         raise AwaitReply(self._request(account, contact, question, last, tries=tries))
+
+    async def _save(self, ctx: NodeContext, value: Any) -> Any:
+        key = self.config.save_to_field
+        where = f"node {ctx.node_id!r} ({ctx.node_kind}) field '{SAVE_TO_FIELD}'"
+        if ctx.contacts is None:
+            msg = (
+                f"{where}: this run has no contact to save the answer to; saving needs a run "
+                "started by an Instagram event from a person (comment, DM, postback…)"
+            )
+            raise UserError(msg, code="contact_missing")
+        try:
+            # an upsert: a continuation run again after a crash stores the same value once
+            return await ctx.contacts.set_field(key, value)
+        except UserError as exc:
+            msg = f"{where}: {exc.message}"
+            raise UserError(msg, code=exc.code) from exc
 
     def _last_message(self, ctx: NodeContext, contact: str) -> datetime | None:
         last = _time(ctx, self.config.last_message_at, "last_message_at")
