@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.config import JsonDict
 from pydantic_core import InitErrorDetails, PydanticCustomError
-from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint, select, update
+from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint, Uuid, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from socialflow.core.crypto import KeyWrapper, LocalKeyWrapper, Sealed, open_secret, rewrap, seal
@@ -74,8 +74,10 @@ class Credential(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     # the workspace table belongs to the API; the key names it without importing it
+    # typed here: a key to a table not imported would leave it untyped (NullType), and a
+    # process that never loads the API's models could then not read its credentials
     workspace_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("workspace.id", ondelete="CASCADE"), index=True
+        Uuid(), ForeignKey("workspace.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(40))
