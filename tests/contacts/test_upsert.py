@@ -41,7 +41,10 @@ async def test_a_comment_then_a_dm_make_one_contact_with_its_window(runtime: Eng
     assert contact.workspace_id == workspace and contact.last_inbound_at is None
     assert contact.id == contact_id(workspace, account, person)
 
-    await store(db, build_dm("hi, I want it", account_id=account, sender_id=person))
+    # a comment's time is in whole seconds and a DM's 300 ms before its envelope: a DM built
+    # within the same second could read as earlier than the comment, so it is dated after it
+    later = datetime.now(UTC) + timedelta(seconds=2)
+    await store(db, dm_at(account, person, "hi, I want it", later))
     await drain(db, runtime.registry)
     [contact] = await rows(db, Contact, Contact.account_id == account)
     assert contact.source == "comment", "the source is how the person first came"
