@@ -8,6 +8,7 @@ mode is switched off so that a missing URL fails loudly instead of starting a pr
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import socket
@@ -113,6 +114,7 @@ def _start_prefect() -> None:
     )
     server.start()
     _state["prefect"] = server
+    atexit.register(_stop_prefect)
     try:
         server.wait_healthy(timeout=180)
     except Exception:
@@ -159,6 +161,13 @@ def _fast_tier_reaches_no_server() -> Iterator[None]:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    _stop_prefect()
+
+
+def _stop_prefect() -> None:
+    """Stop the session's Prefect server and drop its database (once; also at exit, since a
+    command-line error ends pytest after this conftest started the server but before any
+    ``pytest_unconfigure``)."""
     server = _state.pop("prefect", None)
     if server is not None:
         server.stop()
