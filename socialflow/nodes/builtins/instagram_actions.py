@@ -216,12 +216,8 @@ class InstagramSendDMNode(_InstagramAction):
         recipient = ctx.render_text(cfg.recipient_id, field_name="recipient_id")
         last = _time(ctx, cfg.last_message_at, "last_message_at")
         trigger = ctx.trigger
-        if (
-            last is None
-            and trigger.get("kind") in _WINDOW_KINDS
-            and str(trigger.get("sender_id")) == recipient
-        ):
-            last = _time(ctx, "{{ trigger.occurred_at }}", "last_message_at")
+        if last is None:
+            last = _latest_inbound(ctx, recipient)
         attachment = None
         if cfg.attachment_type != "none":
             url = ctx.render_text(cfg.attachment_url, field_name="attachment_url")
@@ -242,6 +238,29 @@ class InstagramSendDMNode(_InstagramAction):
             human_agent=cfg.human_agent,
             occurrence=str(trigger.get("message_id") or ctx.execution_id),
         )
+
+
+def _latest_inbound(ctx: NodeContext, recipient: str) -> datetime | None:
+    """When ``recipient`` last wrote to the account, as far as the run knows: the trigger (a DM
+    of theirs) or, later, their contact's last inbound message (an answer to a question that
+    resumed the run opens the window anew)."""
+    times: list[datetime] = []
+    trigger = ctx.trigger
+    if trigger.get("kind") in _WINDOW_KINDS and str(trigger.get("sender_id")) == recipient:
+        occurred = _time(ctx, "{{ trigger.occurred_at }}", "last_message_at")
+        if occurred is not None:
+            times.append(occurred)
+    contact = ctx.contact
+    if contact is not None and str(contact.get("igsid")) == recipient:
+        inbound = contact.get("last_inbound_at")
+        if isinstance(inbound, str) and inbound:
+            try:
+                seen = datetime.fromisoformat(inbound)
+            except ValueError:
+                seen = None
+            if seen is not None:
+                times.append(seen if seen.tzinfo else seen.replace(tzinfo=UTC))
+    return max(times) if times else None
 
 
 class InstagramHideCommentNode(_InstagramAction):
