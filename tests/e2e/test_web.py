@@ -39,8 +39,10 @@ def test_sign_up_build_publish_and_watch_a_run_live(
     page.get_by_role("button", name="New flow").click()
     # a template is offered disabled exactly when it says which node kinds it still needs
     cards = page.locator("label.template")
-    expect(cards).to_have_count(6)
-    for n in range(6):
+    # the six starters and the comment → DM growth template
+    expect(cards).to_have_count(7)
+    expect(page.locator("label.template", has_text="Comment → DM growth")).to_have_count(1)
+    for n in range(7):
         card = cards.nth(n)
         needs = card.locator(".needs").count() > 0
         assert card.get_by_role("radio").is_disabled() == needs, card.inner_text()
