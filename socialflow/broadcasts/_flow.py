@@ -19,7 +19,7 @@ from socialflow.core.credentials import key_wrapper
 from socialflow.core.db import Database
 from socialflow.core.logging import get_logger
 from socialflow.core.settings import get_settings
-from socialflow.publishing import publishing_pool
+from socialflow.publishing import cancel_flow_run, ensure_pool_deployment
 
 __all__ = [
     "DEPLOYMENT",
@@ -37,7 +37,6 @@ DEPLOYMENT = "send-broadcast"
 ENTRYPOINT = "socialflow/broadcasts/_flow.py:send_broadcast"
 
 _context: BroadcastContext | None = None
-_deployments: dict[str, uuid.UUID] = {}
 
 
 def set_broadcast_context(context: BroadcastContext | None) -> None:
@@ -74,32 +73,13 @@ async def send_broadcast(broadcast_id: str) -> str:
 
 async def _deployment_id() -> uuid.UUID:
     """The ``send-broadcast`` deployment in the publishing pool, created the first time."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
-    from prefect.utilities.callables import parameter_schema
-
-    pool = publishing_pool()
-    if pool in _deployments:
-        return _deployments[pool]
-    async with get_client() as client:
-        try:
-            await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-        except ObjectAlreadyExists:
-            pass
-        deployment_id: uuid.UUID = await client.create_deployment(
-            flow_id=await client.create_flow_from_name("send-broadcast"),
-            name=DEPLOYMENT if pool == "socialflow-publishing" else f"{DEPLOYMENT}-{pool}",
-            entrypoint=ENTRYPOINT,
-            work_pool_name=pool,
-            parameters={},
-            parameter_openapi_schema=parameter_schema(send_broadcast).model_dump_for_openapi(),
-            tags=["socialflow", "broadcast"],
-            paused=False,
-            description="Send one broadcast to its segment (parameter broadcast_id).",
-        )
-    _deployments[pool] = deployment_id
-    return deployment_id
+    return await ensure_pool_deployment(
+        send_broadcast,
+        name=DEPLOYMENT,
+        entrypoint=ENTRYPOINT,
+        tags=["socialflow", "broadcast"],
+        description="Send one broadcast to its segment (parameter broadcast_id).",
+    )
 
 
 async def schedule_run(
@@ -128,20 +108,6 @@ async def schedule_run(
 
 
 async def cancel_run(flow_run_id: uuid.UUID | None) -> None:
-    """Cancel a broadcast's run if it has not ended; one gone or finished is fine."""
-    if flow_run_id is None:
-        return
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-    from prefect.states import Cancelled
-
-    async with get_client() as client:
-        try:
-            run = await client.read_flow_run(flow_run_id)
-            # a running sender stops by itself at its next page; only a waiting run is ended
-            if run.state is not None and run.state.is_scheduled():
-                await client.set_flow_run_state(
-                    flow_run_id, Cancelled(message="the broadcast was cancelled"), force=True
-                )
-        except ObjectNotFound:
-            pass
+    """Cancel a broadcast's run if it still waits for its time: a running sender stops by
+    itself at its next page."""
+    await cancel_flow_run(flow_run_id, "the broadcast was cancelled", only_scheduled=True)

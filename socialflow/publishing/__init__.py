@@ -10,7 +10,9 @@ from socialflow.publishing._engine import POST_LEASES, Outcome, Publisher, Publi
 from socialflow.publishing._errors import Verdict, verdict_for
 from socialflow.publishing._flow import (
     DEPLOYMENT,
+    cancel_flow_run,
     cancel_run,
+    ensure_pool_deployment,
     get_publishing_context,
     publish_post,
     publishing_pool,
@@ -54,8 +56,10 @@ __all__ = [
     "PublishingGateway",
     "SignedUrlError",
     "Verdict",
+    "cancel_flow_run",
     "cancel_run",
     "caption_problems",
+    "ensure_pool_deployment",
     "get_publishing_context",
     "inspect_media",
     "post_problems",

@@ -100,34 +100,50 @@ async def publish_post(post_id: str) -> dict[str, Any]:
     return outcome.model_dump(mode="json")
 
 
-async def _deployment_id() -> uuid.UUID:
-    """The ``publish-post`` deployment in this process's pool, created the first time."""
+async def ensure_pool_deployment(
+    entry: Any, *, name: str, entrypoint: str, tags: list[str], description: str
+) -> uuid.UUID:
+    """The deployment ``name`` of the flow ``entry`` in this process's publishing pool (the
+    pool and the deployment created the first time); the calendar's posts and broadcasts both
+    run this way, so the workers that take the pool run them."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
     from prefect.utilities.callables import parameter_schema
 
     pool = publishing_pool()
-    if pool in _deployments:
-        return _deployments[pool]
+    key = f"{entry.name}:{pool}"
+    if key in _deployments:
+        return _deployments[key]
     async with get_client() as client:
         try:
             await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
         except ObjectAlreadyExists:
             pass
         deployment_id: uuid.UUID = await client.create_deployment(
-            flow_id=await client.create_flow_from_name("publish-post"),
-            name=DEPLOYMENT if pool == "socialflow-publishing" else f"{DEPLOYMENT}-{pool}",
-            entrypoint=ENTRYPOINT,
+            flow_id=await client.create_flow_from_name(entry.name),
+            name=name if pool == "socialflow-publishing" else f"{name}-{pool}",
+            entrypoint=entrypoint,
             work_pool_name=pool,
             parameters={},
-            parameter_openapi_schema=parameter_schema(publish_post).model_dump_for_openapi(),
-            tags=["socialflow", "publishing"],
+            parameter_openapi_schema=parameter_schema(entry).model_dump_for_openapi(),
+            tags=tags,
             paused=False,
-            description="Publish one scheduled Instagram post (parameter post_id).",
+            description=description,
         )
-    _deployments[pool] = deployment_id
+    _deployments[key] = deployment_id
     return deployment_id
+
+
+async def _deployment_id() -> uuid.UUID:
+    """The ``publish-post`` deployment in this process's pool, created the first time."""
+    return await ensure_pool_deployment(
+        publish_post,
+        name=DEPLOYMENT,
+        entrypoint=ENTRYPOINT,
+        tags=["socialflow", "publishing"],
+        description="Publish one scheduled Instagram post (parameter post_id).",
+    )
 
 
 async def schedule_run(
@@ -179,8 +195,11 @@ async def schedule_run_at(
     return run_id
 
 
-async def cancel_run(flow_run_id: uuid.UUID | None) -> None:
-    """Cancel a post's scheduled run; one already gone or finished is fine."""
+async def cancel_flow_run(
+    flow_run_id: uuid.UUID | None, message: str, *, only_scheduled: bool = False
+) -> None:
+    """Cancel a flow run that has not ended (``only_scheduled``: only one still waiting for
+    its time); one gone or finished is fine."""
     if flow_run_id is None:
         return
     from prefect.client.orchestration import get_client
@@ -190,14 +209,18 @@ async def cancel_run(flow_run_id: uuid.UUID | None) -> None:
     async with get_client() as client:
         try:
             run = await client.read_flow_run(flow_run_id)
-            if run.state is not None and not run.state.is_final():
-                await client.set_flow_run_state(
-                    flow_run_id,
-                    Cancelled(message="the post was rescheduled or cancelled"),
-                    force=True,
-                )
+            state = run.state
+            if state is not None and (
+                state.is_scheduled() if only_scheduled else not state.is_final()
+            ):
+                await client.set_flow_run_state(flow_run_id, Cancelled(message=message), force=True)
         except ObjectNotFound:
             pass
+
+
+async def cancel_run(flow_run_id: uuid.UUID | None) -> None:
+    """Cancel a post's scheduled run; one already gone or finished is fine."""
+    await cancel_flow_run(flow_run_id, "the post was rescheduled or cancelled")
 
 
 async def _run_is_waiting(run_id: uuid.UUID, now: datetime, lease_seconds: float) -> bool:
